@@ -1,0 +1,142 @@
+package protocol
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+
+	"github.com/fxamacker/cbor/v2"
+	"github.com/ipfs/go-cid"
+	mh "github.com/multiformats/go-multihash"
+)
+
+// The DAG-CBOR profile used for every record: deterministic encoding with
+// map keys sorted length-first then bytewise (RFC 7049 canonical, as the
+// DAG-CBOR spec requires), definite lengths only, no tags other than 42
+// (CID links), no floats in any schema, strict decoding of known fields.
+var (
+	encMode cbor.EncMode
+	decMode cbor.DecMode
+)
+
+func init() {
+	var err error
+	encMode, err = cbor.EncOptions{
+		Sort:          cbor.SortLengthFirst,
+		ShortestFloat: cbor.ShortestFloatNone,
+		IndefLength:   cbor.IndefLengthForbidden,
+		NilContainers: cbor.NilContainerAsEmpty,
+		TagsMd:        cbor.TagsAllowed,
+		String:        cbor.StringToTextString,
+		FieldName:     cbor.FieldNameToTextString,
+	}.EncMode()
+	if err != nil {
+		panic("protocol: cbor encoder options: " + err.Error())
+	}
+	decMode, err = cbor.DecOptions{
+		DupMapKey:         cbor.DupMapKeyEnforcedAPF,
+		IndefLength:       cbor.IndefLengthForbidden,
+		TagsMd:            cbor.TagsAllowed,
+		MaxNestedLevels:   maxNesting,
+		MaxArrayElements:  maxElements,
+		MaxMapPairs:       maxElements,
+		ExtraReturnErrors: cbor.ExtraDecErrorUnknownField,
+		FieldNameMatching: cbor.FieldNameMatchingCaseSensitive,
+		UTF8:              cbor.UTF8RejectInvalid,
+		IntDec:            cbor.IntDecConvertSigned,
+		BinaryUnmarshaler: cbor.BinaryUnmarshalerNone,
+		TextUnmarshaler:   cbor.TextUnmarshalerNone,
+	}.DecMode()
+	if err != nil {
+		panic("protocol: cbor decoder options: " + err.Error())
+	}
+}
+
+// Marshal encodes v in the DAG-CBOR profile of this protocol.
+func Marshal(v any) ([]byte, error) { return encMode.Marshal(v) }
+
+// unmarshalCanonical decodes data into v strictly and then requires that v
+// re-encodes to exactly data: there is one encoding per value, so no two
+// byte strings (and no two CIDs) can carry the same record.
+func unmarshalCanonical(data []byte, v any) error {
+	if err := decMode.Unmarshal(data, v); err != nil {
+		return Errorf(ReasonBadEncoding, "%v", err)
+	}
+	again, err := encMode.Marshal(v)
+	if err != nil {
+		return Errorf(ReasonBadEncoding, "re-encode: %v", err)
+	}
+	if !bytes.Equal(again, data) {
+		return Errorf(ReasonNonCanonical, "encoding is not canonical DAG-CBOR (%d bytes, canonical form is %d bytes)", len(data), len(again))
+	}
+	return nil
+}
+
+// cidTag is the CBOR tag DAG-CBOR uses for CID links.
+const cidTag = 42
+
+// Link is a DAG-CBOR link: a CID encoded as CBOR tag 42 over the byte
+// string 0x00 followed by the binary CID.
+type Link struct {
+	cid.Cid
+}
+
+// LinkTo returns a Link to c.
+func LinkTo(c cid.Cid) Link { return Link{c} }
+
+// MarshalCBOR encodes l as tag 42.
+func (l Link) MarshalCBOR() ([]byte, error) {
+	if !l.Defined() {
+		return nil, errors.New("protocol: cannot encode an undefined CID link")
+	}
+	b := l.Bytes()
+	content := make([]byte, 0, len(b)+1)
+	content = append(content, 0x00)
+	content = append(content, b...)
+	return encMode.Marshal(cbor.Tag{Number: cidTag, Content: content})
+}
+
+// UnmarshalCBOR decodes tag 42 into l.
+func (l *Link) UnmarshalCBOR(data []byte) error {
+	var raw cbor.RawTag
+	if err := raw.UnmarshalCBOR(data); err != nil {
+		return err
+	}
+	if raw.Number != cidTag {
+		return fmt.Errorf("protocol: link: tag %d, want %d", raw.Number, cidTag)
+	}
+	var content []byte
+	if err := decMode.Unmarshal(raw.Content, &content); err != nil {
+		return fmt.Errorf("protocol: link: %w", err)
+	}
+	if len(content) < 2 || content[0] != 0x00 {
+		return errors.New("protocol: link: CID bytes must start with the 0x00 multibase prefix")
+	}
+	c, err := cid.Cast(content[1:])
+	if err != nil {
+		return fmt.Errorf("protocol: link: %w", err)
+	}
+	l.Cid = c
+	return nil
+}
+
+// RecordCID returns the CID of an encoded record: CIDv1, codec dag-cbor,
+// multihash sha2-256 over the full signed bytes.
+func RecordCID(data []byte) cid.Cid {
+	sum, err := mh.Sum(data, mh.SHA2_256, -1)
+	if err != nil {
+		// sha2-256 is always registered; Sum fails only for unknown codes.
+		panic("protocol: sha2-256 multihash: " + err.Error())
+	}
+	return cid.NewCidV1(cid.DagCBOR, sum)
+}
+
+// IsRecordCID reports whether c has the shape of a record CID: version 1,
+// codec dag-cbor, multihash sha2-256 of 32 bytes.
+func IsRecordCID(c cid.Cid) bool {
+	if !c.Defined() || c.Version() != 1 || c.Type() != cid.DagCBOR {
+		return false
+	}
+	p := c.Prefix()
+	return p.MhType == mh.SHA2_256 && p.MhLength == 32
+}
