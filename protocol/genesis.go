@@ -317,10 +317,19 @@ func DevGenesis(key ed25519.PrivateKey, org string, created time.Time) (*Genesis
 		Group:  DefaultGroups[3],
 		Region: DefaultRegions[4],
 	}}, created)
-	g.Description = "One-member development federation created by a node started without a genesis. Not for production."
+	g.Description = devDescription
 	g.Rules.AdmitEndorsements, g.Rules.AdmitGroups = 1, 1
 	if err := g.Sign(key); err != nil {
 		return nil, err
 	}
 	return g, g.Verify()
+}
+
+// devDescription marks a genesis made by DevGenesis.
+const devDescription = "One-member development federation created by a node started without a genesis. Not for production."
+
+// IsDevGenesis reports whether g is a one-member development federation
+// made by DevGenesis.
+func IsDevGenesis(g *Genesis) bool {
+	return len(g.Founders) == 1 && g.Description == devDescription
 }

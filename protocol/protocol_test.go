@@ -278,3 +278,34 @@ func TestGenesis(t *testing.T) {
 		t.Fatalf("tampered genesis: %v", err)
 	}
 }
+
+func TestCheckParents(t *testing.T) {
+	key, other := fixedKey(1), fixedKey(2)
+	net := devNetwork(t, key)
+	r1 := statement(t, key, net, 1, cid.Undef)
+	o1 := statement(t, other, net, 1, cid.Undef)
+	r2 := statement(t, key, net, 2, r1.CID, o1.CID)
+	parent := func(r *protocol.Record) protocol.Parent {
+		return protocol.Parent{CID: r.CID, Author: r.Env.Author, Topic: r.Env.Topic, Seq: r.Env.Seq, Time: r.Env.Time}
+	}
+	tests := []struct {
+		name    string
+		parents []protocol.Parent
+		reason  protocol.Reason
+	}{
+		{"ok", []protocol.Parent{parent(o1), parent(r1)}, ""},
+		{"missing dep", []protocol.Parent{parent(r1)}, protocol.ReasonMissingDeps},
+		{"prev by another author", []protocol.Parent{parent(o1), {CID: r1.CID, Author: o1.Env.Author, Topic: r1.Env.Topic, Seq: 1, Time: r1.Env.Time}}, protocol.ReasonBadLinks},
+		{"prev on another topic", []protocol.Parent{parent(o1), {CID: r1.CID, Author: r1.Env.Author, Topic: "issue/other", Seq: 1, Time: r1.Env.Time}}, protocol.ReasonBadLinks},
+		{"seq gap", []protocol.Parent{parent(o1), {CID: r1.CID, Author: r1.Env.Author, Topic: r1.Env.Topic, Seq: 5, Time: r1.Env.Time}}, protocol.ReasonBadLinks},
+		{"dep from the future", []protocol.Parent{parent(r1), {CID: o1.CID, Author: o1.Env.Author, Topic: o1.Env.Topic, Seq: 1, Time: r2.Env.Time + 1}}, protocol.ReasonBadTime},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := protocol.CheckParents(r2, tt.parents)
+			if got := protocol.ReasonOf(err); got != tt.reason {
+				t.Fatalf("reason %q, want %q (%v)", got, tt.reason, err)
+			}
+		})
+	}
+}
