@@ -1,0 +1,98 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/multiformats/go-multiaddr"
+	"github.com/spf13/cobra"
+
+	"github.com/clearinghouse-net/clearinghouse/config"
+)
+
+func newIDCommand(a *app) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "id",
+		Short: "Print the node's peer id and addresses",
+		Long: `Print the node's peer id and its configured listen addresses, each ending in
+/p2p/<peer id> so that another node can use it in network.bootstrap. It reads
+the data directory only; it does not start a node or need one running.
+
+The addresses are those of network.listen as configured: a wildcard address
+such as /ip4/0.0.0.0 is printed as it is, and must be replaced with a
+reachable address before another node can dial it.`,
+		Example: `  clearinghouse id
+  clearinghouse id --json | jq -r '.addrs[0]'`,
+		Args: noArgs,
+		RunE: func(*cobra.Command, []string) error {
+			dd, err := a.resolveDataDir()
+			if err != nil {
+				return err
+			}
+			if err := requireDataDir(dd); err != nil {
+				return err
+			}
+			cfg, err := config.Load(dd.ConfigPath())
+			if err != nil {
+				return err
+			}
+			id, err := peerID(dd)
+			if err != nil {
+				return err
+			}
+			listen := cfg.Network.Listen
+			if len(listen) == 0 { // the documented meaning of an empty list
+				listen = config.DefaultListenAddrs()
+			}
+			addrs, err := p2pAddrs(listen, id)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(a.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(struct {
+					ID    string   `json:"id"`
+					Addrs []string `json:"addrs"`
+				}{id.String(), addrs})
+			}
+			fmt.Fprintf(a.stdout, "peer id: %s\n", id)
+			for _, s := range addrs {
+				fmt.Fprintf(a.stdout, "address: %s\n", s)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"id": ..., "addrs": [...]} as JSON`)
+	return cmd
+}
+
+// requireDataDir returns an error unless dd exists.
+func requireDataDir(dd config.DataDir) error {
+	if _, err := os.Stat(dd.Path); errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("data directory %s does not exist; create it with: clearinghouse init", dd.Path)
+	}
+	return nil
+}
+
+// p2pAddrs returns each of addrs with /p2p/<id> appended.
+func p2pAddrs(addrs []string, id peer.ID) ([]string, error) {
+	p2p, err := multiaddr.NewComponent("p2p", id.String())
+	if err != nil {
+		return nil, fmt.Errorf("peer id %s: %w", id, err)
+	}
+	out := make([]string, 0, len(addrs))
+	for _, s := range addrs {
+		a, err := multiaddr.NewMultiaddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("listen address %q: %w", s, err)
+		}
+		out = append(out, a.Encapsulate(p2p).String())
+	}
+	return out, nil
+}

@@ -1,0 +1,71 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/spf13/cobra"
+
+	"github.com/clearinghouse-net/clearinghouse/config"
+)
+
+func newInitCommand(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "init",
+		Short: "Create the data directory: configuration, identity key, API token",
+		Long: `Create the node's data directory (mode 0700) with what a node needs to start:
+
+  config.toml    the configuration, every key commented with its default
+  identity.key   a new ed25519 identity key (mode 0600); its peer id is printed
+  api.token      a new bearer token for the HTTP API (mode 0600)
+
+init is safe to run again: it only creates the files that are missing, and it
+never replaces an existing identity key. The default configuration listens on
+loopback only; edit network.listen in config.toml to reach other machines.`,
+		Example: `  clearinghouse init
+  clearinghouse --data-dir /srv/clearinghouse init
+  CLEARINGHOUSE_DIR=/tmp/node1 clearinghouse init`,
+		Args: noArgs,
+		RunE: func(*cobra.Command, []string) error {
+			dd, err := a.resolveDataDir()
+			if err != nil {
+				return err
+			}
+			made, err := config.InitFiles(dd.Path)
+			if err != nil {
+				return err
+			}
+			id, err := peerID(dd)
+			if err != nil {
+				return err
+			}
+			w := a.stdout
+			if len(made) == 0 {
+				fmt.Fprintf(w, "data directory %s already exists; nothing to create\n", dd.Path)
+			} else {
+				fmt.Fprintf(w, "data directory: %s\n", dd.Path)
+			}
+			fmt.Fprintf(w, "peer id: %s\n", id)
+			for _, p := range made {
+				fmt.Fprintf(w, "created: %s\n", p)
+			}
+			if len(made) > 0 {
+				fmt.Fprintf(w, "next: edit %s, then run: clearinghouse run\n", dd.ConfigPath())
+			}
+			return nil
+		},
+	}
+}
+
+// peerID returns the peer id of the data directory's identity key.
+func peerID(dd config.DataDir) (peer.ID, error) {
+	key, err := config.LoadIdentity(dd.KeyPath())
+	if err != nil {
+		return "", err
+	}
+	id, err := peer.IDFromPrivateKey(key)
+	if err != nil {
+		return "", fmt.Errorf("peer id of %s: %w", dd.KeyPath(), err)
+	}
+	return id, nil
+}

@@ -1,0 +1,208 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/multiformats/go-multiaddr"
+	"github.com/multiformats/go-multihash"
+
+	"github.com/clearinghouse-net/clearinghouse/config"
+)
+
+// fakeNode stands in for a started node.
+type fakeNode struct {
+	id     peer.ID
+	params nodeParams
+	done   chan struct{}
+
+	mu     sync.Mutex
+	closed bool
+}
+
+func (n *fakeNode) ID() peer.ID { return n.id }
+
+func (n *fakeNode) Addrs() []multiaddr.Multiaddr {
+	var out []multiaddr.Multiaddr
+	for _, s := range n.params.config.Network.Listen {
+		out = append(out, multiaddr.StringCast(s+"/p2p/"+n.id.String()))
+	}
+	return out
+}
+
+func (n *fakeNode) NetworkID() cid.Cid {
+	h, _ := multihash.Sum([]byte("genesis"), multihash.SHA2_256, -1)
+	return cid.NewCidV1(cid.DagCBOR, h)
+}
+
+func (n *fakeNode) Done() <-chan struct{} { return n.done }
+
+func (n *fakeNode) Close() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.closed = true
+	return nil
+}
+
+// runFake runs `run` with args against a fake node in the background. It
+// returns once the node has been started, with the node, a function that
+// waits for the command to end, and the command's output buffers (to be
+// read only after wait).
+func runFake(t *testing.T, ctx context.Context, args ...string) (n *fakeNode, wait func() int, stdout, stderr *bytes.Buffer) {
+	t.Helper()
+	stdout, stderr = &bytes.Buffer{}, &bytes.Buffer{}
+	started := make(chan *fakeNode, 1)
+	a := &app{stdout: stdout, stderr: stderr, start: func(_ context.Context, p nodeParams) (runningNode, error) {
+		id, err := peer.IDFromPrivateKey(p.identity)
+		if err != nil {
+			return nil, err
+		}
+		n := &fakeNode{id: id, params: p, done: make(chan struct{})}
+		started <- n
+		return n, nil
+	}}
+	result := make(chan int, 1)
+	go func() { result <- execute(ctx, newRoot(a), args, stderr) }()
+	select {
+	case n = <-started:
+	case code := <-result:
+		t.Fatalf("run ended with %d before starting the node:\n%s", code, stderr)
+	}
+	return n, func() int { return <-result }, stdout, stderr
+}
+
+func TestRunUntilSignal(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "fresh")
+	ctx, cancel := context.WithCancel(t.Context())
+	n, wait, stdout, stderr := runFake(t, ctx, "--data-dir", dir, "run")
+	cancel() // as SIGINT does
+	if code := wait(); code != 0 {
+		t.Fatalf("exit %d, want 0; stderr:\n%s", code, stderr)
+	}
+
+	// The missing data directory was created, and that was logged.
+	if _, err := os.Stat(config.DataDir{Path: dir}.KeyPath()); err != nil {
+		t.Fatal(err)
+	}
+	logs := stderr.String()
+	for _, want := range []string{"msg=\"initialised data directory\"", "msg=\"shutting down\""} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("log lacks %s:\n%s", want, logs)
+		}
+	}
+
+	// The banner.
+	want := "peer id: " + n.id.String() + "\n" +
+		"network: " + n.NetworkID().String() + "\n"
+	for _, a := range config.DefaultListenAddrs() {
+		want += "listening on: " + a + "/p2p/" + n.id.String() + "\n"
+	}
+	if stdout.String() != want {
+		t.Errorf("stdout:\n%s\nwant:\n%s", stdout, want)
+	}
+
+	// What the node was given.
+	if n.params.dataDir.Path != dir || n.params.config.Node.Role != config.RoleMember || n.params.logger == nil {
+		t.Errorf("node params %+v", n.params)
+	}
+	if !n.closed {
+		t.Error("the node was not closed")
+	}
+}
+
+func TestRunFlagsOverrideConfig(t *testing.T) {
+	dir := t.TempDir()
+	runCLI(t, "--data-dir", dir, "init").mustSucceed(t)
+	cfgPath := config.DataDir{Path: dir}.ConfigPath()
+	content := "[node]\nrole = \"member\"\n[topics]\nfollow = [\"privacy\"]\n[log]\nformat = \"json\"\nlevel = \"debug\"\n"
+	if err := os.WriteFile(cfgPath, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	n, wait, _, stderr := runFake(t, ctx, "--data-dir", dir, "run", "--observer",
+		"--listen", "/ip4/127.0.0.1/tcp/0", "--listen", "/ip4/127.0.0.1/udp/0/quic-v1")
+	cancel()
+	if code := wait(); code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, stderr)
+	}
+	c := n.params.config
+	if c.Node.Role != config.RoleObserver {
+		t.Errorf("role %q, want observer", c.Node.Role)
+	}
+	if got := strings.Join(c.Network.Listen, " "); got != "/ip4/127.0.0.1/tcp/0 /ip4/127.0.0.1/udp/0/quic-v1" {
+		t.Errorf("listen %q", got)
+	}
+	if got := strings.Join(c.Topics.Follow, " "); got != "privacy" {
+		t.Errorf("follow %q", got)
+	}
+	// JSON logs, as configured.
+	if !strings.Contains(stderr.String(), `"msg":"shutting down"`) {
+		t.Errorf("log is not JSON:\n%s", stderr)
+	}
+}
+
+func TestRunObserverFalseForcesMember(t *testing.T) {
+	dir := t.TempDir()
+	runCLI(t, "--data-dir", dir, "init").mustSucceed(t)
+	if err := os.WriteFile(config.DataDir{Path: dir}.ConfigPath(), []byte("[node]\nrole = \"observer\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	n, wait, _, _ := runFake(t, ctx, "--data-dir", dir, "run", "--observer=false")
+	cancel()
+	wait()
+	if n.params.config.Node.Role != config.RoleMember {
+		t.Errorf("role %q, want member", n.params.config.Node.Role)
+	}
+}
+
+func TestRunNodeStopsByItself(t *testing.T) {
+	n, wait, _, stderr := runFake(t, t.Context(), "--data-dir", t.TempDir(), "run")
+	close(n.done)
+	if code := wait(); code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	if !strings.Contains(stderr.String(), "clearinghouse: node stopped unexpectedly\n") {
+		t.Errorf("stderr:\n%s", stderr)
+	}
+	if !n.closed {
+		t.Error("the node was not closed")
+	}
+}
+
+func TestRunStartError(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	a := &app{stdout: &stdout, stderr: &stderr, start: func(context.Context, nodeParams) (runningNode, error) {
+		return nil, errors.New("node: start libp2p host: address in use")
+	}}
+	code := execute(t.Context(), newRoot(a), []string{"--data-dir", t.TempDir(), "run"}, &stderr)
+	if code != 1 || !strings.HasSuffix(stderr.String(), "clearinghouse: node: start libp2p host: address in use\n") {
+		t.Errorf("exit %d, stderr:\n%s", code, stderr.String())
+	}
+	if stdout.Len() != 0 {
+		t.Errorf("stdout %q, want nothing", stdout.String())
+	}
+}
+
+func TestRunDoesNotReplaceALostKey(t *testing.T) {
+	dir := t.TempDir()
+	dd := config.DataDir{Path: dir}
+	if err := config.WriteDefault(dd.ConfigPath()); err != nil {
+		t.Fatal(err)
+	}
+	r := runCLI(t, "--data-dir", dir, "run")
+	if r.code != 1 || !strings.Contains(r.stderr, dd.KeyPath()) {
+		t.Fatalf("exit %d, stderr %q; want 1 and an error naming %s", r.code, r.stderr, dd.KeyPath())
+	}
+	if _, err := os.Stat(dd.KeyPath()); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("run created a new key: %v", err)
+	}
+}

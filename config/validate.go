@@ -1,0 +1,97 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/multiformats/go-multiaddr"
+
+	"github.com/clearinghouse-net/clearinghouse/protocol"
+)
+
+// Validate checks every constraint documented on [Config]. It reports all
+// the problems it finds, not only the first: the result is nil or the
+// [errors.Join] of one [*Error] per problem, in the order of the keys in
+// the file written by [WriteDefault]. Each names its key path, e.g.
+//
+//	config: network.listen[1]: invalid multiaddr "/ip4/1.2.3": ...
+func (c Config) Validate() error {
+	var errs []error
+	add := func(e *Error) { errs = append(errs, e) }
+
+	switch c.Node.Role {
+	case RoleMember, RoleObserver:
+	default:
+		add(keyError("node.role", "must be %q or %q, not %q", RoleMember, RoleObserver, c.Node.Role))
+	}
+
+	for i, s := range c.Network.Listen {
+		if _, err := multiaddr.NewMultiaddr(s); err != nil {
+			add(&Error{Key: fmt.Sprintf("network.listen[%d]", i), Err: fmt.Errorf("invalid multiaddr %q: %w", s, err)})
+		}
+	}
+	for i, s := range c.Network.Bootstrap {
+		if _, err := peer.AddrInfoFromString(s); err != nil {
+			add(&Error{Key: fmt.Sprintf("network.bootstrap[%d]", i),
+				Err: fmt.Errorf("invalid peer address %q (want a multiaddr ending in /p2p/<peer id>): %w", s, err)})
+		}
+	}
+	if c.Network.ConnLow < 1 {
+		add(keyError("network.conn_low", "must be >= 1, not %d", c.Network.ConnLow))
+	}
+	if c.Network.ConnHigh < c.Network.ConnLow {
+		add(keyError("network.conn_high", "must be >= network.conn_low (%d), not %d", c.Network.ConnLow, c.Network.ConnHigh))
+	}
+
+	if err := checkHostPort(c.API.Listen); err != nil {
+		add(&Error{Key: "api.listen", Err: err})
+	}
+
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		add(keyError("log.level", `must be "debug", "info", "warn" or "error", not %q`, c.Log.Level))
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		add(keyError("log.format", `must be "text" or "json", not %q`, c.Log.Format))
+	}
+
+	for i, s := range c.Topics.Follow {
+		if !protocol.ValidSlug(s) {
+			add(keyError(fmt.Sprintf("topics.follow[%d]", i),
+				"invalid issue slug %q: want 1 to 63 of a-z, 0-9 and '-', not starting with '-'", s))
+		}
+	}
+
+	if c.Sync.Interval <= 0 {
+		add(keyError("sync.interval", "must be > 0, not %s", c.Sync.Interval))
+	}
+
+	if c.Store.CacheMB < MinCacheMB {
+		add(keyError("store.cache_mb", "must be >= %d, not %d", MinCacheMB, c.Store.CacheMB))
+	}
+
+	return errors.Join(errs...)
+}
+
+// checkHostPort returns an error unless s is host:port with a numeric port.
+func checkHostPort(s string) error {
+	_, port, err := net.SplitHostPort(s)
+	if err != nil {
+		// net.AddrError's message repeats the address; keep only the reason.
+		var ae *net.AddrError
+		if errors.As(err, &ae) {
+			return fmt.Errorf("invalid host:port %q: %s", s, ae.Err)
+		}
+		return fmt.Errorf("invalid host:port %q: %w", s, err)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("invalid host:port %q: port must be a number from 0 to 65535", s)
+	}
+	return nil
+}

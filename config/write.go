@@ -1,0 +1,123 @@
+package config
+
+import (
+	"bytes"
+	"fmt"
+	"reflect"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+)
+
+// fileHeader opens the file written by WriteDefault.
+const fileHeader = `# clearinghouse node configuration.
+#
+# Written by "clearinghouse init" from the built-in defaults. Every key is
+# optional: a key left out (or commented out) takes the default given in its
+# comment. A key that is not listed here is an error, so that a typo does not
+# go unnoticed. Durations are strings such as "30s", "5m" or "1h30m".
+`
+
+// sectionDocs are the comments above each table in the file written by
+// WriteDefault.
+var sectionDocs = map[string]string{
+	"node":    "Who this node is.",
+	"network": "The libp2p host: addresses, peers to start from, connection limits.",
+	"api":     "The HTTP JSON API and web view. Write calls need the bearer token in\napi.token, next to this file.",
+	"log":     "The structured log, written to standard error.",
+	"topics":  "The issues this node follows. The federation's index and members topics\nare always followed.",
+	"sync":    "Reconciliation with peers, which fetches records that gossip missed.",
+	"store":   "The on-disk record store (the store/ directory next to this file).",
+	"metrics": "Prometheus metrics, libp2p's own and the node's.",
+}
+
+// keyDocs are the comments above each key in the file written by
+// WriteDefault: meaning, unit and constraint. The default is appended from
+// Default. A test checks that every key of Config has one.
+var keyDocs = map[string]string{
+	"node.role": `"member" signs and publishes records with the node's identity key;
+"observer" only follows, verifies, stores and serves them, and never signs.
+One of "member", "observer".`,
+	"node.name": `The organisation's display name. Any text; may be empty.`,
+	"network.listen": `Multiaddrs the node listens on, TCP and/or QUIC. The default listens on
+loopback only, so no other machine can reach the node: set a public or LAN
+address to join a federation, e.g. "/ip4/0.0.0.0/tcp/4001" and
+"/ip4/0.0.0.0/udp/4001/quic-v1". Each must be a valid multiaddr; an empty
+list means the default.`,
+	"network.bootstrap": `Peers to connect to at start, as multiaddrs ending in /p2p/<peer id>, e.g.
+"/ip4/192.0.2.7/tcp/4001/p2p/12D3KooW...". Get them from "clearinghouse id"
+on the other node. Each must be a valid multiaddr with a /p2p/ peer id.`,
+	"network.conn_low": `Connection manager low watermark, in connections: when trimming, the
+node closes connections down to this many. Must be >= 1.`,
+	"network.conn_high": `Connection manager high watermark, in connections: above this many, the
+node starts trimming. Must be >= network.conn_low.`,
+	"api.listen": `Address of the HTTP API, as host:port. The default is loopback only;
+an empty host (":5080") listens on all interfaces. The port must be a
+number from 0 to 65535 (0 picks a free port).`,
+	"log.level":  `Lowest level logged. One of "debug", "info", "warn", "error".`,
+	"log.format": `"text" (key=value lines) or "json" (one JSON object per line).`,
+	"topics.follow": `Slugs of the issues to follow, e.g. ["privacy", "jurisdiction"]. A slug is
+1 to 63 characters of a-z, 0-9 and '-', not starting with '-'.`,
+	"sync.interval": `How often the node reconciles its records with a peer. A duration;
+must be > 0.`,
+	"store.cache_mb":  fmt.Sprintf(`Size of the store's block cache, in MiB. Must be >= %d.`, MinCacheMB),
+	"metrics.enabled": `Whether the node serves Prometheus metrics. true or false.`,
+}
+
+// WriteDefault writes the default configuration to path as a commented TOML
+// file (mode 0644): each key with a comment giving its meaning, unit,
+// constraint and default. It refuses to overwrite an existing file: the
+// error then wraps fs.ErrExist. The directory must exist. Loading the file
+// back gives [Default].
+func WriteDefault(path string) error {
+	data, err := renderDefault()
+	if err != nil {
+		return err
+	}
+	return writeNewFile(path, data, 0o644)
+}
+
+// renderDefault returns the file written by WriteDefault.
+func renderDefault() ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteString(fileHeader)
+	cfg := reflect.ValueOf(Default())
+	for i := range cfg.NumField() {
+		section := tomlName(cfg.Type().Field(i))
+		b.WriteString("\n")
+		comment(&b, sectionDocs[section])
+		fmt.Fprintf(&b, "[%s]\n", section)
+		sv := cfg.Field(i)
+		for j := range sv.NumField() {
+			key := tomlName(sv.Type().Field(j))
+			line, err := encodeKey(key, sv.Field(j).Interface())
+			if err != nil {
+				return nil, fmt.Errorf("config: render %s.%s: %w", section, key, err)
+			}
+			b.WriteString("\n")
+			comment(&b, keyDocs[section+"."+key])
+			comment(&b, "Default: "+strings.TrimSpace(strings.TrimPrefix(line, key+" = "))+".")
+			b.WriteString(line)
+		}
+	}
+	return b.Bytes(), nil
+}
+
+// comment writes text as TOML comment lines.
+func comment(b *bytes.Buffer, text string) {
+	if text == "" {
+		return
+	}
+	for l := range strings.SplitSeq(text, "\n") {
+		b.WriteString(strings.TrimRight("# "+l, " ") + "\n")
+	}
+}
+
+// encodeKey returns the TOML line "key = value\n".
+func encodeKey(key string, value any) (string, error) {
+	var b bytes.Buffer
+	if err := toml.NewEncoder(&b).Encode(map[string]any{key: value}); err != nil {
+		return "", err
+	}
+	return b.String(), nil
+}
