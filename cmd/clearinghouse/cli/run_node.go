@@ -1,9 +1,3 @@
-//go:build clearinghouse_node
-
-// This file starts the real node. It is built only with the tag
-// clearinghouse_node while the node package is unfinished; once node
-// compiles, delete the build line above and the file run_nonode.go.
-
 package cli
 
 import (

@@ -206,3 +206,71 @@ func TestRunDoesNotReplaceALostKey(t *testing.T) {
 		t.Fatalf("run created a new key: %v", err)
 	}
 }
+
+// notifyingBuffer is a buffer that closes ready once its content contains
+// want. It is written by one goroutine and read after that one has ended.
+type notifyingBuffer struct {
+	bytes.Buffer
+	want  string
+	ready chan struct{}
+}
+
+func (b *notifyingBuffer) Write(p []byte) (int, error) {
+	n, err := b.Buffer.Write(p)
+	if b.ready != nil && strings.Contains(b.String(), b.want) {
+		close(b.ready)
+		b.ready = nil
+	}
+	return n, err
+}
+
+// TestRunRealNode starts a real node in-process on free loopback ports and
+// stops it as SIGINT does.
+func TestRunRealNode(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "node")
+	ready := make(chan struct{})
+	stdout := &notifyingBuffer{want: "listening on: ", ready: ready}
+	var stderr bytes.Buffer
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	result := make(chan int, 1)
+	go func() {
+		result <- execute(ctx, NewRootCommand(stdout, &stderr),
+			[]string{"--data-dir", dir, "run", "--listen", "/ip4/127.0.0.1/tcp/0", "--listen", "/ip4/127.0.0.1/udp/0/quic-v1"}, &stderr)
+	}()
+	select {
+	case <-ready:
+	case code := <-result:
+		t.Fatalf("run ended with %d before listening:\n%s", code, stderr.String())
+	}
+	cancel()
+	if code := <-result; code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, stderr.String())
+	}
+
+	out := stdout.String()
+	id := field(t, out, "peer id")
+	if !peerIDPattern.MatchString(id) {
+		t.Errorf("peer id %q", id)
+	}
+	if field(t, out, "network") == "" {
+		t.Error("no network id")
+	}
+	if n := strings.Count(out, "listening on: "); n != 2 {
+		t.Errorf("%d listen addresses, want 2:\n%s", n, out)
+	}
+	for line := range strings.SplitSeq(strings.TrimSpace(out), "\n") {
+		if a, ok := strings.CutPrefix(line, "listening on: "); ok && (strings.Contains(a, "/tcp/0/") || !strings.HasSuffix(a, "/p2p/"+id)) {
+			t.Errorf("address %q: want a bound port and /p2p/%s", a, id)
+		}
+	}
+	dd := config.DataDir{Path: dir}
+	for _, p := range []string{dd.GenesisPath(), dd.StorePath()} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("node did not create %s: %v", p, err)
+		}
+	}
+	if !strings.Contains(stderr.String(), `msg="shutting down"`) {
+		t.Errorf("no shutdown log:\n%s", stderr.String())
+	}
+}
