@@ -1,0 +1,262 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/ipfs/go-cid"
+)
+
+// putReq is one queued Put. The committer sends exactly one result on done,
+// which is buffered so that it never blocks on a caller who stopped waiting.
+type putReq struct {
+	e         Entry
+	firstSeen int64
+	done      chan putResult
+}
+
+type putResult struct {
+	meta Meta
+	err  error
+}
+
+// Put stores e durably with all its index entries, recording firstSeen (unix
+// milliseconds, supplied by the caller) as the time this node first saw it.
+// It returns only after the write is on stable storage; concurrent Puts are
+// committed together and share one fsync.
+//
+// Put checks that e.Data hashes to e.CID (ErrCorrupt otherwise) and the
+// store's preconditions on e (ErrInvalid). If e.CID is already stored, Put
+// returns the stored Meta and an error wrapping ErrExists. If the author
+// already has a different record at (e.Topic, e.Seq), Put returns an error
+// wrapping ErrChainConflict and stores nothing. Both apply equally to an
+// earlier entry of the same group commit.
+//
+// The caller must put an entry only after its Prev and Deps are stored (or
+// in an earlier call whose Put is still pending): the heads of e.Topic are
+// maintained under that assumption.
+//
+// If ctx ends while the entry is queued or being committed, Put returns
+// ctx.Err(); the entry may or may not have been stored, and a later Put of
+// the same entry settles it (ErrExists). If Close begins before the entry is
+// queued, Put returns ErrClosed; an entry that was queued is committed before
+// Close returns.
+func (s *Store) Put(ctx context.Context, e Entry, firstSeen int64) (Meta, error) {
+	if err := e.validate(); err != nil {
+		return Meta{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return Meta{}, err
+	}
+	if err := s.rlock(); err != nil {
+		return Meta{}, err
+	}
+	// Fast path for duplicates, frequent under gossip: records are never
+	// deleted, so a stored CID stays stored and the committer is not needed.
+	m, err := s.getMeta(metaKey(e.CID))
+	if err == nil {
+		s.mu.RUnlock()
+		return m, fmt.Errorf("%w: %s", ErrExists, e.CID)
+	}
+	if !errors.Is(err, ErrNotFound) {
+		s.mu.RUnlock()
+		return Meta{}, err
+	}
+	r := &putReq{e: e.clone(), firstSeen: firstSeen, done: make(chan putResult, 1)}
+	select {
+	case s.reqs <- r:
+		s.mu.RUnlock()
+	case <-ctx.Done():
+		s.mu.RUnlock()
+		return Meta{}, ctx.Err()
+	}
+	select {
+	case res := <-r.done:
+		return res.meta, res.err
+	case <-ctx.Done():
+		return Meta{}, ctx.Err()
+	}
+}
+
+// commitLoop is the committer goroutine: it owns every write to the
+// database. It takes whatever is queued (at least one request, at most
+// maxBatch), commits it as one batch and answers the waiters, until Close
+// closes the queue; the queue is drained before it returns.
+func (s *Store) commitLoop() {
+	group := make([]*putReq, 0, s.maxBatch)
+	for first := range s.reqs {
+		group = append(group[:0], first)
+	fill:
+		for len(group) < s.maxBatch {
+			select {
+			case r, ok := <-s.reqs:
+				if !ok {
+					break fill
+				}
+				group = append(group, r)
+			default:
+				break fill
+			}
+		}
+		s.commit(group)
+		clear(group)
+	}
+}
+
+// pending is the state of one group commit under construction.
+type pending struct {
+	batch  *pebble.Batch
+	totals Stats
+	// byCID holds the entries accepted into this batch, by CID key string.
+	byCID map[string]Meta
+	// bySlot holds the CIDs accepted into this batch, by chain key.
+	bySlot map[string]cid.Cid
+	// topics holds the counters of the topics touched by this batch.
+	topics map[string]topicStat
+}
+
+// commit writes group as one pebble batch with one fsync and answers every
+// request. On a commit error every request that depended on the batch gets
+// the error and the in-memory totals are left as they were.
+func (s *Store) commit(group []*putReq) {
+	p := pending{
+		batch:  s.db.NewBatch(),
+		totals: s.totals,
+		byCID:  make(map[string]Meta, len(group)),
+		bySlot: make(map[string]cid.Cid, len(group)),
+		topics: make(map[string]topicStat),
+	}
+	defer p.batch.Close()
+
+	results := make([]putResult, len(group))
+	// inBatch[i] reports whether result i depends on this batch committing.
+	inBatch := make([]bool, len(group))
+	accepted := 0
+	for i, r := range group {
+		results[i], inBatch[i] = s.add(&p, r)
+		if inBatch[i] && results[i].err == nil {
+			accepted++
+		}
+	}
+
+	if accepted > 0 {
+		if s.hookBeforeCommit != nil {
+			s.hookBeforeCommit()
+		}
+		for topic, ts := range p.topics {
+			_ = p.batch.Set(topicStatKey(topic), ts.encode(), nil)
+		}
+		_ = p.batch.Set(statsKey, p.totals.encode(), nil)
+		err := s.db.Apply(p.batch, pebble.Sync)
+		s.commits.Add(1)
+		if err != nil {
+			err = fmt.Errorf("store: commit %d records: %w", accepted, err)
+			s.log.Error("commit failed", "records", accepted, "err", err)
+			for i := range results {
+				if inBatch[i] {
+					results[i] = putResult{err: err}
+				}
+			}
+		} else {
+			s.totals = p.totals
+		}
+	}
+	for i, r := range group {
+		r.done <- results[i]
+	}
+}
+
+// add adds r to the batch p unless it is a duplicate or a chain conflict. It
+// reports whether the result depends on the batch committing.
+func (s *Store) add(p *pending, r *putReq) (putResult, bool) {
+	e := &r.e
+	ck := e.CID.KeyString()
+	if m, ok := p.byCID[ck]; ok {
+		m.Author = bytes.Clone(m.Author)
+		return putResult{meta: m, err: fmt.Errorf("%w: %s", ErrExists, e.CID)}, true
+	}
+	// Another Put of the same CID may have committed since this one passed
+	// its fast-path check.
+	switch m, err := s.getMeta(metaKey(e.CID)); {
+	case err == nil:
+		return putResult{meta: m, err: fmt.Errorf("%w: %s", ErrExists, e.CID)}, false
+	case !errors.Is(err, ErrNotFound):
+		return putResult{err: err}, false
+	}
+
+	slot := chainKey(e.Author, e.Topic, e.Seq)
+	if other, ok := p.bySlot[string(slot)]; ok {
+		return putResult{err: chainConflict(e, other)}, true
+	}
+	switch m, err := s.getMeta(slot); {
+	case err == nil:
+		return putResult{err: chainConflict(e, m.CID)}, false
+	case !errors.Is(err, ErrNotFound):
+		return putResult{err: err}, false
+	}
+
+	ts, ok := p.topics[e.Topic]
+	if !ok {
+		v, err := s.getCopy(topicStatKey(e.Topic))
+		switch {
+		case err == nil:
+			if ts, err = decodeTopicStat(v); err != nil {
+				return putResult{err: err}, false
+			}
+		case !errors.Is(err, ErrNotFound):
+			return putResult{err: err}, false
+		}
+	}
+
+	p.totals.LastArrival++
+	p.totals.Records++
+	p.totals.Bytes += uint64(len(e.Data))
+	m := Meta{
+		CID:       e.CID,
+		Topic:     e.Topic,
+		Kind:      e.Kind,
+		Author:    e.Author,
+		Seq:       e.Seq,
+		Time:      e.Time,
+		Arrival:   p.totals.LastArrival,
+		FirstSeen: r.firstSeen,
+		Size:      len(e.Data),
+	}
+	ts.records++
+	ts.lastArrival = m.Arrival
+	p.topics[e.Topic] = ts
+	p.byCID[ck] = m
+	p.bySlot[string(slot)] = e.CID
+
+	// Batch.Set and Delete copy their arguments and fail only on a batch
+	// already committed or closed, which this one is not.
+	b := p.batch
+	mv := encodeMeta(&m)
+	_ = b.Set(blockKey(e.CID), e.Data, nil)
+	_ = b.Set(metaKey(e.CID), mv, nil)
+	_ = b.Set(arrivalKey(m.Arrival), mv, nil)
+	_ = b.Set(topicKey(e.Topic, m.Arrival), mv, nil)
+	_ = b.Set(kindKey(e.Kind, m.Arrival), mv, nil)
+	_ = b.Set(slot, mv, nil)
+	// Operations apply in batch order, so a head set earlier in this batch
+	// is correctly removed by a later entry that names it.
+	if e.Prev.Defined() {
+		_ = b.Delete(headKey(e.Topic, e.Prev), nil)
+	}
+	for _, d := range e.Deps {
+		_ = b.Delete(headKey(e.Topic, d), nil)
+	}
+	_ = b.Set(headKey(e.Topic, e.CID), nil, nil)
+	return putResult{meta: m}, true
+}
+
+// chainConflict builds the ErrChainConflict error for e against the CID
+// already at its chain slot.
+func chainConflict(e *Entry, other cid.Cid) error {
+	return fmt.Errorf("%w: author %s… topic %q seq %d: have %s, refusing %s",
+		ErrChainConflict, hex.EncodeToString(e.Author[:4]), e.Topic, e.Seq, other, e.CID)
+}

@@ -1,0 +1,496 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/ipfs/go-cid"
+)
+
+// Store is a node's record store on one pebble database. All methods are safe
+// for concurrent use. The caller of Open must call Close.
+type Store struct {
+	db  *pebble.DB
+	log *slog.Logger
+
+	// mu guards closed and the lifetime of db and reqs: every read holds
+	// it shared for the duration of its pebble calls, Put holds it shared
+	// while queueing, and Close holds it exclusively to set closed and
+	// close reqs. After closed is set no new read or Put reaches pebble.
+	mu     sync.RWMutex
+	closed bool
+
+	// reqs queues Puts for the committer; it is closed by Close.
+	reqs     chan *putReq
+	maxBatch int
+	wg       sync.WaitGroup // the committer goroutine
+
+	// totals is owned by the committer goroutine (read by Open before it
+	// starts): the persisted totals as of the last successful commit.
+	totals Stats
+
+	closeOnce sync.Once
+	closeErr  error
+
+	// commits counts pebble batch commits made by the committer. Tests and
+	// benchmarks read it to show that group commit happened.
+	commits atomic.Uint64
+	// hookBeforeCommit, if set by a test before the first Put, is called
+	// by the committer before each group commit.
+	hookBeforeCommit func()
+	// openReads counts the keys Open read to recover its state. Tests read
+	// it to show that Open rebuilds nothing.
+	openReads int
+}
+
+// Open opens the store in dir, creating it if needed, and starts its
+// committer goroutine. With WithInMemory, dir may be empty. The caller must
+// call Close. If Open fails it has closed everything it opened.
+func Open(dir string, opts ...Option) (*Store, error) {
+	o := defaults()
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
+	}
+	popts := &pebble.Options{
+		Logger:             pebbleLogger{log: o.logger},
+		EventListener:      eventListener(o.logger),
+		FormatMajorVersion: pebble.FormatNewest,
+	}
+	switch {
+	case o.fs != nil:
+		popts.FS = o.fs
+	case o.inMemory:
+		popts.FS = vfs.NewMem()
+		dir = ""
+	case dir == "":
+		return nil, fmt.Errorf("store: dir: must not be empty")
+	}
+	cache := pebble.NewCache(o.cacheSize)
+	defer cache.Unref() // the DB holds its own reference
+	popts.Cache = cache
+
+	db, err := pebble.Open(dir, popts)
+	if err != nil {
+		return nil, fmt.Errorf("store: open %q: %w", dir, err)
+	}
+	s := &Store{
+		db:       db,
+		log:      o.logger,
+		reqs:     make(chan *putReq, o.maxBatch),
+		maxBatch: o.maxBatch,
+	}
+	if err := s.recover(); err != nil {
+		return nil, errors.Join(err, db.Close())
+	}
+	s.wg.Go(s.commitLoop)
+	s.log.Debug("store opened", "dir", dir, "records", s.totals.Records, "last_arrival", s.totals.LastArrival)
+	return s, nil
+}
+
+// recover reads the schema version and totals, checking the totals against
+// the last key of the arrival index. It reads exactly three keys however large
+// the store is; every index is persisted and none is rebuilt.
+func (s *Store) recover() error {
+	s.openReads++
+	v, err := s.getCopy(schemaKey)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		if err := s.db.Set(schemaKey, []byte{schemaV1}, pebble.Sync); err != nil {
+			return fmt.Errorf("store: write schema version: %w", err)
+		}
+	case err != nil:
+		return err
+	case len(v) != 1 || v[0] != schemaV1:
+		return fmt.Errorf("%w: schema version %x, want %d", ErrIncompatible, v, schemaV1)
+	}
+
+	s.openReads++
+	v, err = s.getCopy(statsKey)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		s.totals = Stats{}
+	case err != nil:
+		return err
+	default:
+		if s.totals, err = decodeStats(v); err != nil {
+			return err
+		}
+	}
+
+	s.openReads++
+	last, err := s.lastArrival()
+	if err != nil {
+		return err
+	}
+	if last != s.totals.LastArrival {
+		return fmt.Errorf("%w: totals say last arrival %d, arrival index says %d",
+			ErrCorrupt, s.totals.LastArrival, last)
+	}
+	return nil
+}
+
+// lastArrival returns the last key of the arrival index, 0 if it is empty.
+func (s *Store) lastArrival() (uint64, error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{
+		LowerBound: []byte{pArrival},
+		UpperBound: []byte{pArrival + 1},
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: arrival index: %w", err)
+	}
+	var last uint64
+	if it.Last() {
+		k := it.Key()
+		if len(k) != 9 {
+			_ = it.Close()
+			return 0, fmt.Errorf("%w: arrival key %x", ErrCorrupt, k)
+		}
+		last = binary.BigEndian.Uint64(k[1:])
+	}
+	if err := it.Close(); err != nil {
+		return 0, fmt.Errorf("store: arrival index: %w", err)
+	}
+	return last, nil
+}
+
+// Close waits for every queued Put to be committed and answered, stops the
+// committer goroutine and closes the database. It is safe to call more than
+// once and concurrently; every call returns the result of the first. Methods
+// called after Close return ErrClosed.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		close(s.reqs)
+		s.mu.Unlock()
+		s.wg.Wait()
+		if err := s.db.Close(); err != nil {
+			s.closeErr = fmt.Errorf("store: close: %w", err)
+		}
+		s.log.Debug("store closed")
+	})
+	return s.closeErr
+}
+
+// rlock takes the read lock and reports ErrClosed if the store is closed; on
+// success the caller must call s.mu.RUnlock.
+func (s *Store) rlock() error {
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return ErrClosed
+	}
+	return nil
+}
+
+// getCopy returns a copy of the value under key, or ErrNotFound.
+func (s *Store) getCopy(key []byte) ([]byte, error) {
+	v, closer, err := s.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: get: %w", err)
+	}
+	out := bytes.Clone(v)
+	if out == nil {
+		out = []byte{}
+	}
+	return out, closer.Close()
+}
+
+// getMeta decodes the Meta stored under key, or returns ErrNotFound.
+func (s *Store) getMeta(key []byte) (Meta, error) {
+	v, closer, err := s.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return Meta{}, ErrNotFound
+	}
+	if err != nil {
+		return Meta{}, fmt.Errorf("store: get: %w", err)
+	}
+	m, err := decodeMeta(v)
+	if cerr := closer.Close(); err == nil {
+		err = cerr
+	}
+	return m, err
+}
+
+// Get returns the record bytes stored under c. It re-hashes them and returns
+// an error wrapping ErrCorrupt if they do not match c, and ErrNotFound if the
+// store does not hold c.
+func (s *Store) Get(c cid.Cid) ([]byte, error) {
+	if err := s.rlock(); err != nil {
+		return nil, err
+	}
+	defer s.mu.RUnlock()
+	data, err := s.getCopy(blockKey(c))
+	if err != nil {
+		return nil, err
+	}
+	if err := verifyBlock(c, data); err != nil {
+		if !errors.Is(err, ErrCorrupt) {
+			err = fmt.Errorf("%w: %w", ErrCorrupt, err)
+		}
+		s.log.Error("corrupt block", "cid", c, "err", err)
+		return nil, err
+	}
+	return data, nil
+}
+
+// Has reports whether the store holds the record c.
+func (s *Store) Has(c cid.Cid) (bool, error) {
+	if err := s.rlock(); err != nil {
+		return false, err
+	}
+	defer s.mu.RUnlock()
+	_, closer, err := s.db.Get(blockKey(c))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("store: has %s: %w", c, err)
+	}
+	return true, closer.Close()
+}
+
+// Meta returns what the store recorded when it accepted c, or ErrNotFound.
+func (s *Store) Meta(c cid.Cid) (Meta, error) {
+	if err := s.rlock(); err != nil {
+		return Meta{}, err
+	}
+	defer s.mu.RUnlock()
+	return s.getMeta(metaKey(c))
+}
+
+// TopicRecords returns up to limit records of topic in arrival order, starting
+// after the cursor after: the Arrival of the last record already seen, 0 to
+// start from the beginning. A limit <= 0 means 1000; limits above 10000 are
+// capped. An empty result means the caller has seen everything.
+func (s *Store) TopicRecords(topic string, after uint64, limit int) ([]Meta, error) {
+	if err := validName("topic", topic); err != nil {
+		return nil, err
+	}
+	if after == ^uint64(0) {
+		return nil, nil
+	}
+	p := namePrefix(pTopic, topic)
+	return s.scan(topicKey(topic, after+1), upperBound(p), limit)
+}
+
+// ByKind returns up to limit records of kind in arrival order, starting after
+// the cursor after, with the same paging rules as TopicRecords.
+func (s *Store) ByKind(kind string, after uint64, limit int) ([]Meta, error) {
+	if err := validName("kind", kind); err != nil {
+		return nil, err
+	}
+	if after == ^uint64(0) {
+		return nil, nil
+	}
+	p := namePrefix(pKind, kind)
+	return s.scan(kindKey(kind, after+1), upperBound(p), limit)
+}
+
+// Since returns up to limit records of every topic in global arrival order,
+// starting after the cursor after, with the same paging rules as
+// TopicRecords. It serves a resumable event stream.
+func (s *Store) Since(after uint64, limit int) ([]Meta, error) {
+	if after == ^uint64(0) {
+		return nil, nil
+	}
+	return s.scan(arrivalKey(after+1), []byte{pArrival + 1}, limit)
+}
+
+// Chain returns up to limit records of the author's hash chain on topic, in
+// sequence order starting at fromSeq (0 is treated as 1). A limit <= 0 means
+// 1000; limits above 10000 are capped.
+func (s *Store) Chain(author []byte, topic string, fromSeq uint64, limit int) ([]Meta, error) {
+	if err := validAuthor(author); err != nil {
+		return nil, err
+	}
+	if err := validName("topic", topic); err != nil {
+		return nil, err
+	}
+	p := chainPrefix(author, topic)
+	return s.scan(chainKey(author, topic, max(fromSeq, 1)), upperBound(p), limit)
+}
+
+// scan decodes the Meta values of the keys in [lo, hi), at most
+// clampLimit(limit) of them.
+func (s *Store) scan(lo, hi []byte, limit int) ([]Meta, error) {
+	limit = clampLimit(limit)
+	if err := s.rlock(); err != nil {
+		return nil, err
+	}
+	defer s.mu.RUnlock()
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return nil, fmt.Errorf("store: scan: %w", err)
+	}
+	out := make([]Meta, 0, min(limit, 64))
+	for ok := it.First(); ok && len(out) < limit; ok = it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			break // it.Close reports it
+		}
+		m, err := decodeMeta(v)
+		if err != nil {
+			_ = it.Close()
+			return nil, fmt.Errorf("key %x: %w", it.Key(), err)
+		}
+		out = append(out, m)
+	}
+	if err := it.Close(); err != nil {
+		return nil, fmt.Errorf("store: scan: %w", err)
+	}
+	return out, nil
+}
+
+// ChainAt returns the CID of the author's record number seq on topic, or
+// ErrNotFound.
+func (s *Store) ChainAt(author []byte, topic string, seq uint64) (cid.Cid, error) {
+	if err := validAuthor(author); err != nil {
+		return cid.Undef, err
+	}
+	if err := validName("topic", topic); err != nil {
+		return cid.Undef, err
+	}
+	if err := s.rlock(); err != nil {
+		return cid.Undef, err
+	}
+	defer s.mu.RUnlock()
+	m, err := s.getMeta(chainKey(author, topic, seq))
+	if err != nil {
+		return cid.Undef, err
+	}
+	return m.CID, nil
+}
+
+// ChainHead returns the highest sequence number the author has on topic and
+// its CID. If the author has nothing on topic it returns 0, cid.Undef and a
+// nil error.
+func (s *Store) ChainHead(author []byte, topic string) (seq uint64, c cid.Cid, err error) {
+	if err := validAuthor(author); err != nil {
+		return 0, cid.Undef, err
+	}
+	if err := validName("topic", topic); err != nil {
+		return 0, cid.Undef, err
+	}
+	if err := s.rlock(); err != nil {
+		return 0, cid.Undef, err
+	}
+	defer s.mu.RUnlock()
+	p := chainPrefix(author, topic)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
+	if err != nil {
+		return 0, cid.Undef, fmt.Errorf("store: chain head: %w", err)
+	}
+	if it.Last() {
+		var v []byte
+		if v, err = it.ValueAndErr(); err == nil {
+			var m Meta
+			if m, err = decodeMeta(v); err == nil {
+				seq, c = m.Seq, m.CID
+			}
+		}
+	}
+	if cerr := it.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("store: chain head: %w", cerr)
+	}
+	if err != nil {
+		return 0, cid.Undef, err
+	}
+	return seq, c, nil
+}
+
+// Heads returns the current heads of topic's causal DAG (the records of the
+// topic that no record of the topic names as Prev or in Deps), sorted by CID
+// bytes.
+func (s *Store) Heads(topic string) ([]cid.Cid, error) {
+	if err := validName("topic", topic); err != nil {
+		return nil, err
+	}
+	if err := s.rlock(); err != nil {
+		return nil, err
+	}
+	defer s.mu.RUnlock()
+	p := namePrefix(pHead, topic)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
+	if err != nil {
+		return nil, fmt.Errorf("store: heads: %w", err)
+	}
+	var out []cid.Cid
+	for ok := it.First(); ok; ok = it.Next() {
+		c, err := cid.Cast(it.Key()[len(p):])
+		if err != nil {
+			_ = it.Close()
+			return nil, fmt.Errorf("%w: head key %x: %w", ErrCorrupt, it.Key(), err)
+		}
+		out = append(out, c)
+	}
+	if err := it.Close(); err != nil {
+		return nil, fmt.Errorf("store: heads: %w", err)
+	}
+	return out, nil
+}
+
+// Topics returns every topic with at least one record, sorted by name, with
+// its persisted record count.
+func (s *Store) Topics() ([]TopicStat, error) {
+	if err := s.rlock(); err != nil {
+		return nil, err
+	}
+	defer s.mu.RUnlock()
+	it, err := s.db.NewIter(&pebble.IterOptions{
+		LowerBound: []byte{pTopicStat},
+		UpperBound: []byte{pTopicStat + 1},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: topics: %w", err)
+	}
+	var out []TopicStat
+	for ok := it.First(); ok; ok = it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			break // it.Close reports it
+		}
+		ts, err := decodeTopicStat(v)
+		if err != nil {
+			_ = it.Close()
+			return nil, err
+		}
+		out = append(out, TopicStat{
+			Topic:       string(it.Key()[1:]),
+			Records:     ts.records,
+			LastArrival: ts.lastArrival,
+		})
+	}
+	if err := it.Close(); err != nil {
+		return nil, fmt.Errorf("store: topics: %w", err)
+	}
+	return out, nil
+}
+
+// Stats returns the store-wide totals as of the last commit.
+func (s *Store) Stats() (Stats, error) {
+	if err := s.rlock(); err != nil {
+		return Stats{}, err
+	}
+	defer s.mu.RUnlock()
+	v, err := s.getCopy(statsKey)
+	if errors.Is(err, ErrNotFound) {
+		return Stats{}, nil
+	}
+	if err != nil {
+		return Stats{}, err
+	}
+	return decodeStats(v)
+}
