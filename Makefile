@@ -1,0 +1,57 @@
+# One entry point for the project's checks. CI runs `make test` (see .ci/run).
+# Tool versions are pinned here.
+
+STATICCHECK_VERSION := v0.8.2
+GOBIN := $(shell go env GOPATH)/bin
+STATICCHECK := $(GOBIN)/staticcheck
+PKGS := ./...
+
+.PHONY: test check fmt vet staticcheck tidy unit race bench fuzz build
+
+## test: everything CI checks: formatting, vet, staticcheck, go.mod tidiness, race-enabled tests.
+test: check race
+
+## check: the static checks only.
+check: fmt vet staticcheck tidy
+
+fmt:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+vet:
+	go vet $(PKGS)
+
+$(STATICCHECK):
+	GOFLAGS= go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+staticcheck: $(STATICCHECK)
+	$(STATICCHECK) $(PKGS)
+
+tidy:
+	@cp go.mod /tmp/clearinghouse-go.mod.bak; cp go.sum /tmp/clearinghouse-go.sum.bak; \
+	go mod tidy; \
+	if ! git diff --quiet -- go.mod go.sum; then \
+		echo "go.mod/go.sum are not tidy; run 'go mod tidy' and commit:"; git diff -- go.mod go.sum | head -40; \
+		cp /tmp/clearinghouse-go.mod.bak go.mod; cp /tmp/clearinghouse-go.sum.bak go.sum; exit 1; fi
+
+## unit: tests without the race detector (faster).
+unit:
+	go test $(PKGS)
+
+## race: tests with the race detector, as CI runs them.
+race:
+	go test -race -timeout 20m $(PKGS)
+
+## bench: the benchmarks of docs/benchmarks.md.
+bench:
+	go test -run '^$$' -bench . -benchtime 20000x ./node/
+	go test -run '^$$' -bench . ./store/
+
+## fuzz: a short fuzzing session per target (the seeds run in `make test`).
+fuzz:
+	go test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 60s ./protocol/
+	go test -run '^$$' -fuzz '^FuzzValidate$$' -fuzztime 60s ./protocol/
+
+## build: the binary, into ./bin.
+build:
+	go build -o bin/clearinghouse ./cmd/clearinghouse

@@ -1,0 +1,117 @@
+package node_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/clearinghouse-net/clearinghouse/node"
+	"github.com/clearinghouse-net/clearinghouse/protocol"
+	"github.com/clearinghouse-net/clearinghouse/testnet"
+)
+
+// benchRecords builds n signed statements from authors distinct keys,
+// ordered seq-major (every author's seq 1, then every author's seq 2, ...),
+// as records from many members arrive.
+func benchRecords(b *testing.B, network cid.Cid, n, authors int) [][]byte {
+	b.Helper()
+	keys := make([]ed25519.PrivateKey, authors)
+	prev := make([]cid.Cid, authors)
+	for i := range keys {
+		seed := make([]byte, ed25519.SeedSize)
+		seed[0], seed[1], seed[2] = 0xbe, byte(i), byte(i>>8)
+		keys[i] = ed25519.NewKeyFromSeed(seed)
+	}
+	out := make([][]byte, 0, n)
+	start := time.Now().Add(-time.Hour)
+	for i := range n {
+		a := i % authors
+		seq := uint64(i/authors + 1)
+		r, err := protocol.Build(keys[a], protocol.Draft{
+			Network: network, Kind: protocol.KindStatement, Topic: topic,
+			Seq: seq, Prev: prev[a], Time: start.Add(time.Duration(i) * time.Millisecond),
+			Body: &protocol.Statement{Title: "benchmark", Text: "A statement of about the size of a short comment on a proposal, with a few sentences of text in it, so that the record is a few hundred bytes long as real ones are."},
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		prev[a] = r.CID
+		out = append(out, r.Raw)
+	}
+	return out
+}
+
+// BenchmarkIngest measures single-node ingest (decode, verify, durable
+// store on disk with group commit) against the all-core ed25519 verify
+// bound measured in the same run. Reported metrics:
+//
+//	verify-ns/op   the bound: ns per signature verify with every core busy
+//	x-verify-bound ingest throughput as a fraction of that bound (target >= 0.66)
+//
+// Run: go test ./node -run '^$' -bench BenchmarkIngest -benchtime 20000x
+func BenchmarkIngest(b *testing.B) {
+	bound := testing.Benchmark(benchVerifyAllCores)
+	net := testnet.New(b, 1, testnet.WithDataDir(b.TempDir()), testnet.WithTopology(testnet.None))
+	nd := net.Nodes[0]
+	recs := benchRecords(b, nd.NetworkID(), b.N, 512)
+	ctx := context.Background()
+	var next atomic.Int64
+	var failed atomic.Int64
+	workers := runtime.GOMAXPROCS(0) * 32
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(recs) {
+					return
+				}
+				if _, err := nd.Ingest(ctx, recs[i], topic, node.SourceSync); err != nil &&
+					protocol.ReasonOf(err) != protocol.ReasonMissingDeps {
+					failed.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	if f := failed.Load(); f > 0 {
+		b.Fatalf("%d records failed to ingest", f)
+	}
+	st, err := nd.Store().Stats()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if int(st.Records) != len(recs) {
+		b.Fatalf("stored %d of %d records", st.Records, len(recs))
+	}
+	ingestNs := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+	b.ReportMetric(float64(bound.NsPerOp()), "verify-ns/op")
+	b.ReportMetric(float64(bound.NsPerOp())/ingestNs, "x-verify-bound")
+}
+
+// benchVerifyAllCores is the baseline: raw ed25519 verification of a
+// record-sized message on every core.
+func benchVerifyAllCores(b *testing.B) {
+	key := ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize))
+	msg := make([]byte, 400)
+	sig := ed25519.Sign(key, msg)
+	pub := key.Public().(ed25519.PublicKey)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if !ed25519.Verify(pub, msg, sig) {
+				panic("verify failed")
+			}
+		}
+	})
+}
+
+// BenchmarkVerifyAllCores reports the baseline alone.
+func BenchmarkVerifyAllCores(b *testing.B) { benchVerifyAllCores(b) }

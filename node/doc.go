@@ -1,0 +1,16 @@
+// Package node is a running clearinghouse peer: a libp2p host, gossipsub
+// with one topic per record topic and a validator on each, the ingest
+// pipeline (verify, then store durably, then notify), local publishing, and
+// the node's metrics.
+//
+// A node is built by [New] from explicit options and stopped by
+// [Node.Close]. Its components are wired in one place, New, in the order
+// their dependencies need; every goroutine it starts ends in Close.
+//
+// Records reach the node from gossip (the topic validator ingests them and
+// accepts them for forwarding only once they are durably stored) or from
+// local [Node.Publish] calls (built, signed, ingested, then gossiped). A
+// record whose causal past (prev and deps) is not yet stored waits in a
+// bounded pending set and is applied when its past arrives, so the store
+// only ever holds causally complete records.
+package node

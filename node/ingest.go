@@ -1,0 +1,332 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/clearinghouse-net/clearinghouse/protocol"
+	"github.com/clearinghouse-net/clearinghouse/store"
+)
+
+// Source says where a record came from; it is a metrics label.
+type Source string
+
+// Sources of records.
+const (
+	SourceGossip Source = "gossip"
+	SourceSync   Source = "sync"
+	SourceLocal  Source = "local"
+)
+
+// maxApplyBatch bounds how many records one durable write carries.
+const maxApplyBatch = 1024
+
+// ingester owns the path from a verified record to the store. Callers
+// verify records in parallel (signature checks are the expensive part) and
+// hand them to one apply loop, the only writer of the store. The loop takes
+// every request queued, checks each against the store and the records
+// earlier in the same batch (duplicates, missing parents, the parents'
+// links and times, chain conflicts), writes the accepted ones in one synced
+// batch (group commit), and then answers every caller. A record whose parents
+// are missing waits in the pending set, owned by the loop, and joins the
+// batch in which its last parent is written.
+//
+// Invariant: the store is causally closed; a record is written in the same
+// batch as, or after, every record of its causal past.
+type ingester struct {
+	n    *Node
+	reqs chan *applyReq
+
+	// Owned by the apply loop.
+	pending      map[cid.Cid]*applyReq
+	waiting      map[cid.Cid][]cid.Cid // missing parent -> records waiting for it
+	pendingBytes int
+
+	// pendingN mirrors len(pending) for metrics, read outside the loop.
+	pendingN atomic.Int64
+}
+
+type applyReq struct {
+	rec      *protocol.Record
+	src      Source
+	received time.Time
+	missing  int
+	done     chan error // buffered; nil for a released pending record
+}
+
+func newIngester(n *Node) *ingester {
+	return &ingester{
+		n:       n,
+		reqs:    make(chan *applyReq, maxApplyBatch),
+		pending: map[cid.Cid]*applyReq{},
+		waiting: map[cid.Cid][]cid.Cid{},
+	}
+}
+
+// pendingCount returns the number of records waiting for their past, as
+// of the end of the last batch.
+func (in *ingester) pendingCount() int { return int(in.pendingN.Load()) }
+
+// Ingest validates raw as a record of this node's network and, once its
+// causal past is stored, stores it durably. topic, if not empty, is the
+// record topic it arrived on. It returns the record and nil once stored; a
+// protocol error otherwise (ErrMissingDeps means the record is held until
+// its past arrives; ErrDuplicate that it was already held). Every refusal is
+// counted in the node's metrics by reason. Ingest is safe to call
+// concurrently; signature checks run on the caller's goroutine.
+func (n *Node) Ingest(ctx context.Context, raw []byte, topic string, src Source) (*protocol.Record, error) {
+	received := n.opts.clock()
+	rec, err := protocol.Validate(raw, n.network, received)
+	if err == nil && topic != "" && rec.Env.Topic != topic {
+		err = protocol.Errorf(protocol.ReasonWrongTopic, "record of topic %q arrived on topic %q", rec.Env.Topic, topic)
+	}
+	if err != nil {
+		n.refused(err, topic, rec, src)
+		return nil, err
+	}
+	if ok, err := n.store.Has(rec.CID); err != nil {
+		return nil, fmt.Errorf("node: store: %w", err)
+	} else if ok {
+		err := protocol.Errorf(protocol.ReasonDuplicate, "record %s already stored", rec.CID)
+		n.refused(err, "", rec, src)
+		return rec, err
+	}
+	req := &applyReq{rec: rec, src: src, received: received, done: make(chan error, 1)}
+	select {
+	case n.ing.reqs <- req:
+	case <-ctx.Done():
+		return rec, ctx.Err()
+	case <-n.ctx.Done():
+		return rec, errClosed
+	}
+	select {
+	case err := <-req.done:
+		return rec, err
+	case <-ctx.Done():
+		return rec, ctx.Err()
+	case <-n.ctx.Done():
+		return rec, errClosed
+	}
+}
+
+var errClosed = errors.New("node: closed")
+
+// run is the apply loop. It ends when ctx ends; requests still queued are
+// answered with errClosed by their callers' select on the node context.
+func (in *ingester) run(ctx context.Context) {
+	batch := make([]*applyReq, 0, maxApplyBatch)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case r := <-in.reqs:
+			batch = append(batch[:0], r)
+		}
+	drain:
+		for len(batch) < maxApplyBatch {
+			select {
+			case r := <-in.reqs:
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		in.apply(ctx, batch)
+		in.pendingN.Store(int64(len(in.pending)))
+	}
+}
+
+// staged is a record accepted into the current batch.
+type staged struct {
+	req  *applyReq
+	meta protocol.Parent
+}
+
+// apply checks and writes one batch. Released pending records are appended
+// to the work list, so a chain that arrived out of order is written whole.
+func (in *ingester) apply(ctx context.Context, work []*applyReq) {
+	n := in.n
+	inBatch := map[cid.Cid]*staged{}
+	slots := map[string]cid.Cid{} // author|topic|seq -> CID, within the batch
+	var accepted []*staged
+	for i := 0; i < len(work); i++ {
+		req := work[i]
+		rec := req.rec
+		if err := in.check(rec, inBatch, slots); err != nil {
+			if protocol.ReasonOf(err) == protocol.ReasonMissingDeps {
+				err = in.addPending(req, inBatch)
+			}
+			in.finish(req, err)
+			continue
+		}
+		s := &staged{req: req, meta: parentOf(rec)}
+		inBatch[rec.CID] = s
+		slots[slotKey(rec.Env.Author, rec.Env.Topic, rec.Env.Seq)] = rec.CID
+		accepted = append(accepted, s)
+		work = append(work, in.release(rec.CID)...)
+	}
+	if len(accepted) == 0 {
+		return
+	}
+	entries := make([]store.Entry, len(accepted))
+	for i, s := range accepted {
+		entries[i] = entryOf(s.req.rec)
+	}
+	metas, err := n.store.PutBatch(ctx, entries, n.opts.clock().UnixMilli())
+	if err != nil {
+		n.log.Error("store write failed", "records", len(entries), "err", err)
+		for _, s := range accepted {
+			in.finish(s.req, fmt.Errorf("node: store: %w", err))
+		}
+		return
+	}
+	now := n.opts.clock()
+	for i, s := range accepted {
+		rec := s.req.rec
+		n.metrics.accepted.WithLabelValues(rec.Env.Topic, string(s.req.src)).Inc()
+		n.metrics.ingest.Observe(now.Sub(s.req.received).Seconds())
+		n.events.publish(Event{Record: rec, Meta: metas[i], Source: s.req.src})
+		in.finish(s.req, nil)
+	}
+}
+
+// check decides whether rec can join the batch: not a duplicate, every
+// parent stored or staged, links and times consistent with the parents, and
+// no other record by the author in the same chain slot.
+func (in *ingester) check(rec *protocol.Record, inBatch map[cid.Cid]*staged, slots map[string]cid.Cid) error {
+	st := in.n.store
+	if _, ok := inBatch[rec.CID]; ok {
+		return protocol.Errorf(protocol.ReasonDuplicate, "record %s already stored", rec.CID)
+	}
+	if _, ok := in.pending[rec.CID]; ok {
+		return protocol.Errorf(protocol.ReasonMissingDeps, "record %s already waits for its causal past", rec.CID)
+	}
+	if ok, err := st.Has(rec.CID); err != nil {
+		return fmt.Errorf("node: store: %w", err)
+	} else if ok {
+		return protocol.Errorf(protocol.ReasonDuplicate, "record %s already stored", rec.CID)
+	}
+	links := rec.Links()
+	parents := make([]protocol.Parent, 0, len(links))
+	missing := 0
+	for _, c := range links {
+		if s, ok := inBatch[c]; ok {
+			parents = append(parents, s.meta)
+			continue
+		}
+		m, err := st.Meta(c)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			missing++
+			continue
+		case err != nil:
+			return fmt.Errorf("node: store: %w", err)
+		}
+		parents = append(parents, protocol.Parent{CID: c, Author: m.Author, Topic: m.Topic, Seq: m.Seq, Time: m.Time})
+	}
+	if missing > 0 {
+		return protocol.Errorf(protocol.ReasonMissingDeps, "record %s lacks %d of its parents", rec.CID, missing)
+	}
+	if err := protocol.CheckParents(rec, parents); err != nil {
+		return err
+	}
+	other, ok := slots[slotKey(rec.Env.Author, rec.Env.Topic, rec.Env.Seq)]
+	if !ok {
+		c, err := st.ChainAt(rec.Env.Author, rec.Env.Topic, rec.Env.Seq)
+		switch {
+		case err == nil:
+			other, ok = c, true
+		case !errors.Is(err, store.ErrNotFound):
+			return fmt.Errorf("node: store: %w", err)
+		}
+	}
+	if ok && !other.Equals(rec.CID) {
+		in.n.log.Warn("equivocation", "author", fmt.Sprintf("%x", rec.Env.Author[:8]), "topic", rec.Env.Topic,
+			"seq", rec.Env.Seq, "held", other, "new", rec.CID)
+		return protocol.Errorf(protocol.ReasonEquivocation, "author %x already signed %s at %s seq %d; %s conflicts",
+			rec.Env.Author[:8], other, rec.Env.Topic, rec.Env.Seq, rec.CID)
+	}
+	return nil
+}
+
+func slotKey(author []byte, topic string, seq uint64) string {
+	return fmt.Sprintf("%x|%s|%d", author, topic, seq)
+}
+
+func parentOf(r *protocol.Record) protocol.Parent {
+	return protocol.Parent{CID: r.CID, Author: r.Env.Author, Topic: r.Env.Topic, Seq: r.Env.Seq, Time: r.Env.Time}
+}
+
+// addPending registers req as waiting for its missing parents (neither
+// stored nor staged in the current batch), within the pending limits, and
+// returns the missing-deps error to answer it with.
+func (in *ingester) addPending(req *applyReq, inBatch map[cid.Cid]*staged) error {
+	rec := req.rec
+	if _, dup := in.pending[rec.CID]; dup {
+		return protocol.Errorf(protocol.ReasonMissingDeps, "record %s already waits for its causal past", rec.CID)
+	}
+	var missing []cid.Cid
+	for _, c := range rec.Links() {
+		if _, staged := inBatch[c]; staged {
+			continue
+		}
+		if ok, _ := in.n.store.Has(c); !ok {
+			missing = append(missing, c)
+		}
+	}
+	o := in.n.opts
+	if len(in.pending) >= o.pendingRecords || in.pendingBytes+len(rec.Raw) > o.pendingBytes {
+		return protocol.Errorf(protocol.ReasonMissingDeps, "record %s lacks %d parents and the pending set is full (%d records, %d bytes); it is dropped until sync fetches it again",
+			rec.CID, len(missing), len(in.pending), in.pendingBytes)
+	}
+	req.missing = len(missing)
+	in.pending[rec.CID] = req
+	in.pendingBytes += len(rec.Raw)
+	for _, m := range missing {
+		in.waiting[m] = append(in.waiting[m], rec.CID)
+	}
+	return protocol.Errorf(protocol.ReasonMissingDeps, "record %s waits for %d parents, first %s", rec.CID, len(missing), missing[0])
+}
+
+// release returns the pending records that were waiting only for c. Their
+// callers have already been answered; these requests carry no done channel.
+func (in *ingester) release(c cid.Cid) []*applyReq {
+	var ready []*applyReq
+	for _, w := range in.waiting[c] {
+		p, ok := in.pending[w]
+		if !ok {
+			continue
+		}
+		if p.missing--; p.missing == 0 {
+			delete(in.pending, w)
+			in.pendingBytes -= len(p.rec.Raw)
+			ready = append(ready, &applyReq{rec: p.rec, src: p.src, received: p.received})
+		}
+	}
+	delete(in.waiting, c)
+	return ready
+}
+
+// finish answers a request and counts a refusal.
+func (in *ingester) finish(req *applyReq, err error) {
+	if err != nil && protocol.ReasonOf(err) != "" {
+		in.n.refused(err, "", req.rec, req.src)
+	} else if err != nil && req.done == nil {
+		in.n.log.Debug("pending record refused", "cid", req.rec.CID, "err", err)
+	}
+	if req.done != nil {
+		req.done <- err
+	}
+}
+
+func entryOf(r *protocol.Record) store.Entry {
+	return store.Entry{
+		CID: r.CID, Data: r.Raw, Topic: r.Env.Topic, Kind: r.Env.Kind, Author: r.Env.Author,
+		Seq: r.Env.Seq, Prev: r.PrevCID(), Deps: r.DepCIDs(), Time: r.Env.Time,
+	}
+}

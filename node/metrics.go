@@ -1,0 +1,85 @@
+package node
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/clearinghouse-net/clearinghouse/protocol"
+)
+
+// metrics are the node's own Prometheus metrics. libp2p registers its own
+// on the same registry.
+type metrics struct {
+	accepted *prometheus.CounterVec // by topic and source
+	rejected *prometheus.CounterVec // by reason and topic
+	ingest   prometheus.Histogram   // seconds from receipt to durable store
+	pending  prometheus.GaugeFunc   // records waiting for their causal past
+	stored   prometheus.GaugeFunc   // records in the store
+	peers    prometheus.GaugeFunc   // connected peers
+	info     *prometheus.GaugeVec   // constant 1 with network and role labels
+	reg      *prometheus.Registry   // where all of the above live
+}
+
+func newMetrics(reg *prometheus.Registry, n *Node) *metrics {
+	m := &metrics{
+		reg: reg,
+		accepted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "clearinghouse", Name: "records_accepted_total",
+			Help: "Records validated and durably stored, by record topic and source (gossip, sync, local).",
+		}, []string{"topic", "source"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "clearinghouse", Name: "records_rejected_total",
+			Help: "Records refused, by protocol reason and record topic (\"-\" when the topic is unknown). Reasons with action ignore are counted too.",
+		}, []string{"reason", "topic"}),
+		ingest: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "clearinghouse", Name: "ingest_seconds",
+			Help:    "Time from receipt of a valid record to its durable store.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 12),
+		}),
+		info: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "clearinghouse", Name: "node_info",
+			Help: "Constant 1, labelled with the node's network id and role.",
+		}, []string{"network", "role"}),
+	}
+	m.pending = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "clearinghouse", Name: "records_pending",
+		Help: "Records waiting for their causal past.",
+	}, func() float64 { return float64(n.ing.pendingCount()) })
+	m.stored = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "clearinghouse", Name: "store_records",
+		Help: "Records held in the store.",
+	}, func() float64 {
+		st, err := n.store.Stats()
+		if err != nil {
+			return 0
+		}
+		return float64(st.Records)
+	})
+	m.peers = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "clearinghouse", Name: "peers",
+		Help: "Connected libp2p peers.",
+	}, func() float64 { return float64(len(n.host.Network().Peers())) })
+	return m
+}
+
+// register adds the metrics to the registry; duplicates (a shared
+// registry) are an error.
+func (m *metrics) register(withProcess bool) error {
+	cs := []prometheus.Collector{m.accepted, m.rejected, m.ingest, m.pending, m.stored, m.peers, m.info}
+	if withProcess {
+		cs = append(cs, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	for _, c := range cs {
+		if err := m.reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (m *metrics) reject(reason protocol.Reason, topic string) {
+	if topic == "" {
+		topic = "-"
+	}
+	m.rejected.WithLabelValues(string(reason), topic).Inc()
+}

@@ -1,0 +1,527 @@
+package node
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	pb "github.com/libp2p/go-libp2p-pubsub/pb"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	"github.com/multiformats/go-multiaddr"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/clearinghouse-net/clearinghouse/protocol"
+	"github.com/clearinghouse-net/clearinghouse/store"
+)
+
+// GenesisFile is the name of the genesis file in a data directory.
+const GenesisFile = "genesis.cbor"
+
+// Node is a running clearinghouse peer. Create it with [New]; the caller
+// must call [Node.Close].
+type Node struct {
+	opts    options
+	log     *slog.Logger
+	key     ed25519.PrivateKey // signs records; nil on an observer
+	genesis *protocol.Genesis
+	network cid.Cid
+	devNet  bool // the node founded its own one-member dev federation
+
+	store   *store.Store
+	host    host.Host
+	ps      *pubsub.PubSub
+	metrics *metrics
+	ing     *ingester
+	events  *eventHub
+	// rejections fans out refused records; its zero value is ready.
+	rejections rejectionHub
+	mesh       *meshTracker
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	done   chan struct{}
+
+	mu     sync.Mutex // guards topics and closed
+	topics map[string]*joined
+	closed bool
+
+	pubMu sync.Mutex // serialises Publish so each record extends the chain built before it
+}
+
+// joined is a gossipsub topic the node has joined.
+type joined struct {
+	topic *pubsub.Topic
+	sub   *pubsub.Subscription
+}
+
+// New starts a node: it opens the store, starts the libp2p host and
+// gossipsub, joins the index and members topics and the followed issue
+// topics, and dials the bootstrap peers. On error, everything started so far
+// is closed.
+func New(ctx context.Context, opts ...Option) (_ *Node, err error) {
+	o := defaults()
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
+	}
+	if o.identity == nil {
+		return nil, errors.New("node: an identity is required (WithIdentity)")
+	}
+	if o.dataDir == "" && !o.inMemory {
+		return nil, errors.New("node: a data dir (WithDataDir) or WithInMemory is required")
+	}
+	if len(o.listen) == 0 {
+		if err := WithListenAddrs(DefaultListenAddrs)(&o); err != nil {
+			return nil, err
+		}
+	}
+	n := &Node{opts: o, log: o.logger, topics: map[string]*joined{}, events: newEventHub(), mesh: newMeshTracker(), done: make(chan struct{})}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	var cleanup []func() error
+	defer func() {
+		if err != nil {
+			n.cancel()
+			n.wg.Wait()
+			for i := len(cleanup) - 1; i >= 0; i-- {
+				_ = cleanup[i]()
+			}
+		}
+	}()
+
+	raw, err := o.identity.Raw()
+	if err != nil {
+		return nil, fmt.Errorf("node: identity: %w", err)
+	}
+	if !o.observer {
+		n.key = ed25519.PrivateKey(raw)
+	}
+
+	// 1. The federation: everything below (topics, protocol ids,
+	// validation) depends on the network id.
+	if err := n.loadGenesis(ed25519.PrivateKey(raw)); err != nil {
+		return nil, err
+	}
+
+	// 2. The store, before anything can deliver records into it.
+	sopts := []store.Option{store.WithLogger(o.logger)}
+	dir := ""
+	if o.inMemory {
+		sopts = append(sopts, store.WithInMemory())
+	} else {
+		dir = filepath.Join(o.dataDir, "store")
+	}
+	if n.store, err = store.Open(dir, sopts...); err != nil {
+		return nil, fmt.Errorf("node: open store: %w", err)
+	}
+	cleanup = append(cleanup, n.store.Close)
+	n.ing = newIngester(n)
+	// The apply loop is the store's only writer; it runs until Close.
+	n.wg.Go(func() { n.ing.run(n.ctx) })
+
+	// 3. Metrics, before the host so libp2p can register its own.
+	reg := o.registry
+	ownRegistry := reg == nil
+	if ownRegistry {
+		reg = prometheus.NewRegistry()
+	}
+	n.metrics = newMetrics(reg, n)
+
+	// 4. The libp2p host: TCP and QUIC, default security (Noise, TLS).
+	cm, err := connmgr.NewConnManager(o.connLow, o.connHigh)
+	if err != nil {
+		return nil, fmt.Errorf("node: connection manager: %w", err)
+	}
+	hopts := []libp2p.Option{
+		libp2p.Identity(o.identity),
+		libp2p.ListenAddrs(o.listen...),
+		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Transport(quic.NewTransport),
+		libp2p.ConnectionManager(cm),
+		libp2p.DisableRelay(),
+		libp2p.PrometheusRegisterer(reg),
+	}
+	if o.gater != nil {
+		hopts = append(hopts, libp2p.ConnectionGater(o.gater))
+	}
+	if n.host, err = libp2p.New(hopts...); err != nil {
+		return nil, fmt.Errorf("node: start libp2p host: %w", err)
+	}
+	cleanup = append(cleanup, n.host.Close)
+	if err := n.metrics.register(ownRegistry); err != nil {
+		return nil, fmt.Errorf("node: register metrics: %w", err)
+	}
+	role := "member"
+	if o.observer {
+		role = "observer"
+	}
+	n.metrics.info.WithLabelValues(n.network.String(), role).Set(1)
+
+	// 5. Gossipsub: message id = record CID, no gossipsub-level signing
+	// (the record signature is the authority).
+	n.ps, err = pubsub.NewGossipSub(n.ctx, n.host,
+		pubsub.WithMessageIdFn(messageID),
+		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
+		pubsub.WithNoAuthor(),
+		// Flood-publish our own records to every topic peer: governance
+		// records are few, and a record must not wait for the mesh.
+		pubsub.WithFloodPublish(true),
+		// Bursts (a catch-up, a busy consultation) must not overflow the
+		// per-peer send queue or the validation queue, which drop silently.
+		pubsub.WithPeerOutboundQueueSize(DefaultPubsubQueue),
+		pubsub.WithValidateQueueSize(DefaultPubsubQueue),
+		pubsub.WithRawTracer(n.mesh),
+		pubsub.WithMaxMessageSize(protocol.MaxRecordSize+4<<10),
+		pubsub.WithPeerScore(peerScoreParams(), peerScoreThresholds()),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("node: start gossipsub: %w", err)
+	}
+
+	// 6. Topics: federation-wide ones, then followed issues.
+	for _, t := range []string{protocol.TopicIndex, protocol.TopicMembers} {
+		if err := n.join(t); err != nil {
+			return nil, err
+		}
+	}
+	for _, slug := range o.follow {
+		if err := n.join(protocol.IssueTopic(slug)); err != nil {
+			return nil, err
+		}
+	}
+
+	// 7. Bootstrap peers, in the background: a node must start even if
+	// they are down.
+	for _, ai := range o.bootstrap {
+		n.wg.Go(func() {
+			cctx, cancel := context.WithTimeout(n.ctx, 30*time.Second)
+			defer cancel()
+			if err := n.host.Connect(cctx, ai); err != nil {
+				n.log.Warn("bootstrap peer unreachable", "peer", ai.ID, "err", err)
+				return
+			}
+			n.log.Info("connected to bootstrap peer", "peer", ai.ID)
+		})
+	}
+
+	n.log.Info("node started", "peer", n.host.ID(), "network", n.network, "federation", n.genesis.Name,
+		"role", role, "dev_federation", n.devNet, "addrs", n.host.Addrs())
+	if n.devNet {
+		n.log.Warn("no genesis given: this node founded a one-member dev federation; use `clearinghouse init --genesis FILE` to join a real one",
+			"network", n.network)
+	}
+	return n, nil
+}
+
+// loadGenesis sets the node's federation from the WithGenesis option, the
+// data directory's genesis file, or, failing both, a new dev federation
+// (written to the data directory so the network id survives restarts).
+func (n *Node) loadGenesis(key ed25519.PrivateKey) error {
+	o := n.opts
+	g := o.genesis
+	path := ""
+	if o.dataDir != "" {
+		path = filepath.Join(o.dataDir, GenesisFile)
+	}
+	if g == nil && path != "" {
+		data, err := os.ReadFile(path)
+		switch {
+		case err == nil:
+			if g, err = protocol.DecodeGenesis(data); err != nil {
+				return fmt.Errorf("node: %s: %w", path, err)
+			}
+			if err := g.Verify(); err != nil {
+				return fmt.Errorf("node: %s: %w", path, err)
+			}
+			n.devNet = protocol.IsDevGenesis(g)
+		case !errors.Is(err, os.ErrNotExist):
+			return fmt.Errorf("node: read genesis: %w", err)
+		}
+	}
+	if g == nil {
+		if o.observer {
+			return errors.New("node: an observer needs the federation's genesis (WithGenesis or a genesis file); it cannot found one")
+		}
+		var err error
+		if g, err = protocol.DevGenesis(key, o.org, o.clock()); err != nil {
+			return fmt.Errorf("node: dev genesis: %w", err)
+		}
+		n.devNet = true
+		if path != "" {
+			data, err := g.Encode()
+			if err != nil {
+				return err
+			}
+			if err := writeFileAtomic(path, data, 0o644); err != nil {
+				return fmt.Errorf("node: write genesis: %w", err)
+			}
+		}
+	}
+	id, err := g.NetworkID()
+	if err != nil {
+		return err
+	}
+	n.genesis, n.network = g, id
+	return nil
+}
+
+// writeFileAtomic writes data to path through a synced temporary file and a
+// rename, so a crash leaves either the old file or the new one.
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path))
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// messageID is the gossipsub message id: the record CID's bytes. Every
+// implementation on the network must use the same function.
+func messageID(m *pb.Message) string {
+	return protocol.RecordCID(m.Data).KeyString()
+}
+
+// join subscribes to a record topic and installs its validator. Joining a
+// topic twice is a no-op.
+func (n *Node) join(topic string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return errors.New("node: closed")
+	}
+	if _, ok := n.topics[topic]; ok {
+		return nil
+	}
+	name := protocol.PubsubTopic(n.network, topic)
+	if err := n.ps.RegisterTopicValidator(name, n.validator(topic)); err != nil {
+		return fmt.Errorf("node: validator for %s: %w", topic, err)
+	}
+	t, err := n.ps.Join(name)
+	if err != nil {
+		return fmt.Errorf("node: join %s: %w", topic, err)
+	}
+	if err := t.SetScoreParams(topicScoreParams()); err != nil {
+		return fmt.Errorf("node: score params for %s: %w", topic, err)
+	}
+	sub, err := t.Subscribe()
+	if err != nil {
+		return fmt.Errorf("node: subscribe %s: %w", topic, err)
+	}
+	n.topics[topic] = &joined{topic: t, sub: sub}
+	// The validator has already stored every delivered record; the
+	// subscription only keeps the node in the topic's mesh.
+	n.wg.Go(func() {
+		for {
+			if _, err := sub.Next(n.ctx); err != nil {
+				return
+			}
+		}
+	})
+	n.log.Debug("joined topic", "topic", topic)
+	return nil
+}
+
+// Follow joins the topic of an issue so the node receives, stores and
+// forwards its records.
+func (n *Node) Follow(slug string) error {
+	if !protocol.ValidSlug(slug) {
+		return fmt.Errorf("node: follow: invalid issue slug %q", slug)
+	}
+	return n.join(protocol.IssueTopic(slug))
+}
+
+// validator returns the gossipsub validator of a record topic. It ingests
+// the record (validate, store durably) and accepts it for forwarding only
+// then, or while it waits for its causal past; it rejects records whose
+// sender misbehaved and ignores duplicates and records from the future.
+func (n *Node) validator(topic string) pubsub.ValidatorEx {
+	return func(ctx context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
+		if from == n.host.ID() {
+			// Our own Publish: the record was stored before it was sent.
+			if ok, _ := n.store.Has(protocol.RecordCID(msg.Data)); ok {
+				return pubsub.ValidationAccept
+			}
+		}
+		_, err := n.Ingest(ctx, msg.Data, topic, SourceGossip)
+		if err == nil {
+			return pubsub.ValidationAccept
+		}
+		switch protocol.ReasonOf(err) {
+		case protocol.ReasonMissingDeps:
+			// Signature verified; it waits for its past here and may be
+			// what another peer needs.
+			return pubsub.ValidationAccept
+		case "":
+			n.log.Error("ingest failed", "topic", topic, "err", err)
+			return pubsub.ValidationIgnore
+		}
+		if protocol.ActionOf(err) == protocol.Reject {
+			n.log.Debug("rejected record", "topic", topic, "from", from, "err", err)
+			return pubsub.ValidationReject
+		}
+		return pubsub.ValidationIgnore
+	}
+}
+
+// Close stops the node: it leaves every topic, stops gossipsub and the
+// host, waits for its goroutines and closes the store. It is safe to call
+// more than once.
+func (n *Node) Close() error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil
+	}
+	n.closed = true
+	topics := n.topics
+	n.mu.Unlock()
+
+	n.cancel()
+	for _, j := range topics {
+		j.sub.Cancel()
+		_ = j.topic.Close()
+	}
+	errs := []error{n.host.Close()}
+	n.wg.Wait()
+	errs = append(errs, n.store.Close())
+	n.events.closeAll()
+	close(n.done)
+	return errors.Join(errs...)
+}
+
+// Done returns a channel closed when the node has stopped.
+func (n *Node) Done() <-chan struct{} { return n.done }
+
+// ID returns the node's peer id.
+func (n *Node) ID() peer.ID { return n.host.ID() }
+
+// Host returns the node's libp2p host.
+func (n *Node) Host() host.Host { return n.host }
+
+// Addrs returns the node's listen addresses, each ending in /p2p/<peer id>.
+func (n *Node) Addrs() []multiaddr.Multiaddr {
+	p2p, err := multiaddr.NewComponent("p2p", n.host.ID().String())
+	if err != nil {
+		return nil
+	}
+	var out []multiaddr.Multiaddr
+	for _, a := range n.host.Addrs() {
+		out = append(out, a.Encapsulate(p2p.Multiaddr()))
+	}
+	return out
+}
+
+// AddrInfo returns the node's peer id and listen addresses.
+func (n *Node) AddrInfo() peer.AddrInfo {
+	return peer.AddrInfo{ID: n.host.ID(), Addrs: n.host.Addrs()}
+}
+
+// Connect dials a peer.
+func (n *Node) Connect(ctx context.Context, ai peer.AddrInfo) error {
+	return n.host.Connect(ctx, ai)
+}
+
+// NetworkID returns the federation's network id (its genesis CID).
+func (n *Node) NetworkID() cid.Cid { return n.network }
+
+// Genesis returns the federation's genesis.
+func (n *Node) Genesis() *protocol.Genesis { return n.genesis }
+
+// IsDevFederation reports whether the node founded its own one-member dev
+// federation because it was started without a genesis.
+func (n *Node) IsDevFederation() bool { return n.devNet }
+
+// IsObserver reports whether the node is a read-only observer.
+func (n *Node) IsObserver() bool { return n.opts.observer }
+
+// Store returns the node's store, for reads.
+func (n *Node) Store() *store.Store { return n.store }
+
+// Registry returns the Prometheus registry holding the node's and libp2p's
+// metrics.
+func (n *Node) Registry() *prometheus.Registry { return n.metrics.reg }
+
+// Topics returns the record topics the node has joined.
+func (n *Node) Topics() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make([]string, 0, len(n.topics))
+	for t := range n.topics {
+		out = append(out, t)
+	}
+	return out
+}
+
+// PubsubPeers returns the peers the node sees on a record topic.
+func (n *Node) PubsubPeers(topic string) []peer.ID {
+	return n.ps.ListPeers(protocol.PubsubTopic(n.network, topic))
+}
+
+// WaitMeshPeers blocks until the node's gossipsub mesh of a record topic
+// has at least k peers, or ctx ends: from then on, records flow through
+// those peers. Tests use it instead of sleeping before they publish.
+func (n *Node) WaitMeshPeers(ctx context.Context, topic string, k int) error {
+	return n.mesh.wait(ctx, protocol.PubsubTopic(n.network, topic), k)
+}
+
+// WaitTopicPeers blocks until the node sees at least k gossipsub peers
+// subscribed to a record topic it has joined, or ctx ends.
+func (n *Node) WaitTopicPeers(ctx context.Context, topic string, k int) error {
+	n.mu.Lock()
+	j, ok := n.topics[topic]
+	n.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("node: topic %q not joined", topic)
+	}
+	h, err := j.topic.EventHandler()
+	if err != nil {
+		return err
+	}
+	defer h.Cancel()
+	// The handler starts with a join event for every peer already on the
+	// topic, so the set built from events alone is exact.
+	peers := map[peer.ID]bool{}
+	for len(peers) < k {
+		ev, err := h.NextPeerEvent(ctx)
+		if err != nil {
+			return fmt.Errorf("node: waiting for %d peers on %s (have %d): %w", k, topic, len(peers), err)
+		}
+		switch ev.Type {
+		case pubsub.PeerJoin:
+			peers[ev.Peer] = true
+		case pubsub.PeerLeave:
+			delete(peers, ev.Peer)
+		}
+	}
+	return nil
+}

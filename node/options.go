@@ -1,0 +1,237 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/connmgr"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/multiformats/go-multiaddr"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/clearinghouse-net/clearinghouse/protocol"
+)
+
+// Defaults. Every default of the node is here.
+const (
+	// DefaultPendingRecords bounds how many records may wait for their causal past.
+	DefaultPendingRecords = 10_000
+	// DefaultPendingBytes bounds the bytes of records waiting for their causal past.
+	DefaultPendingBytes = 64 << 20
+	// DefaultConnLow and DefaultConnHigh are the connection manager watermarks.
+	DefaultConnLow, DefaultConnHigh = 64, 128
+	// DefaultPubsubQueue is the size of gossipsub's per-peer outbound queue
+	// and of its validation queue, in messages.
+	DefaultPubsubQueue = 4096
+	// DefaultEventBuffer is the channel size of an event subscription.
+	DefaultEventBuffer = 1024
+)
+
+// DefaultListenAddrs are the addresses a node listens on when none are
+// given: loopback only, TCP and QUIC, on port 4001.
+var DefaultListenAddrs = []string{"/ip4/127.0.0.1/tcp/4001", "/ip4/127.0.0.1/udp/4001/quic-v1"}
+
+// Option configures a node. Options validate their input; New returns the
+// first error.
+type Option func(*options) error
+
+type options struct {
+	identity       crypto.PrivKey
+	dataDir        string
+	inMemory       bool
+	genesis        *protocol.Genesis
+	listen         []multiaddr.Multiaddr
+	bootstrap      []peer.AddrInfo
+	observer       bool
+	follow         []string
+	logger         *slog.Logger
+	clock          func() time.Time
+	gater          connmgr.ConnectionGater
+	registry       *prometheus.Registry
+	pendingRecords int
+	pendingBytes   int
+	connLow        int
+	connHigh       int
+	org            string
+}
+
+func defaults() options {
+	return options{
+		logger:         slog.Default(),
+		clock:          time.Now,
+		pendingRecords: DefaultPendingRecords,
+		pendingBytes:   DefaultPendingBytes,
+		connLow:        DefaultConnLow,
+		connHigh:       DefaultConnHigh,
+	}
+}
+
+// WithIdentity sets the node's libp2p identity, which must be an ed25519
+// key: the same key signs the node's records, so the author of a record and
+// the peer id of its node are one key.
+func WithIdentity(k crypto.PrivKey) Option {
+	return func(o *options) error {
+		if k == nil || k.Type() != crypto.Ed25519 {
+			return errors.New("node: identity must be an ed25519 key")
+		}
+		o.identity = k
+		return nil
+	}
+}
+
+// WithDataDir stores the node's records under dir/store and reads the
+// federation genesis from dir/genesis.cbor. Without a genesis file and
+// without WithGenesis, the node founds a one-member dev federation and
+// writes its genesis there.
+func WithDataDir(dir string) Option {
+	return func(o *options) error {
+		if dir == "" {
+			return errors.New("node: data dir must not be empty")
+		}
+		o.dataDir = dir
+		return nil
+	}
+}
+
+// WithInMemory keeps the store in memory (pebble's in-memory filesystem),
+// for tests and benchmarks. Everything is lost on Close.
+func WithInMemory() Option {
+	return func(o *options) error { o.inMemory = true; return nil }
+}
+
+// WithGenesis sets the federation the node belongs to. The genesis must be
+// fully signed.
+func WithGenesis(g *protocol.Genesis) Option {
+	return func(o *options) error {
+		if g == nil {
+			return errors.New("node: genesis must not be nil")
+		}
+		if err := g.Verify(); err != nil {
+			return fmt.Errorf("node: genesis: %w", err)
+		}
+		o.genesis = g
+		return nil
+	}
+}
+
+// WithListenAddrs sets the multiaddrs to listen on, e.g.
+// "/ip4/127.0.0.1/tcp/0" and "/ip4/127.0.0.1/udp/0/quic-v1".
+func WithListenAddrs(addrs []string) Option {
+	return func(o *options) error {
+		o.listen = o.listen[:0]
+		for i, s := range addrs {
+			a, err := multiaddr.NewMultiaddr(s)
+			if err != nil {
+				return fmt.Errorf("node: listen address %d %q: %w", i, s, err)
+			}
+			o.listen = append(o.listen, a)
+		}
+		return nil
+	}
+}
+
+// WithBootstrap sets peers to connect to at start, as multiaddrs ending in
+// /p2p/<peer id>.
+func WithBootstrap(addrs []string) Option {
+	return func(o *options) error {
+		for i, s := range addrs {
+			ai, err := peer.AddrInfoFromString(s)
+			if err != nil {
+				return fmt.Errorf("node: bootstrap address %d %q: %w", i, s, err)
+			}
+			o.bootstrap = append(o.bootstrap, *ai)
+		}
+		return nil
+	}
+}
+
+// WithObserver makes the node a read-only observer: it follows, verifies,
+// stores and serves records but never signs or publishes any.
+func WithObserver(observer bool) Option {
+	return func(o *options) error { o.observer = observer; return nil }
+}
+
+// WithFollow sets the issue slugs whose topics the node joins at start.
+func WithFollow(slugs []string) Option {
+	return func(o *options) error {
+		for _, s := range slugs {
+			if !protocol.ValidSlug(s) {
+				return fmt.Errorf("node: follow: invalid issue slug %q", s)
+			}
+		}
+		o.follow = append(o.follow, slugs...)
+		return nil
+	}
+}
+
+// WithLogger sets the structured logger.
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) error {
+		if l == nil {
+			return errors.New("node: logger must not be nil")
+		}
+		o.logger = l
+		return nil
+	}
+}
+
+// WithClock replaces time.Now, for tests that control time.
+func WithClock(now func() time.Time) Option {
+	return func(o *options) error {
+		if now == nil {
+			return errors.New("node: clock must not be nil")
+		}
+		o.clock = now
+		return nil
+	}
+}
+
+// WithConnectionGater installs a libp2p connection gater, for example to
+// partition a test network.
+func WithConnectionGater(g connmgr.ConnectionGater) Option {
+	return func(o *options) error { o.gater = g; return nil }
+}
+
+// WithRegistry registers the node's and libp2p's metrics on reg instead of
+// a fresh registry of the node's own.
+func WithRegistry(reg *prometheus.Registry) Option {
+	return func(o *options) error {
+		if reg == nil {
+			return errors.New("node: registry must not be nil")
+		}
+		o.registry = reg
+		return nil
+	}
+}
+
+// WithPendingLimits bounds the records waiting for their causal past, by
+// count and by bytes.
+func WithPendingLimits(records, bytes int) Option {
+	return func(o *options) error {
+		if records < 1 || bytes < protocol.MaxRecordSize {
+			return fmt.Errorf("node: pending limits: need records >= 1 and bytes >= %d", protocol.MaxRecordSize)
+		}
+		o.pendingRecords, o.pendingBytes = records, bytes
+		return nil
+	}
+}
+
+// WithConnLimits sets the connection manager's low and high watermarks.
+func WithConnLimits(low, high int) Option {
+	return func(o *options) error {
+		if low < 1 || high < low {
+			return errors.New("node: connection limits: need 1 <= low <= high")
+		}
+		o.connLow, o.connHigh = low, high
+		return nil
+	}
+}
+
+// WithOrganisation sets the organisation name used when the node founds a
+// dev federation.
+func WithOrganisation(name string) Option {
+	return func(o *options) error { o.org = name; return nil }
+}

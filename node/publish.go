@@ -1,0 +1,94 @@
+package node
+
+import (
+	"context"
+	"crypto/ed25519"
+	"fmt"
+	"time"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/clearinghouse-net/clearinghouse/protocol"
+)
+
+// Publish builds a record of the given kind on topic with body, signs it
+// with the node's key, stores it durably and then gossips it. The record's
+// seq and prev continue the node's chain on the topic, and its deps are
+// deps plus the topic's current heads (at most protocol.MaxDeps in all; the
+// caller's deps come first). The claimed time is the node's clock, or the
+// latest parent's claimed time if that is later. It returns the stored
+// record; a gossip failure after the record is stored is logged, not
+// returned, because sync delivers the record later.
+//
+// Publish joins the topic if the node has not joined it yet. It returns an
+// error wrapping protocol.ErrObserver on an observer.
+func (n *Node) Publish(ctx context.Context, kind, topic string, body protocol.Body, deps ...cid.Cid) (*protocol.Record, error) {
+	if n.key == nil {
+		return nil, protocol.ErrObserver
+	}
+	if err := protocol.ValidTopic(topic); err != nil {
+		return nil, err
+	}
+	if err := n.join(topic); err != nil {
+		return nil, err
+	}
+	n.pubMu.Lock()
+	rec, err := n.buildNext(kind, topic, body, deps)
+	if err == nil {
+		_, err = n.Ingest(ctx, rec.Raw, "", SourceLocal)
+	}
+	n.pubMu.Unlock()
+	if err != nil {
+		return nil, fmt.Errorf("node: publish %s on %s: %w", kind, topic, err)
+	}
+	n.mu.Lock()
+	j := n.topics[topic]
+	n.mu.Unlock()
+	if j != nil {
+		if err := j.topic.Publish(ctx, rec.Raw); err != nil {
+			n.log.Warn("gossip of stored record failed; sync will deliver it", "cid", rec.CID, "err", err)
+		}
+	}
+	return rec, nil
+}
+
+// buildNext builds and signs the node's next record on topic. The caller
+// holds pubMu.
+func (n *Node) buildNext(kind, topic string, body protocol.Body, deps []cid.Cid) (*protocol.Record, error) {
+	seq, prev, err := n.store.ChainHead([]byte(n.key.Public().(ed25519.PublicKey)), topic)
+	if err != nil {
+		return nil, err
+	}
+	heads, err := n.store.Heads(topic)
+	if err != nil {
+		return nil, err
+	}
+	candidates := make([]cid.Cid, 0, len(deps)+len(heads))
+	candidates = append(candidates, deps...)
+	candidates = append(candidates, heads...)
+	var all []cid.Cid
+	seen := map[cid.Cid]bool{prev: true} // prev is linked already
+	for _, c := range candidates {
+		if !seen[c] && len(all) < protocol.MaxDeps {
+			seen[c] = true
+			all = append(all, c)
+		}
+	}
+	now := n.opts.clock()
+	for c := range seen {
+		if !c.Defined() {
+			continue
+		}
+		m, err := n.store.Meta(c)
+		if err != nil {
+			return nil, fmt.Errorf("dep %s: %w", c, err)
+		}
+		if t := time.UnixMilli(m.Time); t.After(now) {
+			now = t
+		}
+	}
+	return protocol.Build(n.key, protocol.Draft{
+		Network: n.network, Kind: kind, Topic: topic,
+		Seq: seq + 1, Prev: prev, Deps: all, Time: now, Body: body,
+	})
+}

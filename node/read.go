@@ -1,0 +1,58 @@
+package node
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/clearinghouse-net/clearinghouse/protocol"
+)
+
+// Record returns a stored record, decoded. The bytes are checked against
+// the CID on the way out of the store.
+func (n *Node) Record(c cid.Cid) (*protocol.Record, error) {
+	raw, err := n.store.Get(c)
+	if err != nil {
+		return nil, err
+	}
+	r, err := protocol.Decode(raw)
+	if err != nil {
+		return nil, fmt.Errorf("node: stored record %s does not decode: %w", c, err)
+	}
+	return r, nil
+}
+
+// WaitRecords blocks until every CID in cids is stored, or ctx ends. It
+// subscribes to events before it looks at the store, so it cannot miss a
+// record stored in between.
+func (n *Node) WaitRecords(ctx context.Context, cids ...cid.Cid) error {
+	set := make(map[cid.Cid]bool, len(cids)) // read by the filter, never written after this
+	want := make(map[cid.Cid]bool, len(cids))
+	for _, c := range cids {
+		set[c], want[c] = true, true
+	}
+	sub := n.Subscribe(func(e Event) bool { return set[e.Record.CID] })
+	defer sub.Close()
+	for c := range want {
+		ok, err := n.store.Has(c)
+		if err != nil {
+			return err
+		}
+		if ok {
+			delete(want, c)
+		}
+	}
+	for len(want) > 0 {
+		select {
+		case e, ok := <-sub.C:
+			if !ok {
+				return fmt.Errorf("node: closed while waiting for %d records", len(want))
+			}
+			delete(want, e.Record.CID)
+		case <-ctx.Done():
+			return fmt.Errorf("node %s: %d of %d records still missing: %w", n.ID(), len(want), len(cids), ctx.Err())
+		}
+	}
+	return nil
+}
