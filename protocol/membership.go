@@ -191,9 +191,6 @@ func CheckMembership(g *Genesis, r *Record, past []*Record) error {
 	if err != nil {
 		return err
 	}
-	if !r.Env.Network.Equals(e.net) {
-		return Errorf(ReasonWrongNetwork, "record of network %s, genesis is %s", r.Env.Network.Cid, e.net)
-	}
 	anc, err := ancestors(r, past)
 	if err != nil {
 		return err

@@ -25,11 +25,12 @@ import (
 //
 // Computing State(past(r)) from scratch for every record is quadratic. The
 // fold instead keeps one running state over the fold order with an undo
-// journal. Usually past(r) is exactly the records before r; when it is not
-// (r is concurrent with records just before it), the state is rolled back
-// to the longest prefix inside past(r), the rest of past(r) is replayed,
-// r is checked, and the state is restored. The cost is proportional to how
-// far back the concurrency reaches.
+// journal, and before checking r brings it to State(past(r)): it rolls
+// back to the first record where the records applied so far and past(r)
+// differ in a way that matters, and replays past(r) from there. Usually
+// nothing needs to be rolled back. A record that nobody later depends on
+// is rolled back once and left out until the final state needs it. The
+// cost is proportional to how far back the concurrency reaches.
 
 // memDAG is a causally closed set of records in fold order, with, for each
 // members-topic record, the members-topic records of its causal past.
@@ -143,17 +144,6 @@ func newMemDAG(recs []*Record) *memDAG {
 	return d
 }
 
-// firstOutside returns the least index below limit whose bit is not set,
-// or limit.
-func firstOutside(set []uint64, limit int) int {
-	for w := 0; w*64 < limit; w++ {
-		if x := ^set[w]; x != 0 {
-			return min(w*64+bits.TrailingZeros64(x), limit)
-		}
-	}
-	return limit
-}
-
 func hasBit(set []uint64, i int) bool { return set[i/64]&(1<<(i%64)) != 0 }
 
 // memFold computes membership states.
@@ -264,36 +254,97 @@ func (e *memFold) run(d *memDAG) map[string]error {
 		verdicts[r.CID.KeyString()] = Errorf(ReasonMissingDeps, "the causal past of %s is incomplete", r.CID)
 	}
 	facts := make([]memFact, n)
-	valid := make([]bool, n)
-	marks := make([]int, n)
-	for i, r := range d.members {
-		if j := firstOutside(d.anc[i], i); j < i {
-			// r is concurrent with some of the records before it: compute
-			// State(past(r)) from the longest prefix inside it.
-			e.st.rollback(marks[j])
-			for k := j; k < i; k++ {
-				if valid[k] && hasBit(d.anc[i], k) {
-					e.apply(d.members[k], facts[k])
-				}
-			}
-			facts[i], verdicts[r.CID.KeyString()] = e.check(r)
-			e.st.rollback(marks[j])
-			for k := j; k < i; k++ {
-				marks[k] = len(e.st.undo)
-				if valid[k] {
-					e.apply(d.members[k], facts[k])
-				}
-			}
-		} else {
-			facts[i], verdicts[r.CID.KeyString()] = e.check(r)
+	words := (n + 63) / 64
+	// The state is always the fold of a subsequence Q of the records so
+	// far: applied[k] says whether members[k] is in Q, mark[k] is the
+	// journal length before it was applied, and changed[k] whether
+	// applying it changed the state. A record of Q that changed nothing
+	// can be left out without changing any later state, so the state is
+	// the fold of a target set T (valid records only) exactly when Q and T
+	// agree on every record that changed something.
+	valid := make([]uint64, words)
+	applied := make([]uint64, words)
+	changed := make([]uint64, words)
+	mark := make([]int, n)
+	target := make([]uint64, words)
+	// reach makes the state the fold of target over members[:limit].
+	reach := func(limit int) {
+		k := firstDiff(applied, changed, target, limit)
+		if k == limit {
+			return
 		}
-		marks[i] = len(e.st.undo)
-		if valid[i] = verdicts[r.CID.KeyString()] == nil; valid[i] {
-			e.apply(r, facts[i])
+		if m := firstSet(applied, k, limit); m < limit {
+			e.st.rollback(mark[m])
+		}
+		clearFrom(applied, k)
+		clearFrom(changed, k)
+		for ; k < limit; k++ {
+			if !hasBit(target, k) {
+				continue
+			}
+			mark[k] = len(e.st.undo)
+			e.apply(d.members[k], facts[k])
+			setBit(applied, k)
+			if len(e.st.undo) > mark[k] {
+				setBit(changed, k)
+			}
 		}
 	}
+	for i, r := range d.members {
+		for w := range target {
+			target[w] = d.anc[i][w] & valid[w]
+		}
+		reach(i)
+		var err error
+		facts[i], err = e.check(r)
+		verdicts[r.CID.KeyString()] = err
+		if err == nil {
+			setBit(valid, i)
+		}
+	}
+	copy(target, valid)
+	reach(n)
 	return verdicts
 }
+
+// firstDiff returns the least index below limit where the records applied
+// and the target disagree on a record that matters: one in the target but
+// not applied, or one applied, not in the target, that changed the state.
+// It returns limit if there is none.
+func firstDiff(applied, changed, target []uint64, limit int) int {
+	for w := 0; w*64 < limit; w++ {
+		if x := (target[w] &^ applied[w]) | (changed[w] &^ target[w]); x != 0 {
+			return min(w*64+bits.TrailingZeros64(x), limit)
+		}
+	}
+	return limit
+}
+
+// firstSet returns the least index in [from, limit) whose bit is set, or
+// limit.
+func firstSet(set []uint64, from, limit int) int {
+	for k := from; k < limit; k++ {
+		if k%64 == 0 && set[k/64] == 0 {
+			k += 63
+			continue
+		}
+		if hasBit(set, k) {
+			return k
+		}
+	}
+	return limit
+}
+
+// clearFrom clears every bit from index k on.
+func clearFrom(set []uint64, k int) {
+	w := k / 64
+	if w < len(set) {
+		set[w] &= 1<<(k%64) - 1
+		clear(set[w+1:])
+	}
+}
+
+func setBit(set []uint64, i int) { set[i/64] |= 1 << (i % 64) }
 
 // current returns the member whose current key is key, or nil.
 func (s *memState) current(key []byte) *memIdentity {
@@ -473,9 +524,14 @@ func (e *memFold) meets(voters map[string]memVoter) bool {
 	if len(voters) < e.rules.AdmitEndorsements {
 		return false
 	}
-	groups, regions := map[string]bool{}, map[string]bool{}
+	var groups, regions []string
 	for _, v := range voters {
-		groups[v.group], regions[v.region] = true, true
+		if !slices.Contains(groups, v.group) {
+			groups = append(groups, v.group)
+		}
+		if !slices.Contains(regions, v.region) {
+			regions = append(regions, v.region)
+		}
 	}
 	return len(groups) >= e.rules.AdmitGroups && len(regions) >= e.rules.AdmitRegions
 }
