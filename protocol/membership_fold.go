@@ -453,6 +453,9 @@ func (e *memFold) apply(r *Record, f memFact) {
 		if app == nil || app.admitted || f.voter == app.key {
 			return
 		}
+		if _, dup := app.voters[f.voter]; dup {
+			return
+		}
 		setMap(st, app.voters, f.voter, f.memVoter)
 		if !e.meets(app.voters) || st.owner[app.key] != nil {
 			return
@@ -507,6 +510,9 @@ func (e *memFold) vote(t *memTally, target []byte, f memFact) *memTally {
 		return nil
 	}
 	if id := e.st.owner[string(target)]; id != nil && id.id == f.voter {
+		return nil
+	}
+	if _, dup := t.voters[f.voter]; dup {
 		return nil
 	}
 	setMap(e.st, t.voters, f.voter, f.memVoter)

@@ -497,3 +497,59 @@ func TestSuspension(t *testing.T) {
 		})
 	}
 }
+
+// TestConcurrentClaims checks the one tie-break of the fold: when
+// concurrent records claim the same key, the one first in fold order (here
+// all have depth 0, so the lower CID) wins, on every node.
+func TestConcurrentClaims(t *testing.T) {
+	k := fixedKey(160)
+	first := func(a, b *protocol.Record) *protocol.Record {
+		if a.CID.KeyString() < b.CID.KeyString() {
+			return a
+		}
+		return b
+	}
+	rotate := func(f *fed, who ed25519.PrivateKey) *protocol.Record {
+		return f.publish(who, protocol.TopicMembers, protocol.KindMemberRotate, &protocol.MemberRotate{NewKey: pub(k)})
+	}
+	t.Run("two rotations to one key", func(t *testing.T) {
+		f := stdFed(t, protocol.DefaultRules)
+		a, b := rotate(f, gov1), rotate(f, civ)
+		set := f.derive()
+		win := first(a, b)
+		m, ok := set.Lookup(pub(k))
+		if !ok || !bytes.Equal(m.Keys[0].Key, win.Env.Author) {
+			t.Fatalf("key %x held by %+v, want the author of %s", pub(k)[:4], m, win.CID)
+		}
+		lose := a
+		if win == a {
+			lose = b
+		}
+		if !set.IsMember(lose.Env.Author) || set.Len() != 4 {
+			t.Fatalf("the losing rotation retired its author's key")
+		}
+		// Both rotations were valid in their own past.
+		if verdict(t, set, a) != "" || verdict(t, set, b) != "" {
+			t.Fatal("a rotation did not count")
+		}
+	})
+	t.Run("application and rotation claim one key", func(t *testing.T) {
+		f := stdFed(t, protocol.DefaultRules)
+		app := f.apply(k, "technical-academic", "africa")
+		rot := rotate(f, gov2)
+		f.endorse(gov1, app)
+		f.endorse(civ, app)
+		set := f.derive()
+		m, ok := set.Lookup(pub(k))
+		if !ok {
+			t.Fatal("nobody holds the key")
+		}
+		if first(app, rot) == app {
+			if m.Application == nil || !set.IsMember(pub(gov2)) {
+				t.Fatalf("the application came first, but %+v holds the key", m)
+			}
+		} else if !bytes.Equal(m.Keys[0].Key, pub(gov2)) {
+			t.Fatalf("the rotation came first, but %+v holds the key", m)
+		}
+	})
+}
