@@ -180,11 +180,26 @@ func (q *MemberEquivocation) Check() error {
 // Records decodes and verifies the two records of the evidence and checks
 // that they equivocate, returning them in body order.
 func (q *MemberEquivocation) Records() (a, b *Record, err error) {
-	if a, err = decodeEvidence("a", q.A); err != nil {
+	if a, b, err = q.decode(); err != nil {
 		return nil, nil, err
 	}
-	if b, err = decodeEvidence("b", q.B); err != nil {
-		return nil, nil, err
+	if err := a.Verify(); err != nil {
+		return nil, nil, fmt.Errorf("a: %w", err)
+	}
+	if err := b.Verify(); err != nil {
+		return nil, nil, fmt.Errorf("b: %w", err)
+	}
+	return a, b, nil
+}
+
+// decode is Records without the signature checks, for bodies that came
+// out of Decode, whose Check already verified them.
+func (q *MemberEquivocation) decode() (a, b *Record, err error) {
+	if a, err = Decode(q.A); err != nil {
+		return nil, nil, fmt.Errorf("a: %w", err)
+	}
+	if b, err = Decode(q.B); err != nil {
+		return nil, nil, fmt.Errorf("b: %w", err)
 	}
 	if err := equivocation(a, b); err != nil {
 		return nil, nil, err
@@ -193,17 +208,6 @@ func (q *MemberEquivocation) Records() (a, b *Record, err error) {
 		return nil, nil, errors.New("a and b must be ordered by CID bytes")
 	}
 	return a, b, nil
-}
-
-func decodeEvidence(field string, raw []byte) (*Record, error) {
-	r, err := Decode(raw)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", field, err)
-	}
-	if err := r.Verify(); err != nil {
-		return nil, fmt.Errorf("%s: %w", field, err)
-	}
-	return r, nil
 }
 
 // Equivocates reports whether a and b prove that one author signed two

@@ -155,8 +155,10 @@ func cloneInfos(in []MemberInfo) []MemberInfo {
 // members-topic record counts only if it is valid relative to its own
 // causal past, as [CheckMembership] decides; a record whose causal past is
 // not in the set, or that belongs to another network, counts for nothing.
-// g is assumed verified (Genesis.Verify); signatures of recs are assumed
-// checked (Validate), except that equivocation evidence is always verified.
+// g is assumed verified (Genesis.Verify), and recs to come from Decode or
+// Validate with their signatures checked; Decode's body check is what
+// verifies the two records inside equivocation evidence, so a Record built
+// by hand must not carry unchecked evidence.
 func DeriveMembers(g *Genesis, recs []*Record) *MemberSet {
 	e, err := newMemFold(g)
 	if err != nil {
@@ -184,8 +186,8 @@ func DeriveMembers(g *Genesis, recs []*Record) *MemberSet {
 //   - wrong-network: r or its genesis do not match;
 //   - missing-deps: part of r's causal past is not in past.
 //
-// The result depends only on r and its causal past. g is assumed verified
-// and the records of past validated.
+// The result depends only on r and its causal past. g is assumed verified,
+// and r and past to come from Decode or Validate as for [DeriveMembers].
 func CheckMembership(g *Genesis, r *Record, past []*Record) error {
 	e, err := newMemFold(g)
 	if err != nil {

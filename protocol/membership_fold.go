@@ -29,8 +29,11 @@ import (
 // back to the first record where the records applied so far and past(r)
 // differ in a way that matters, and replays past(r) from there. Usually
 // nothing needs to be rolled back. A record that nobody later depends on
-// is rolled back once and left out until the final state needs it. The
-// cost is proportional to how far back the concurrency reaches.
+// is rolled back once and left out until the final state needs it. A
+// record far behind the others, whose past is smaller than what would
+// have to be undone and redone, is checked against a fresh fold of its
+// past instead. The cost is proportional to how far back the concurrency
+// reaches.
 
 // memDAG is a causally closed set of records in fold order, with, for each
 // members-topic record, the members-topic records of its causal past.
@@ -148,11 +151,12 @@ func hasBit(set []uint64, i int) bool { return set[i/64]&(1<<(i%64)) != 0 }
 
 // memFold computes membership states.
 type memFold struct {
-	net     cid.Cid
-	rules   Rules
-	groups  map[string]bool
-	regions map[string]bool
-	st      *memState
+	net      cid.Cid
+	rules    Rules
+	groups   map[string]bool
+	regions  map[string]bool
+	founders []Member
+	st       *memState
 }
 
 // memState is a membership state with an undo journal.
@@ -224,24 +228,31 @@ func newMemFold(g *Genesis) (*memFold, error) {
 	if err != nil {
 		return nil, Errorf(ReasonWrongNetwork, "genesis: %v", err)
 	}
-	e := &memFold{net: net, rules: g.Rules, groups: map[string]bool{}, regions: map[string]bool{}, st: newMemState()}
+	e := &memFold{net: net, rules: g.Rules, groups: map[string]bool{}, regions: map[string]bool{}, founders: g.Founders}
 	for _, n := range g.Groups {
 		e.groups[n] = true
 	}
 	for _, n := range g.Regions {
 		e.regions[n] = true
 	}
-	for _, f := range g.Founders {
+	e.st = e.genesisState()
+	return e, nil
+}
+
+// genesisState returns the state in which the founders are the members.
+func (e *memFold) genesisState() *memState {
+	st := newMemState()
+	for _, f := range e.founders {
 		k := string(f.Key)
-		if e.st.known[k] {
+		if st.known[k] {
 			continue // CheckShape forbids this; stay deterministic anyway
 		}
 		m := f
 		m.Key = slices.Clone(f.Key)
 		id := &memIdentity{id: k, info: m, keys: []memEpoch{{key: m.Key}}}
-		e.st.ids[k], e.st.owner[k], e.st.known[k] = id, id, true
+		st.ids[k], st.owner[k], st.known[k] = id, id, true
 	}
-	return e, nil
+	return st
 }
 
 // run folds the DAG's members-topic records into e's state, which then is
@@ -294,9 +305,24 @@ func (e *memFold) run(d *memDAG) map[string]error {
 		for w := range target {
 			target[w] = d.anc[i][w] & valid[w]
 		}
-		reach(i)
 		var err error
-		facts[i], err = e.check(r)
+		if k := firstDiff(applied, changed, target, i); k < i && count(target, 0, i) < count(applied, k, i) {
+			// r's causal past is smaller than what the running state would
+			// have to undo (r is far behind): fold it afresh, and keep the
+			// running state for the records that come next.
+			fresh := *e
+			fresh.st = e.genesisState()
+			for w, x := range target {
+				for ; x != 0; x &= x - 1 {
+					k := w*64 + bits.TrailingZeros64(x)
+					fresh.apply(d.members[k], facts[k])
+				}
+			}
+			facts[i], err = fresh.check(r)
+		} else {
+			reach(i)
+			facts[i], err = e.check(r)
+		}
 		verdicts[r.CID.KeyString()] = err
 		if err == nil {
 			setBit(valid, i)
@@ -318,6 +344,22 @@ func firstDiff(applied, changed, target []uint64, limit int) int {
 		}
 	}
 	return limit
+}
+
+// count returns the number of bits set in [from, limit).
+func count(set []uint64, from, limit int) int {
+	n := 0
+	for w := from / 64; w*64 < limit; w++ {
+		x := set[w]
+		if w == from/64 {
+			x &^= 1<<(from%64) - 1
+		}
+		if (w+1)*64 > limit {
+			x &= 1<<(limit%64) - 1
+		}
+		n += bits.OnesCount64(x)
+	}
+	return n
 }
 
 // firstSet returns the least index in [from, limit) whose bit is set, or
@@ -414,7 +456,7 @@ func (e *memFold) check(r *Record) (memFact, error) {
 			return memFact{}, err
 		}
 	case *MemberEquivocation:
-		a, _, err := b.Records()
+		a, _, err := b.decode() // Decode's body check verified the signatures
 		if err != nil {
 			return memFact{}, Errorf(ReasonBadBody, "member.equivocation: %v", err)
 		}

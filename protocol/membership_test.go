@@ -3,6 +3,7 @@ package protocol_test
 import (
 	"bytes"
 	"crypto/ed25519"
+	"strings"
 	"testing"
 	"time"
 
@@ -552,4 +553,62 @@ func TestConcurrentClaims(t *testing.T) {
 			t.Fatalf("the rotation came first, but %+v holds the key", m)
 		}
 	})
+}
+
+func TestMemberBodies(t *testing.T) {
+	f := stdFed(t, protocol.DefaultRules)
+	key, long := pub(fixedKey(170)), strings.Repeat("x", 4001)
+	rawCID := cid.NewCidV1(cid.Raw, protocol.RecordCID([]byte("x")).Hash())
+	apply := func(mod func(*protocol.MemberApply)) protocol.Body {
+		b := &protocol.MemberApply{Org: "Org", Group: "government", Region: "africa", Statement: "Hello."}
+		mod(b)
+		return b
+	}
+	tests := []struct {
+		name string
+		kind string
+		body protocol.Body
+		ok   bool
+	}{
+		{"apply", protocol.KindMemberApply, apply(func(*protocol.MemberApply) {}), true},
+		{"apply without org", protocol.KindMemberApply, apply(func(b *protocol.MemberApply) { b.Org = "" }), false},
+		{"apply with a malformed group", protocol.KindMemberApply, apply(func(b *protocol.MemberApply) { b.Group = "Government" }), false},
+		{"apply with a malformed region", protocol.KindMemberApply, apply(func(b *protocol.MemberApply) { b.Region = "-africa" }), false},
+		{"apply with a long contact", protocol.KindMemberApply, apply(func(b *protocol.MemberApply) { b.Contact = long }), false},
+		{"apply without statement", protocol.KindMemberApply, apply(func(b *protocol.MemberApply) { b.Statement = "" }), false},
+		{"apply with a long statement", protocol.KindMemberApply, apply(func(b *protocol.MemberApply) { b.Statement = long }), false},
+		{"endorse a raw CID", protocol.KindMemberEndorse, &protocol.MemberEndorse{Application: protocol.LinkTo(rawCID)}, false},
+		{"rotate to a short key", protocol.KindMemberRotate, &protocol.MemberRotate{NewKey: key[:31]}, false},
+		{"revoke", protocol.KindMemberRevoke, &protocol.MemberRevoke{Key: key, Reason: "r", Replacement: pub(fixedKey(171))}, true},
+		{"revoke a short key", protocol.KindMemberRevoke, &protocol.MemberRevoke{Key: key[:1], Reason: "r"}, false},
+		{"revoke without reason", protocol.KindMemberRevoke, &protocol.MemberRevoke{Key: key}, false},
+		{"revoke with a short replacement", protocol.KindMemberRevoke, &protocol.MemberRevoke{Key: key, Reason: "r", Replacement: key[:5]}, false},
+		{"revoke with the key as replacement", protocol.KindMemberRevoke, &protocol.MemberRevoke{Key: key, Reason: "r", Replacement: key}, false},
+		{"withdraw without statement", protocol.KindMemberWithdraw, &protocol.MemberWithdraw{}, true},
+		{"withdraw with a long statement", protocol.KindMemberWithdraw, &protocol.MemberWithdraw{Statement: long}, false},
+		{"suspend", protocol.KindMemberSuspend, &protocol.MemberSuspend{Key: key, Reason: "r"}, true},
+		{"suspend a short key", protocol.KindMemberSuspend, &protocol.MemberSuspend{Key: key[:31], Reason: "r"}, false},
+		{"suspend without reason", protocol.KindMemberSuspend, &protocol.MemberSuspend{Key: key}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := f.build(gov1, protocol.TopicMembers, tt.kind, tt.body)
+			if tt.ok {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := protocol.Decode(r.Raw); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if protocol.ReasonOf(err) != protocol.ReasonBadBody {
+				t.Fatalf("reason %q, want bad-body (%v)", protocol.ReasonOf(err), err)
+			}
+		})
+	}
+	// Membership kinds live on the members topic only.
+	if _, err := f.build(gov1, protocol.IssueTopic("privacy"), protocol.KindMemberWithdraw, &protocol.MemberWithdraw{}); protocol.ReasonOf(err) != protocol.ReasonWrongTopic {
+		t.Fatalf("member.withdraw on an issue topic: %v", err)
+	}
 }
