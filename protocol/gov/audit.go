@@ -645,6 +645,13 @@ func canonicalJSON(raw []byte) ([]byte, error) {
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}
+
 // Text returns a readable form of the report, one fact a line.
 func (r *Report) Text() string {
 	var b strings.Builder
@@ -681,7 +688,7 @@ func (r *Report) Text() string {
 	}
 
 	w(0, "process %s %q", r.Process, r.Title)
-	w(1, "topic %s, stage %s, %d records", r.Topic, r.Stage, r.Records)
+	w(1, "topic %s, stage %s, %s", r.Topic, r.Stage, plural(r.Records, "record"))
 	w(1, "rule %s", rule(r.Rule))
 	var cs []string
 	for _, c := range r.Convenors {
@@ -692,7 +699,7 @@ func (r *Report) Text() string {
 	cover := func(label string, c Coverage) {
 		w(0, "%s: %s", label, verdict(c.OK))
 		for _, e := range c.Entries {
-			w(1, "%s: %d members, %d records", e.Name, e.Members, e.Records)
+			w(1, "%s: %s, %s", e.Name, plural(e.Members, "member"), plural(e.Records, "record"))
 		}
 		w(1, "took part: %s", list(c.TookPart))
 		w(1, "missing: %s", list(c.Missing))
@@ -708,7 +715,7 @@ func (r *Report) Text() string {
 	if !t.Charter.Complete {
 		ch = "incomplete, missing " + strings.Join(t.Charter.Missing, ", ")
 	}
-	w(1, "charter %s; %d background documents", ch, t.Charter.Background)
+	w(1, "charter %s; %s", ch, plural(t.Charter.Background, "background document"))
 	w(1, "minimum notice %s (federation %s); comment window %s",
 		dur(t.Charter.MinNoticeSeconds), dur(t.Charter.FederationMinNoticeSeconds), dur(t.Charter.WindowSeconds))
 	for _, s := range t.Stages {
@@ -765,7 +772,7 @@ func (r *Report) Text() string {
 				if !n.Needed {
 					nd = "NOT needed"
 				}
-				w(2, "%s %s: %d endorsements, %d objections, %s", dim, n.Name, n.Endorsements, n.Objections, nd)
+				w(2, "%s %s: %s, %s, %s", dim, n.Name, plural(n.Endorsements, "endorsement"), plural(n.Objections, "objection"), nd)
 			}
 		}
 		need("group", o.Groups)
@@ -788,9 +795,9 @@ func (r *Report) Text() string {
 			repl = " replacing " + p.Replaces
 		}
 		w(1, "%s v%d %q by %s%s, window closes %s", p.Record, p.Version, p.Title, p.By.Org, repl, ts(p.Closes))
-		w(2, "feedback support %d, neutral %d, concern %d, objection %d; %d endorsements; %d formal objections; adopted by %s",
+		w(2, "feedback support %d, neutral %d, concern %d, objection %d; %s; %s; adopted by %s",
 			p.Stances[protocol.StanceSupport], p.Stances[protocol.StanceNeutral], p.Stances[protocol.StanceConcern],
-			p.Stances[protocol.StanceObjection], p.Endorsements, p.Objections, list(p.Decisions))
+			p.Stances[protocol.StanceObjection], plural(p.Endorsements, "endorsement"), plural(p.Objections, "formal objection"), list(p.Decisions))
 	}
 	if len(r.Delegations) > 0 {
 		w(0, "delegations")

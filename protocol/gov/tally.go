@@ -77,9 +77,9 @@ func (t *Tally) Shortfalls() []string {
 		e, o := t.Count(dim, name)
 		switch {
 		case e < t.Rule.Threshold:
-			out = append(out, fmt.Sprintf("%s %s: %d endorsements, threshold %d", dim, name, e, t.Rule.Threshold))
+			out = append(out, fmt.Sprintf("%s %s: %d endorsement(s), threshold %d", dim, name, e, t.Rule.Threshold))
 		case e <= o:
-			out = append(out, fmt.Sprintf("%s %s: %d endorsements do not outnumber %d objections", dim, name, e, o))
+			out = append(out, fmt.Sprintf("%s %s: %d endorsement(s) do not outnumber %d objection(s)", dim, name, e, o))
 		}
 	}
 	groups, regions := t.Counted()
