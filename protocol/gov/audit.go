@@ -26,111 +26,114 @@ const LateTolerance = time.Hour
 // [Report.JSON] is its canonical form, [Report.Text] a readable one. Times
 // are unix milliseconds, durations seconds, CIDs and keys strings (base32
 // CIDs, hex keys). Every list has a fixed order, given with each field.
+// Fields are declared in the bytewise order of their JSON names, so that
+// encoding/json writes sorted keys.
 type Report struct {
-	// Process is the charter CID.
-	Process string `json:"process"`
-	Topic   string `json:"topic"`
-	Title   string `json:"title"`
-	// Stage is the stage given every record applied.
-	Stage string `json:"stage"`
-	// Records counts the valid records of the process, charter included.
-	Records int      `json:"records"`
-	Rule    RuleInfo `json:"rule"`
+	// Conclusions are the CIDs of conclusion records, by time then CID.
+	Conclusions []string `json:"conclusions"`
 	// Convenors in charter order.
 	Convenors []Party `json:"convenors"`
+	// Delegations by claimed time, then CID.
+	Delegations []DelegationInfo `json:"delegations"`
+	// Matrix counts participants per group and region, by group then region.
+	Matrix []Cell `json:"matrix"`
 	// P1 is participation by stakeholder group; P3 by region.
 	P1 Coverage     `json:"p1"`
 	P2 Transparency `json:"p2"`
 	P3 Coverage     `json:"p3"`
 	P4 Independence `json:"p4"`
-	// Matrix counts participants per group and region, by group then region.
-	Matrix []Cell `json:"matrix"`
+	// Process is the charter CID.
+	Process string `json:"process"`
 	// Proposals by claimed time, then CID.
 	Proposals []ProposalInfo `json:"proposals"`
-	// Delegations by claimed time, then CID.
-	Delegations []DelegationInfo `json:"delegations"`
-	// Conclusions are the CIDs of conclusion records, by time then CID.
-	Conclusions []string `json:"conclusions"`
+	// Records counts the valid records of the process, charter included.
+	Records int      `json:"records"`
+	Rule    RuleInfo `json:"rule"`
+	// Stage is the stage given every record applied.
+	Stage string `json:"stage"`
+	Title string `json:"title"`
+	Topic string `json:"topic"`
 }
 
 // RuleInfo is a decision rule as the audit shows it.
 type RuleInfo struct {
+	Group string `json:"group"`
+	// Mandate is the decision approving a non-default rule, or "".
+	Mandate   string `json:"mandate"`
 	Name      string `json:"name"`
 	Threshold int    `json:"threshold"`
-	Group     string `json:"group"`
-	// Mandate is the decision approving a non-default rule, or "".
-	Mandate string `json:"mandate"`
 }
 
 // Party is a member as the audit shows it.
 type Party struct {
+	Group  string `json:"group"`
 	Key    string `json:"key"`
 	Org    string `json:"org"`
-	Group  string `json:"group"`
 	Region string `json:"region"`
 }
 
 // Coverage is the participation of groups (P1) or regions (P3).
 type Coverage struct {
-	// OK reports whether every group (region) with members took part.
-	OK bool `json:"ok"`
 	// Entries has one entry per group (region) with members, by name.
 	Entries []Participation `json:"entries"`
-	// TookPart and Missing list the names of Entries that did and did not
-	// take part, sorted.
-	TookPart []string `json:"tookPart"`
-	Missing  []string `json:"missing"`
+	Missing []string        `json:"missing"`
 	// NoMembers lists the federation's groups (regions) without members in
 	// any roster the process's records were checked against, sorted.
 	NoMembers []string `json:"noMembers"`
+	// OK reports whether every group (region) with members took part.
+	OK bool `json:"ok"`
+	// TookPart and Missing list the names of Entries that did and did not
+	// take part, sorted.
+	TookPart []string `json:"tookPart"`
 }
 
 // Participation counts the participants of one group or region: members
 // who signed at least one record of the process, and those records.
 type Participation struct {
-	Name    string `json:"name"`
 	Members int    `json:"members"`
+	Name    string `json:"name"`
 	Records int    `json:"records"`
 }
 
 // Cell counts the participants of one group in one region.
 type Cell struct {
 	Group   string `json:"group"`
-	Region  string `json:"region"`
 	Members int    `json:"members"`
+	Region  string `json:"region"`
 }
 
 // Transparency is the P2 audit.
 type Transparency struct {
-	// OK reports whether the charter is complete, every notice and comment
-	// window met the minimum notice (as claimed and as first seen) and every
-	// formal objection has a response.
-	OK      bool         `json:"ok"`
 	Charter CharterCheck `json:"charter"`
-	// Stages in process order, concluded last.
-	Stages []StageInfo `json:"stages"`
-	// Notices by claimed time, then CID.
-	Notices []NoticeInfo `json:"notices"`
-	// Windows, one per proposal version, by opening time, then CID.
-	Windows []WindowInfo `json:"windows"`
-	// Objections by claimed time, then CID.
-	Objections []ObjectionInfo `json:"objections"`
 	// Late lists records first seen more than LateTolerance after their
 	// claimed time, by claimed time, then CID.
 	Late []LateInfo `json:"late"`
+	// Notices by claimed time, then CID.
+	Notices []NoticeInfo `json:"notices"`
+	// Objections by claimed time, then CID.
+	Objections []ObjectionInfo `json:"objections"`
+	// OK reports whether the charter is complete, every notice and comment
+	// window met the minimum notice (as claimed and as first seen) and every
+	// formal objection has a response.
+	OK bool `json:"ok"`
+	// Stages in process order, concluded last.
+	Stages []StageInfo `json:"stages"`
+	// Windows, one per proposal version, by opening time, then CID.
+	Windows []WindowInfo `json:"windows"`
 }
 
 // CharterCheck says whether the charter states aim, purpose, scope,
 // modalities and significance.
 type CharterCheck struct {
-	Complete bool `json:"complete"`
-	// Missing names the empty fields, in the order above.
-	Missing []string `json:"missing"`
 	// Background counts the background documents.
 	Background                 int   `json:"background"`
-	MinNoticeSeconds           int64 `json:"minNoticeSeconds"`
+	Complete                   bool  `json:"complete"`
 	FederationMinNoticeSeconds int64 `json:"federationMinNoticeSeconds"`
-	WindowSeconds              int64 `json:"windowSeconds"`
+	MinNoticeSeconds           int64 `json:"minNoticeSeconds"`
+	// Missing names the empty fields, in the order aim, purpose, scope,
+	// modalities, significance.
+	Missing       []string `json:"missing"`
+	WindowSeconds int64    `json:"windowSeconds"`
 }
 
 // StageInfo is one stage: its planned phase (zero for concluded) and when
@@ -138,55 +141,55 @@ type CharterCheck struct {
 // convenors of two groups (the charter's time for scoping; null if not
 // reached).
 type StageInfo struct {
-	Stage        string `json:"stage"`
-	PlannedStart int64  `json:"plannedStart"`
-	PlannedEnd   int64  `json:"plannedEnd"`
-	Started      *int64 `json:"started"`
 	// Moves are the stage or conclusion records to it, by time then CID.
-	Moves []string `json:"moves"`
+	Moves        []string `json:"moves"`
+	PlannedEnd   int64    `json:"plannedEnd"`
+	PlannedStart int64    `json:"plannedStart"`
+	Stage        string   `json:"stage"`
+	Started      *int64   `json:"started"`
 }
 
 // NoticeInfo is one notice measured against the charter's minimum notice,
 // as claimed and from when this node first saw it.
 type NoticeInfo struct {
-	Record           string `json:"record"`
-	Subject          string `json:"subject"`
-	Date             int64  `json:"date"`
 	Claimed          int64  `json:"claimed"`
+	Date             int64  `json:"date"`
+	EffectiveSeconds int64  `json:"effectiveSeconds"`
 	FirstSeen        *int64 `json:"firstSeen"`
 	NoticeSeconds    int64  `json:"noticeSeconds"`
-	EffectiveSeconds int64  `json:"effectiveSeconds"`
 	OK               bool   `json:"ok"`
+	Record           string `json:"record"`
+	Subject          string `json:"subject"`
 }
 
 // WindowInfo is one proposal version's comment window measured against the
 // minimum notice, as claimed and from when this node first saw it.
 type WindowInfo struct {
-	Proposal         string `json:"proposal"`
-	Opens            int64  `json:"opens"`
 	Closes           int64  `json:"closes"`
-	FirstSeen        *int64 `json:"firstSeen"`
-	Seconds          int64  `json:"seconds"`
 	EffectiveSeconds int64  `json:"effectiveSeconds"`
+	FirstSeen        *int64 `json:"firstSeen"`
 	OK               bool   `json:"ok"`
+	Opens            int64  `json:"opens"`
+	Proposal         string `json:"proposal"`
+	Seconds          int64  `json:"seconds"`
 }
 
 // ObjectionInfo is one formal objection and its responses (by time, CID).
 type ObjectionInfo struct {
-	Record    string   `json:"record"`
-	Proposal  string   `json:"proposal"`
-	By        Party    `json:"by"`
 	Answered  bool     `json:"answered"`
+	By        Party    `json:"by"`
+	Proposal  string   `json:"proposal"`
+	Record    string   `json:"record"`
 	Responses []string `json:"responses"`
 }
 
 // LateInfo is a record first seen well after its claimed time.
 type LateInfo struct {
-	Record      string `json:"record"`
-	Kind        string `json:"kind"`
 	Claimed     int64  `json:"claimed"`
 	FirstSeen   int64  `json:"firstSeen"`
+	Kind        string `json:"kind"`
 	LateSeconds int64  `json:"lateSeconds"`
+	Record      string `json:"record"`
 }
 
 // Independence is the P4 audit.
@@ -201,61 +204,61 @@ type Independence struct {
 // Outcome is one adopted proposal version: the rule, the tally in the
 // decision's causal past, and which groups and regions it needed.
 type Outcome struct {
-	Decision string   `json:"decision"`
-	Proposal string   `json:"proposal"`
-	Title    string   `json:"title"`
-	Version  int      `json:"version"`
-	Time     int64    `json:"time"`
-	Rule     RuleInfo `json:"rule"`
-	// Groups and Regions have one entry per group and region with members
-	// in the decision's causal past, by name.
-	Groups  []Need `json:"groups"`
-	Regions []Need `json:"regions"`
+	Decision string `json:"decision"`
+	// Endorsers by key.
+	Endorsers []Party `json:"endorsers"`
 	// EveryGroupNeeded and EveryRegionNeeded report whether removing the
 	// endorsements of any one group (region) leaves it not adopted.
 	EveryGroupNeeded  bool `json:"everyGroupNeeded"`
 	EveryRegionNeeded bool `json:"everyRegionNeeded"`
-	// Endorsers by key.
-	Endorsers []Party `json:"endorsers"`
+	// Groups and Regions have one entry per group and region with members
+	// in the decision's causal past, by name.
+	Groups   []Need   `json:"groups"`
+	Proposal string   `json:"proposal"`
+	Regions  []Need   `json:"regions"`
+	Rule     RuleInfo `json:"rule"`
+	Time     int64    `json:"time"`
+	Title    string   `json:"title"`
+	Version  int      `json:"version"`
 }
 
 // Need is one group's or region's part in an outcome.
 type Need struct {
-	Name         string `json:"name"`
 	Endorsements int    `json:"endorsements"`
-	Objections   int    `json:"objections"`
+	Name         string `json:"name"`
 	// Needed reports whether removing its endorsements leaves the proposal
 	// not adopted.
-	Needed bool `json:"needed"`
+	Needed     bool `json:"needed"`
+	Objections int  `json:"objections"`
 }
 
 // ProposalInfo is one proposal version with its feedback given every
 // record applied.
 type ProposalInfo struct {
-	Record   string `json:"record"`
-	Version  int    `json:"version"`
-	Replaces string `json:"replaces"`
-	Title    string `json:"title"`
-	By       Party  `json:"by"`
-	Time     int64  `json:"time"`
-	Closes   int64  `json:"closes"`
-	// Stances counts members by the stance of their latest feedback.
-	Stances map[string]int `json:"stances"`
+	By     Party `json:"by"`
+	Closes int64 `json:"closes"`
+	// Decisions that adopted it, sorted.
+	Decisions []string `json:"decisions"`
 	// Endorsements counts members whose endorsement stands.
 	Endorsements int `json:"endorsements"`
 	// Objections counts formal objections.
-	Objections int `json:"objections"`
-	// Decisions that adopted it, sorted.
-	Decisions []string `json:"decisions"`
+	Objections int    `json:"objections"`
+	Record     string `json:"record"`
+	Replaces   string `json:"replaces"`
+	// Stances counts members by the stance of their latest feedback.
+	Stances map[string]int `json:"stances"`
+	Time    int64          `json:"time"`
+	Title   string         `json:"title"`
+	Version int            `json:"version"`
 }
 
 // DelegationInfo is one delegation and its reports (by time, CID).
 type DelegationInfo struct {
-	Record    string   `json:"record"`
 	Body      string   `json:"body"`
-	Scope     string   `json:"scope"`
+	Record    string   `json:"record"`
 	Reporting string   `json:"reporting"`
 	Reports   []string `json:"reports"`
+	Scope     string   `json:"scope"`
 }
 
 // byTime orders records by claimed time, then CID.
@@ -586,16 +589,19 @@ func (p *Process) outcome(d *decision) Outcome {
 }
 
 // JSON returns the canonical JSON form of the report: UTF-8, no
-// insignificant white space, object keys sorted, no HTML escaping, lists
-// in the order documented on each field, empty lists as [].
+// insignificant white space, object keys sorted bytewise (the struct fields
+// are declared in that order), no HTML escaping, lists in the order
+// documented on each field, empty lists as [] and absent times as null.
 func (r *Report) JSON() ([]byte, error) {
 	c := *r
 	fillNil(reflect.ValueOf(&c).Elem())
-	raw, err := json.Marshal(&c)
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(&c); err != nil {
 		return nil, fmt.Errorf("gov: encode report: %w", err)
 	}
-	return canonicalJSON(raw)
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // fillNil replaces nil slices and maps reachable from v (through structs,
@@ -625,24 +631,6 @@ func fillNil(v reflect.Value) {
 			v.Set(reflect.MakeMap(v.Type()))
 		}
 	}
-}
-
-// canonicalJSON re-encodes a JSON document with sorted object keys and no
-// HTML escaping.
-func canonicalJSON(raw []byte) ([]byte, error) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, fmt.Errorf("gov: canonical json: %w", err)
-	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, fmt.Errorf("gov: canonical json: %w", err)
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 func plural(n int, word string) string {

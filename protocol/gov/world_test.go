@@ -77,6 +77,11 @@ type world struct {
 	all       []*protocol.Record   // every record built, in publication order
 	firstSeen map[cid.Cid]int64
 	charter   string // the latest charter published
+	// advanceOnReject makes a rejected record still take its author's
+	// seq, as a node that published it without checking would (the next
+	// record's prev then links it); otherwise the next record reuses the
+	// seq, as if the rejected one had never been published.
+	advanceOnReject bool
 }
 
 func newWorld(t testing.TB, slug string) *world {
@@ -207,11 +212,13 @@ func (w *world) publish(d draft) (*protocol.Record, error) {
 	} else {
 		err = w.issue.Apply(r, w.roster)
 	}
+	if err == nil || w.advanceOnReject {
+		w.seq[chain]++
+		w.prev[chain] = r.CID
+	}
 	if err != nil {
 		return r, err
 	}
-	w.seq[chain]++
-	w.prev[chain] = r.CID
 	w.heads[topic] = slices.DeleteFunc(w.heads[topic], func(c cid.Cid) bool { return slices.Contains(r.Links(), c) })
 	w.heads[topic] = append(w.heads[topic], r.CID)
 	if d.kind == protocol.KindCharter {
@@ -280,3 +287,33 @@ func verdict(err error) string {
 }
 
 func (w *world) String() string { return fmt.Sprintf("world(%s, %d records)", w.slug, len(w.all)) }
+
+// Default timeline of a process chartered at t0 (phases of 30 days).
+const day = 24 * time.Hour
+
+// startProcess publishes a charter convened by convs (the first signs it),
+// a consultation notice and the two stage moves, and returns the time the
+// consultation started (t0 + 30 days + 1 hour).
+func (w *world) startProcess(name string, t0 time.Time, convs ...string) time.Time {
+	w.found()
+	w.must(draft{kind: protocol.KindCharter, name: name, by: convs[0], at: t0,
+		body: w.defaultCharter(t0, protocol.StageDelegation, convs...)})
+	consult := t0.Add(30 * day)
+	w.must(draft{kind: protocol.KindNotice, by: convs[0], at: t0.Add(time.Hour),
+		body: &protocol.Notice{Process: w.link(name), Subject: protocol.SubjectConsultation, Date: consult.UnixMilli()}})
+	w.must(draft{kind: protocol.KindStage, by: convs[0], at: consult, body: &protocol.StageChange{Process: w.link(name), To: protocol.StageConsultation}})
+	w.must(draft{kind: protocol.KindStage, by: convs[1], at: consult.Add(time.Hour), body: &protocol.StageChange{Process: w.link(name), To: protocol.StageConsultation}})
+	return consult.Add(time.Hour)
+}
+
+// toDecision publishes a decision notice at at (which must fall before the
+// decision phase starts, t0 + 60 days, by the minimum notice) and the two
+// moves, and returns the time the decision stage started.
+func (w *world) toDecision(name string, t0, at time.Time, convs ...string) time.Time {
+	dec := t0.Add(60 * day)
+	w.must(draft{kind: protocol.KindNotice, by: convs[0], at: at,
+		body: &protocol.Notice{Process: w.link(name), Subject: protocol.SubjectDecision, Date: dec.UnixMilli()}})
+	w.must(draft{kind: protocol.KindStage, by: convs[0], at: dec, body: &protocol.StageChange{Process: w.link(name), To: protocol.StageDecision}})
+	w.must(draft{kind: protocol.KindStage, by: convs[1], at: dec.Add(time.Hour), body: &protocol.StageChange{Process: w.link(name), To: protocol.StageDecision}})
+	return dec.Add(time.Hour)
+}
