@@ -180,6 +180,8 @@ func Derive(g *protocol.Genesis, slug string, records []*protocol.Record, roster
 		}
 	}
 	var rej []Rejection
+	is.byCID = make(map[cid.Cid]int32, len(mine))
+	is.seqs = make(map[seqKey]cid.Cid, len(mine))
 	for _, r := range Order(mine) {
 		if err := is.Apply(r, rosterAt(r)); err != nil {
 			rej = append(rej, Rejection{CID: r.CID, Kind: r.Env.Kind, Err: err})
