@@ -232,6 +232,11 @@ func (is *Issue) Check(r *protocol.Record, roster Roster) error {
 // not among its deps), not-member (process records by non-members) or
 // not-allowed (the causal past does not allow r; the detail says why).
 // On error the state is unchanged.
+//
+// The state depends only on the set of records applied, not on their
+// order, with one exception that the node must prevent: of two records an
+// author signed at the same seq (equivocation), the one applied first
+// wins, so the node should reject the second before it reaches Apply.
 func (is *Issue) Apply(r *protocol.Record, roster Roster) error {
 	pd, err := is.check(r, roster)
 	if err != nil {
