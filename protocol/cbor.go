@@ -43,7 +43,7 @@ func init() {
 		ExtraReturnErrors: cbor.ExtraDecErrorUnknownField,
 		FieldNameMatching: cbor.FieldNameMatchingCaseSensitive,
 		UTF8:              cbor.UTF8RejectInvalid,
-		IntDec:            cbor.IntDecConvertSigned,
+		IntDec:            cbor.IntDecConvertSignedOrFail,
 		BinaryUnmarshaler: cbor.BinaryUnmarshalerNone,
 		TextUnmarshaler:   cbor.TextUnmarshalerNone,
 	}.DecMode()
@@ -99,7 +99,7 @@ func (l Link) MarshalCBOR() ([]byte, error) {
 // UnmarshalCBOR decodes tag 42 into l.
 func (l *Link) UnmarshalCBOR(data []byte) error {
 	var raw cbor.RawTag
-	if err := raw.UnmarshalCBOR(data); err != nil {
+	if err := decMode.Unmarshal(data, &raw); err != nil {
 		return err
 	}
 	if raw.Number != cidTag {

@@ -14,9 +14,9 @@ import (
 //
 //   - State(P), the membership of a causally closed set P, is the genesis
 //     followed by the members-topic records of P that are valid, applied
-//     one by one in the fold order: by depth in the DAG (the length of the
-//     longest prev/deps path down to a record without links), then by CID
-//     bytes. Depth depends only on a record's causal past, so the order of
+//     one by one in the fold order: by members depth (the greatest number
+//     of members-topic records on a prev/deps path below the record), then
+//     by CID bytes. Depth depends only on a record's causal past, so the order of
 //     P's records is the same in every set that holds them.
 //   - A record is valid when it is allowed by State(past(r)), its own
 //     strict causal past (check). Applying it (apply) can still find that a
@@ -95,7 +95,14 @@ func newMemDAG(recs []*Record) *memDAG {
 						n.ok = false
 						continue
 					}
-					n.depth = max(n.depth, pn.depth+1)
+					// Only members-topic records count in depths, so a set
+					// reduced to its members-topic records (links taken
+					// through other topics) orders them the same way.
+					step := 0
+					if pn.r.Env.Topic == TopicMembers {
+						step = 1
+					}
+					n.depth = max(n.depth, pn.depth+step)
 				}
 				n.state = 2
 				stack = stack[:len(stack)-1]
