@@ -99,6 +99,7 @@ A node keeps its configuration, identity key and records in a data directory:
 		newRunCommand(a),
 		newIDCommand(a),
 		newVersionCommand(a),
+		newGenesisCommand(a),
 	)
 	return root
 }

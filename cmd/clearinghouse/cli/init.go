@@ -10,7 +10,8 @@ import (
 )
 
 func newInitCommand(a *app) *cobra.Command {
-	return &cobra.Command{
+	var genesisFile string
+	cmd := &cobra.Command{
 		Use:   "init",
 		Short: "Create the data directory: configuration, identity key, API token",
 		Long: `Create the node's data directory (mode 0700) with what a node needs to start:
@@ -21,8 +22,16 @@ func newInitCommand(a *app) *cobra.Command {
 
 init is safe to run again: it only creates the files that are missing, and it
 never replaces an existing identity key. The default configuration listens on
-loopback only; edit network.listen in config.toml to reach other machines.`,
+loopback only; edit network.listen in config.toml to reach other machines.
+
+With --genesis FILE, init also installs the federation's genesis as
+genesis.cbor, so that the node joins that federation when it runs. The genesis
+must be signed by every founder (see clearinghouse genesis); init refuses an
+incomplete one, naming the founders who have not signed, and refuses to
+replace a different genesis already installed. Without a genesis, run founds a
+one-member development federation.`,
 		Example: `  clearinghouse init
+  clearinghouse init --genesis genesis.cbor
   clearinghouse --data-dir /srv/clearinghouse init
   CLEARINGHOUSE_DIR=/tmp/node1 clearinghouse init`,
 		Args: noArgs,
@@ -30,6 +39,12 @@ loopback only; edit network.listen in config.toml to reach other machines.`,
 			dd, err := a.resolveDataDir()
 			if err != nil {
 				return err
+			}
+			var gen *installing
+			if genesisFile != "" { // checked before anything is created
+				if gen, err = prepareGenesis(genesisFile); err != nil {
+					return err
+				}
 			}
 			made, err := config.InitFiles(dd.Path)
 			if err != nil {
@@ -49,12 +64,17 @@ loopback only; edit network.listen in config.toml to reach other machines.`,
 			for _, p := range made {
 				fmt.Fprintf(w, "created: %s\n", p)
 			}
+			if gen != nil {
+				return gen.install(w, dd)
+			}
 			if len(made) > 0 {
 				fmt.Fprintf(w, "next: edit %s, then run: clearinghouse run\n", dd.ConfigPath())
 			}
 			return nil
 		},
 	}
+	cmd.Flags().StringVar(&genesisFile, "genesis", "", "install this fully signed genesis file, to join its federation")
+	return cmd
 }
 
 // peerID returns the peer id of the data directory's identity key.
