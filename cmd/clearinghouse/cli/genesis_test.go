@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"encoding/hex"
 	"encoding/json"
@@ -284,5 +285,44 @@ func TestGenesisDraftErrors(t *testing.T) {
 				t.Error("a refused draft was written")
 			}
 		})
+	}
+}
+
+// TestInitGenesisThenRun starts a real node on a data directory made by
+// init --genesis: the node joins that federation (as an observer, which
+// needs a genesis), not a dev federation of its own.
+func TestInitGenesisThenRun(t *testing.T) {
+	fs := newFounders(t, 2)
+	g := filepath.Join(t.TempDir(), "genesis.cbor")
+	runCLI(t, append([]string{"genesis", "draft", "--name", "Joined", "--out", g}, founderArgs(fs)...)...).mustSucceed(t)
+	runCLI(t, "--data-dir", fs[0].dir, "genesis", "sign", g).mustSucceed(t)
+	id := field(t, runCLI(t, "--data-dir", fs[1].dir, "genesis", "sign", g).mustSucceed(t).stdout, "network id")
+	dir := filepath.Join(t.TempDir(), "observer")
+	runCLI(t, "--data-dir", dir, "init", "--genesis", g).mustSucceed(t)
+
+	ready := make(chan struct{})
+	stdout := &notifyingBuffer{want: "listening on: ", ready: ready}
+	var stderr bytes.Buffer
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	result := make(chan int, 1)
+	go func() {
+		result <- execute(ctx, NewRootCommand(stdout, &stderr),
+			[]string{"--data-dir", dir, "run", "--observer", "--listen", "/ip4/127.0.0.1/tcp/0"}, &stderr)
+	}()
+	select {
+	case <-ready:
+	case code := <-result:
+		t.Fatalf("run ended with %d before listening:\n%s", code, stderr.String())
+	}
+	cancel()
+	if code := <-result; code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, stderr.String())
+	}
+	if got := field(t, stdout.String(), "network"); got != id {
+		t.Errorf("node runs network %s, want the installed %s", got, id)
+	}
+	if strings.Contains(stderr.String(), "dev federation") {
+		t.Errorf("node founded a dev federation:\n%s", stderr.String())
 	}
 }
