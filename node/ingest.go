@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -49,6 +50,20 @@ type ingester struct {
 
 	// pendingN mirrors len(pending) for metrics, read outside the loop.
 	pendingN atomic.Int64
+
+	// inflight holds records queued for a durable write that has not
+	// completed: the loop adds them, the completion goroutine removes them
+	// once they are visible in the store. Later batches treat them as
+	// stored, since the store commits in queue order.
+	inflightMu    sync.Mutex
+	inflight      map[cid.Cid]protocol.Parent
+	inflightSlots map[string]cid.Cid
+}
+
+// commitBatch is a batch queued in the store, waiting to be durable.
+type commitBatch struct {
+	staged []*staged
+	wait   func(context.Context) ([]store.Meta, error)
 }
 
 type applyReq struct {
@@ -63,8 +78,10 @@ func newIngester(n *Node) *ingester {
 	return &ingester{
 		n:       n,
 		reqs:    make(chan *applyReq, maxApplyBatch),
-		pending: map[cid.Cid]*applyReq{},
-		waiting: map[cid.Cid][]cid.Cid{},
+		pending:       map[cid.Cid]*applyReq{},
+		waiting:       map[cid.Cid][]cid.Cid{},
+		inflight:      map[cid.Cid]protocol.Parent{},
+		inflightSlots: map[string]cid.Cid{},
 	}
 }
 
@@ -116,9 +133,22 @@ func (n *Node) Ingest(ctx context.Context, raw []byte, topic string, src Source)
 
 var errClosed = errors.New("node: closed")
 
+// maxCommitsInFlight bounds the batches queued in the store and not yet
+// durable; the apply loop waits when it is reached.
+const maxCommitsInFlight = 8
+
 // run is the apply loop. It ends when ctx ends; requests still queued are
 // answered with errClosed by their callers' select on the node context.
+// Durable writes complete on a second goroutine, so the loop checks and
+// queues the next batch while the previous one is being synced.
 func (in *ingester) run(ctx context.Context) {
+	commits := make(chan *commitBatch, maxCommitsInFlight)
+	var cwg sync.WaitGroup
+	cwg.Go(func() { in.complete(ctx, commits) })
+	defer func() {
+		close(commits)
+		cwg.Wait()
+	}()
 	batch := make([]*applyReq, 0, maxApplyBatch)
 	for {
 		select {
@@ -136,7 +166,7 @@ func (in *ingester) run(ctx context.Context) {
 				break drain
 			}
 		}
-		in.apply(ctx, batch)
+		in.apply(ctx, batch, commits)
 		in.pendingN.Store(int64(len(in.pending)))
 	}
 }
@@ -149,7 +179,7 @@ type staged struct {
 
 // apply checks and writes one batch. Released pending records are appended
 // to the work list, so a chain that arrived out of order is written whole.
-func (in *ingester) apply(ctx context.Context, work []*applyReq) {
+func (in *ingester) apply(ctx context.Context, work []*applyReq, commits chan<- *commitBatch) {
 	n := in.n
 	inBatch := map[cid.Cid]*staged{}
 	slots := map[string]cid.Cid{} // author|topic|seq -> CID, within the batch
@@ -177,7 +207,7 @@ func (in *ingester) apply(ctx context.Context, work []*applyReq) {
 	for i, s := range accepted {
 		entries[i] = entryOf(s.req.rec)
 	}
-	metas, err := n.store.PutBatch(ctx, entries, n.opts.clock().UnixMilli())
+	wait, err := n.store.EnqueueBatch(ctx, entries, n.opts.clock().UnixMilli())
 	if err != nil {
 		n.log.Error("store write failed", "records", len(entries), "err", err)
 		for _, s := range accepted {
@@ -185,13 +215,48 @@ func (in *ingester) apply(ctx context.Context, work []*applyReq) {
 		}
 		return
 	}
-	now := n.opts.clock()
-	for i, s := range accepted {
-		rec := s.req.rec
-		n.metrics.accepted.WithLabelValues(rec.Env.Topic, string(s.req.src)).Inc()
-		n.metrics.ingest.Observe(now.Sub(s.req.received).Seconds())
-		n.events.publish(Event{Record: rec, Meta: metas[i], Source: s.req.src})
-		in.finish(s.req, nil)
+	in.inflightMu.Lock()
+	for _, s := range accepted {
+		r := s.req.rec
+		in.inflight[r.CID] = s.meta
+		in.inflightSlots[slotKey(r.Env.Author, r.Env.Topic, r.Env.Seq)] = r.CID
+	}
+	in.inflightMu.Unlock()
+	select {
+	case commits <- &commitBatch{staged: accepted, wait: wait}:
+	case <-ctx.Done():
+	}
+}
+
+// complete waits for each queued batch to be durable, in order, then
+// answers its callers, counts and announces its records, and removes them
+// from the in-flight set.
+func (in *ingester) complete(ctx context.Context, commits <-chan *commitBatch) {
+	n := in.n
+	for c := range commits {
+		metas, err := c.wait(ctx)
+		now := n.opts.clock()
+		for i, s := range c.staged {
+			rec := s.req.rec
+			if err != nil {
+				in.finish(s.req, fmt.Errorf("node: store: %w", err))
+				continue
+			}
+			n.metrics.accepted.WithLabelValues(rec.Env.Topic, string(s.req.src)).Inc()
+			n.metrics.ingest.Observe(now.Sub(s.req.received).Seconds())
+			n.events.publish(Event{Record: rec, Meta: metas[i], Source: s.req.src})
+			in.finish(s.req, nil)
+		}
+		if err != nil {
+			n.log.Error("store write failed", "records", len(c.staged), "err", err)
+		}
+		in.inflightMu.Lock()
+		for _, s := range c.staged {
+			r := s.req.rec
+			delete(in.inflight, r.CID)
+			delete(in.inflightSlots, slotKey(r.Env.Author, r.Env.Topic, r.Env.Seq))
+		}
+		in.inflightMu.Unlock()
 	}
 }
 
@@ -200,7 +265,12 @@ func (in *ingester) apply(ctx context.Context, work []*applyReq) {
 // no other record by the author in the same chain slot.
 func (in *ingester) check(rec *protocol.Record, inBatch map[cid.Cid]*staged, slots map[string]cid.Cid) error {
 	st := in.n.store
+	in.inflightMu.Lock()
+	defer in.inflightMu.Unlock()
 	if _, ok := inBatch[rec.CID]; ok {
+		return protocol.Errorf(protocol.ReasonDuplicate, "record %s already stored", rec.CID)
+	}
+	if _, ok := in.inflight[rec.CID]; ok {
 		return protocol.Errorf(protocol.ReasonDuplicate, "record %s already stored", rec.CID)
 	}
 	if _, ok := in.pending[rec.CID]; ok {
@@ -219,6 +289,10 @@ func (in *ingester) check(rec *protocol.Record, inBatch map[cid.Cid]*staged, slo
 			parents = append(parents, s.meta)
 			continue
 		}
+		if p, ok := in.inflight[c]; ok {
+			parents = append(parents, p)
+			continue
+		}
 		m, err := st.Meta(c)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
@@ -235,7 +309,11 @@ func (in *ingester) check(rec *protocol.Record, inBatch map[cid.Cid]*staged, slo
 	if err := protocol.CheckParents(rec, parents); err != nil {
 		return err
 	}
-	other, ok := slots[slotKey(rec.Env.Author, rec.Env.Topic, rec.Env.Seq)]
+	slot := slotKey(rec.Env.Author, rec.Env.Topic, rec.Env.Seq)
+	other, ok := slots[slot]
+	if !ok {
+		other, ok = in.inflightSlots[slot]
+	}
 	if !ok {
 		c, err := st.ChainAt(rec.Env.Author, rec.Env.Topic, rec.Env.Seq)
 		switch {
@@ -251,7 +329,9 @@ func (in *ingester) check(rec *protocol.Record, inBatch map[cid.Cid]*staged, slo
 		return protocol.Errorf(protocol.ReasonEquivocation, "author %x already signed %s at %s seq %d; %s conflicts",
 			rec.Env.Author[:8], other, rec.Env.Topic, rec.Env.Seq, rec.CID)
 	}
-	return nil
+	// Last, the rules of the causal past: membership, issues, processes.
+	// admit applies the record to the derived state when it passes.
+	return in.n.state.admit(rec)
 }
 
 func slotKey(author []byte, topic string, seq uint64) string {
@@ -273,6 +353,12 @@ func (in *ingester) addPending(req *applyReq, inBatch map[cid.Cid]*staged) error
 	var missing []cid.Cid
 	for _, c := range rec.Links() {
 		if _, staged := inBatch[c]; staged {
+			continue
+		}
+		in.inflightMu.Lock()
+		_, flying := in.inflight[c]
+		in.inflightMu.Unlock()
+		if flying {
 			continue
 		}
 		if ok, _ := in.n.store.Has(c); !ok {

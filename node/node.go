@@ -45,6 +45,7 @@ type Node struct {
 	ps      *pubsub.PubSub
 	metrics *metrics
 	ing     *ingester
+	state   *fedState
 	events  *eventHub
 	// rejections fans out refused records; its zero value is ready.
 	rejections rejectionHub
@@ -129,11 +130,20 @@ func New(ctx context.Context, opts ...Option) (_ *Node, err error) {
 		return nil, fmt.Errorf("node: open store: %w", err)
 	}
 	cleanup = append(cleanup, n.store.Close)
+
+	// 3. Derived state (membership, issues, processes), from the records
+	// already stored, before the apply loop adds new ones.
+	if n.state, err = newFedState(n.genesis); err != nil {
+		return nil, err
+	}
+	if err := n.loadState(); err != nil {
+		return nil, err
+	}
 	n.ing = newIngester(n)
 	// The apply loop is the store's only writer; it runs until Close.
 	n.wg.Go(func() { n.ing.run(n.ctx) })
 
-	// 3. Metrics, before the host so libp2p can register its own.
+	// 4. Metrics, before the host so libp2p can register its own.
 	reg := o.registry
 	ownRegistry := reg == nil
 	if ownRegistry {
@@ -141,7 +151,7 @@ func New(ctx context.Context, opts ...Option) (_ *Node, err error) {
 	}
 	n.metrics = newMetrics(reg, n)
 
-	// 4. The libp2p host: TCP and QUIC, default security (Noise, TLS).
+	// 5. The libp2p host: TCP and QUIC, default security (Noise, TLS).
 	cm, err := connmgr.NewConnManager(o.connLow, o.connHigh)
 	if err != nil {
 		return nil, fmt.Errorf("node: connection manager: %w", err)
@@ -171,7 +181,7 @@ func New(ctx context.Context, opts ...Option) (_ *Node, err error) {
 	}
 	n.metrics.info.WithLabelValues(n.network.String(), role).Set(1)
 
-	// 5. Gossipsub: message id = record CID, no gossipsub-level signing
+	// 6. Gossipsub: message id = record CID, no gossipsub-level signing
 	// (the record signature is the authority).
 	n.ps, err = pubsub.NewGossipSub(n.ctx, n.host,
 		pubsub.WithMessageIdFn(messageID),
@@ -192,7 +202,7 @@ func New(ctx context.Context, opts ...Option) (_ *Node, err error) {
 		return nil, fmt.Errorf("node: start gossipsub: %w", err)
 	}
 
-	// 6. Topics: federation-wide ones, then followed issues.
+	// 7. Topics: federation-wide ones, then followed issues.
 	for _, t := range []string{protocol.TopicIndex, protocol.TopicMembers} {
 		if err := n.join(t); err != nil {
 			return nil, err
@@ -204,7 +214,7 @@ func New(ctx context.Context, opts ...Option) (_ *Node, err error) {
 		}
 	}
 
-	// 7. Bootstrap peers, in the background: a node must start even if
+	// 8. Bootstrap peers, in the background: a node must start even if
 	// they are down.
 	for _, ai := range o.bootstrap {
 		n.wg.Go(func() {
@@ -276,6 +286,41 @@ func (n *Node) loadGenesis(key ed25519.PrivateKey) error {
 		return err
 	}
 	n.genesis, n.network = g, id
+	return nil
+}
+
+// loadState replays the stored records, in arrival order (which is a
+// causal order: the store is causally closed), into the derived state.
+func (n *Node) loadState() error {
+	var after uint64
+	count := 0
+	for {
+		metas, err := n.store.Since(after, 1000)
+		if err != nil {
+			return fmt.Errorf("node: load state: %w", err)
+		}
+		if len(metas) == 0 {
+			break
+		}
+		for _, m := range metas {
+			after = m.Arrival
+			raw, err := n.store.Get(m.CID)
+			if err != nil {
+				return fmt.Errorf("node: load state: %w", err)
+			}
+			r, err := protocol.Decode(raw)
+			if err != nil {
+				return fmt.Errorf("node: load state: stored record %s: %w", m.CID, err)
+			}
+			if err := n.state.admit(r); err != nil {
+				n.log.Warn("stored record no longer valid", "cid", m.CID, "err", err)
+			}
+			count++
+		}
+	}
+	if count > 0 {
+		n.log.Info("state loaded", "records", count)
+	}
 	return nil
 }
 

@@ -14,8 +14,8 @@ import (
 // Publish builds a record of the given kind on topic with body, signs it
 // with the node's key, stores it durably and then gossips it. The record's
 // seq and prev continue the node's chain on the topic, and its deps are
-// deps plus the topic's current heads (at most protocol.MaxDeps in all; the
-// caller's deps come first). The claimed time is the node's clock, or the
+// deps plus the topic's current heads and the members topic's heads (at
+// most protocol.MaxDeps in all; the caller's deps come first). The claimed time is the node's clock, or the
 // latest parent's claimed time if that is later. It returns the stored
 // record; a gossip failure after the record is stored is logged, not
 // returned, because sync delivers the record later.
@@ -62,6 +62,15 @@ func (n *Node) buildNext(kind, topic string, body protocol.Body, deps []cid.Cid)
 	heads, err := n.store.Heads(topic)
 	if err != nil {
 		return nil, err
+	}
+	if topic != protocol.TopicMembers {
+		// The membership the author relies on must be in the record's
+		// causal past, or peers cannot tell that the author is a member.
+		mh, err := n.store.Heads(protocol.TopicMembers)
+		if err != nil {
+			return nil, err
+		}
+		heads = append(heads, mh...)
 	}
 	candidates := make([]cid.Cid, 0, len(deps)+len(heads))
 	candidates = append(candidates, deps...)

@@ -579,3 +579,13 @@ func (p *Process) add(n *node, pd *pending) {
 		p.moves = append(p.moves, n)
 	}
 }
+
+// Records returns the CIDs of the process's records, charter included, in
+// the order they were applied.
+func (p *Process) Records() []cid.Cid {
+	out := make([]cid.Cid, len(p.records))
+	for i, n := range p.records {
+		out[i] = n.rec.CID
+	}
+	return out
+}
