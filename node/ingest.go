@@ -76,8 +76,8 @@ type applyReq struct {
 
 func newIngester(n *Node) *ingester {
 	return &ingester{
-		n:       n,
-		reqs:    make(chan *applyReq, maxApplyBatch),
+		n:             n,
+		reqs:          make(chan *applyReq, maxApplyBatch),
 		pending:       map[cid.Cid]*applyReq{},
 		waiting:       map[cid.Cid][]cid.Cid{},
 		inflight:      map[cid.Cid]protocol.Parent{},
