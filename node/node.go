@@ -49,6 +49,7 @@ type Node struct {
 	// rejections fans out refused records; its zero value is ready.
 	rejections rejectionHub
 	mesh       *meshTracker
+	sync       *syncer
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -140,6 +141,9 @@ func New(ctx context.Context, opts ...Option) (_ *Node, err error) {
 		reg = prometheus.NewRegistry()
 	}
 	n.metrics = newMetrics(reg, n)
+	// The syncer exists before any validator can report a gap to it; it
+	// starts serving and pulling in step 7.
+	n.sync = newSyncer(n)
 
 	// 4. The libp2p host: TCP and QUIC, default security (Noise, TLS).
 	cm, err := connmgr.NewConnManager(o.connLow, o.connHigh)
@@ -204,7 +208,16 @@ func New(ctx context.Context, opts ...Option) (_ *Node, err error) {
 		}
 	}
 
-	// 7. Bootstrap peers, in the background: a node must start even if
+	// 7. Sync: the stream handler and the loop that syncs on connection,
+	// periodically and on gossip gaps. It starts after the topics are
+	// joined (a session syncs the joined topics) and before the bootstrap
+	// dials, so those connections trigger a sync. Peers that dialled in
+	// earlier are covered by the periodic sync.
+	if err := n.sync.start(); err != nil {
+		return nil, err
+	}
+
+	// 8. Bootstrap peers, in the background: a node must start even if
 	// they are down.
 	for _, ai := range o.bootstrap {
 		n.wg.Go(func() {
@@ -372,14 +385,15 @@ func (n *Node) validator(topic string) pubsub.ValidatorEx {
 				return pubsub.ValidationAccept
 			}
 		}
-		_, err := n.Ingest(ctx, msg.Data, topic, SourceGossip)
+		rec, err := n.Ingest(ctx, msg.Data, topic, SourceGossip)
 		if err == nil {
 			return pubsub.ValidationAccept
 		}
 		switch protocol.ReasonOf(err) {
 		case protocol.ReasonMissingDeps:
 			// Signature verified; it waits for its past here and may be
-			// what another peer needs.
+			// what another peer needs. Ask the forwarder for the past.
+			n.sync.missingParents(from, rec)
 			return pubsub.ValidationAccept
 		case "":
 			n.log.Error("ingest failed", "topic", topic, "err", err)

@@ -80,6 +80,10 @@ type SyncResponse struct {
 	Head []byte `cbor:"head"`
 }
 
+// ErrBadMessage is returned by Unmarshal and ReadFrame when a sync message
+// does not decode strictly.
+var ErrBadMessage = errors.New("protocol: malformed sync message")
+
 // ErrFrameTooLarge is returned by ReadFrame and WriteFrame when a frame
 // exceeds SyncMaxFrame.
 var ErrFrameTooLarge = errors.New("protocol: sync frame too large")
@@ -114,7 +118,7 @@ func init() {
 // does not require the canonical encoding.
 func Unmarshal(data []byte, v any) error {
 	if err := syncDecMode.Unmarshal(data, v); err != nil {
-		return fmt.Errorf("protocol: sync message: %w", err)
+		return fmt.Errorf("%w: %w", ErrBadMessage, err)
 	}
 	return nil
 }
