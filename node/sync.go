@@ -45,6 +45,9 @@ const (
 	syncRequestTimeout = 30 * time.Second
 	// syncInboundPerPeer bounds concurrent inbound sync streams per peer.
 	syncInboundPerPeer = 2
+	// syncInboundQueued bounds inbound sync streams per peer waiting for
+	// a slot; more are reset.
+	syncInboundQueued = 4
 	// syncTagBad is the connection manager tag of a penalised peer.
 	syncTagBad = "clearinghouse-sync-bad"
 	// syncTriggerQueue is the capacity of the sync trigger queue; triggers
@@ -128,16 +131,23 @@ type syncer struct {
 
 	triggers chan syncTrigger
 
-	lag *prometheus.GaugeVec   // by topic: max lag over peers
-	bad *prometheus.CounterVec // by reason
+	lag     *prometheus.GaugeVec   // by topic: max lag over peers
+	bad     *prometheus.CounterVec // by reason
+	fetched *prometheus.CounterVec // by topic
 
 	mu       sync.Mutex // guards the maps below
 	status   map[string]map[peer.ID]*TopicSync
 	banned   map[peer.ID]time.Time
-	inbound  map[peer.ID]int
+	inbound  map[peer.ID]*inboundSlots
 	topicMu  map[string]*sync.Mutex // serialises sessions of a topic
 	inflight map[string]bool        // trigger keys being handled
 	chainOK  map[string]bool        // topics whose own chain head is confirmed
+}
+
+// inboundSlots limits the inbound sync streams of one peer.
+type inboundSlots struct {
+	sem     chan struct{} // a token per stream being served
+	streams int           // streams served or waiting; guarded by syncer.mu
 }
 
 // syncTrigger asks the sync loop to sync with a peer: every topic if topic
@@ -161,9 +171,13 @@ func newSyncer(n *Node) *syncer {
 			Namespace: "clearinghouse", Name: "sync_bad_records_total",
 			Help: "Bad records or messages served by sync peers, by reason (a protocol rejection reason, cid-mismatch or bad-message).",
 		}, []string{"reason"}),
+		fetched: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "clearinghouse", Name: "sync_fetched_records_total",
+			Help: "Records received from sync peers in fetch responses, valid or not, by topic.",
+		}, []string{"topic"}),
 		status:   map[string]map[peer.ID]*TopicSync{},
 		banned:   map[peer.ID]time.Time{},
-		inbound:  map[peer.ID]int{},
+		inbound:  map[peer.ID]*inboundSlots{},
 		topicMu:  map[string]*sync.Mutex{},
 		inflight: map[string]bool{},
 		chainOK:  map[string]bool{},
@@ -175,7 +189,7 @@ func newSyncer(n *Node) *syncer {
 // bootstrap peers are dialled, so that no connection is missed.
 func (s *syncer) start() error {
 	n := s.n
-	for _, c := range []prometheus.Collector{s.lag, s.bad} {
+	for _, c := range []prometheus.Collector{s.lag, s.bad, s.fetched} {
 		if err := n.metrics.reg.Register(c); err != nil {
 			return fmt.Errorf("node: register sync metrics: %w", err)
 		}
@@ -285,16 +299,27 @@ func (s *syncer) missingParents(from peer.ID, rec *protocol.Record) {
 	}
 }
 
-// syncPeers returns the connected peers that speak the sync protocol.
+// syncPeers returns the connected peers that speak the sync protocol or
+// are not identified yet (opening a stream waits for identify).
 func (s *syncer) syncPeers() []peer.ID {
-	n := s.n
 	var out []peer.ID
-	for _, p := range n.host.Network().Peers() {
-		if ok, err := n.host.Peerstore().SupportsProtocols(p, s.proto); err == nil && len(ok) > 0 {
+	for _, p := range s.n.host.Network().Peers() {
+		if known, ok := s.speaks(p); ok || !known {
 			out = append(out, p)
 		}
 	}
 	return out
+}
+
+// speaks reports whether p's protocols are known and whether they include
+// the sync protocol.
+func (s *syncer) speaks(p peer.ID) (known, ok bool) {
+	ps := s.n.host.Peerstore()
+	all, err := ps.GetProtocols(p)
+	if err != nil || len(all) == 0 {
+		return false, false
+	}
+	return true, slices.Contains(all, s.proto)
 }
 
 // Sync syncs every joined topic with every connected peer that speaks the
@@ -307,6 +332,9 @@ func (n *Node) Sync(ctx context.Context) (SyncReport, error) {
 	for _, p := range n.sync.syncPeers() {
 		r, err := n.sync.syncPeer(ctx, p)
 		rep.add(r)
+		if known, ok := n.sync.speaks(p); err != nil && known && !ok {
+			continue // not a clearinghouse peer of this network
+		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("peer %s: %w", p, err))
 		}
@@ -715,6 +743,7 @@ func (c *client) fetch(ctx context.Context, topic string, cids []cid.Cid) (int, 
 			}
 		}
 		received += len(resp.Records)
+		c.s.fetched.WithLabelValues(topic).Add(float64(len(resp.Records)))
 		for _, r := range c.s.n.ingestMany(ctx, resp.Records, topic, SourceSync) {
 			if r.err == nil || protocol.ActionOf(r.err) != protocol.Reject {
 				continue
@@ -792,6 +821,9 @@ func (s *syncer) confirmChain(ctx context.Context, topic string) error {
 		cctx, cancel := context.WithTimeout(ctx, syncRequestTimeout)
 		seq, err := s.chainHead(cctx, p, author, topic)
 		cancel()
+		if known, ok := s.speaks(p); err != nil && known && !ok {
+			continue
+		}
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -831,21 +863,40 @@ func (s *syncer) confirmChain(ctx context.Context, topic string) error {
 // opener closes it, at most syncInboundPerPeer streams per peer at once.
 func (s *syncer) handle(st network.Stream) {
 	p := st.Conn().RemotePeer()
+	// At most syncInboundPerPeer streams of a peer are served at once;
+	// a few more wait for a slot, beyond that they are reset.
 	s.mu.Lock()
-	if s.inbound[p] >= syncInboundPerPeer {
+	slot := s.inbound[p]
+	if slot == nil {
+		slot = &inboundSlots{sem: make(chan struct{}, syncInboundPerPeer)}
+		s.inbound[p] = slot
+	}
+	if slot.streams >= syncInboundPerPeer+syncInboundQueued {
 		s.mu.Unlock()
 		_ = st.Reset()
 		return
 	}
-	s.inbound[p]++
+	slot.streams++
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
-		if s.inbound[p]--; s.inbound[p] == 0 {
+		if slot.streams--; slot.streams == 0 {
 			delete(s.inbound, p)
 		}
 		s.mu.Unlock()
 	}()
+	timer := time.NewTimer(syncRequestTimeout)
+	defer timer.Stop()
+	select {
+	case slot.sem <- struct{}{}:
+		defer func() { <-slot.sem }()
+	case <-timer.C:
+		_ = st.Reset()
+		return
+	case <-s.n.ctx.Done():
+		_ = st.Reset()
+		return
+	}
 	defer st.Close()
 	r := bufio.NewReaderSize(st, 64<<10)
 	w := bufio.NewWriterSize(st, 64<<10)
