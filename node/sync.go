@@ -39,6 +39,12 @@ const (
 	// carries; more are sent in further requests, which bounds both
 	// messages whatever the difference.
 	syncChunkRanges = 512
+	// syncClosureDepth bounds the levels of parents outside a reconciled
+	// topic fetched after it (cross-topic deps).
+	syncClosureDepth = 16
+	// syncGapDepth is how many levels of a gossip gap are fetched parent
+	// by parent before a topic reconciliation is cheaper.
+	syncGapDepth = 2
 	// syncMaxRounds bounds the reconcile round trips of one session.
 	syncMaxRounds = 256
 	// syncRequestTimeout is the deadline of one request and its response.
@@ -565,7 +571,7 @@ func (s *syncer) syncTopic(ctx context.Context, p peer.ID, topic string) (rep Sy
 	for i, id := range need {
 		cids[i] = protocol.Item{ID: id}.CID()
 	}
-	got, err := c.fetch(ctx, topic, cids)
+	got, _, err := c.fetchClosure(ctx, topic, cids, true, syncClosureDepth)
 	rep.Fetched = got
 	fetched = got
 	rep.Stored, lag = s.countStored(cids)
@@ -592,14 +598,14 @@ func (s *syncer) fetchFrom(ctx context.Context, p peer.ID, topic string, cids []
 	if err != nil {
 		return SyncReport{}, err
 	}
-	got, err := c.fetch(ctx, topic, cids)
+	got, complete, err := c.fetchClosure(ctx, topic, cids, false, syncGapDepth)
 	c.close()
 	rep := SyncReport{Fetched: got}
 	rep.Stored, _ = s.countStored(cids)
 	if err != nil {
 		return rep, err
 	}
-	if rep.Stored < len(cids) && topic != "" {
+	if !complete && topic != "" {
 		r, err := s.syncTopic(ctx, p, topic)
 		rep.add(r)
 		return rep, err
@@ -694,11 +700,44 @@ func joinRanges(out, more []protocol.Range) []protocol.Range {
 	return out
 }
 
-// fetch asks p for cids in pipelined batches and ingests what it serves. It
-// returns how many records were received. A record whose bytes do not hash
-// to a requested CID, or that fails validation with a reject action,
-// penalises p and ends the fetch.
-func (c *client) fetch(ctx context.Context, topic string, cids []cid.Cid) (int, error) {
+// fetchClosure fetches cids from the peer, then, level by level up to
+// depth levels, the parents of fetched records that are neither stored nor
+// among those already asked for (parents on other topics, or a gap below a
+// gossiped record). The peer's store is causally closed, so it holds them.
+// If strict, the records must be of topic. It returns how many records
+// were received and whether no parent was left missing.
+func (c *client) fetchClosure(ctx context.Context, topic string, cids []cid.Cid, strict bool, depth int) (int, bool, error) {
+	total := 0
+	asked := map[cid.Cid]bool{}
+	for level := 0; len(cids) > 0; level++ {
+		if level == depth {
+			return total, false, nil
+		}
+		for _, x := range cids {
+			asked[x] = true
+		}
+		got, outside, err := c.fetch(ctx, topic, cids, strict, asked)
+		total += got
+		if err != nil {
+			return total, false, err
+		}
+		cids, strict = outside, false
+	}
+	return total, true, nil
+}
+
+// fetch asks the peer for cids in pipelined batches and ingests what it
+// serves. It returns how many records were received and the parents of
+// those records that are neither stored nor in asked. A record whose bytes
+// do not hash to a requested CID, or that fails validation with a reject
+// action, penalises the peer and ends the fetch.
+func (c *client) fetch(ctx context.Context, topic string, cids []cid.Cid, strict bool, asked map[cid.Cid]bool) (int, []cid.Cid, error) {
+	var outside []cid.Cid
+	seen := map[cid.Cid]bool{}
+	ingestTopic := ""
+	if strict {
+		ingestTopic = topic
+	}
 	queue := slices.Clone(cids)
 	var inflight [][]cid.Cid
 	received := 0
@@ -712,7 +751,7 @@ func (c *client) fetch(ctx context.Context, topic string, cids []cid.Cid) (int, 
 				req.CIDs[i] = x.Bytes()
 			}
 			if err := c.send(req); err != nil {
-				return received, fmt.Errorf("node: sync: write: %w", err)
+				return received, outside, fmt.Errorf("node: sync: write: %w", err)
 			}
 			inflight = append(inflight, batch)
 		}
@@ -720,31 +759,42 @@ func (c *client) fetch(ctx context.Context, topic string, cids []cid.Cid) (int, 
 		inflight = inflight[1:]
 		resp, err := c.recv(protocol.SyncFetch)
 		if err != nil {
-			return received, err
+			return received, outside, err
 		}
 		if resp.Served < 0 || resp.Served > len(batch) || len(resp.Records) > resp.Served ||
 			(resp.Served == 0 && len(batch) > 0) {
 			err := fmt.Errorf("fetch response serves %d of %d with %d records", resp.Served, len(batch), len(resp.Records))
 			c.s.penalise(c.peer, badProtocol, err)
-			return received, fmt.Errorf("%w: %w", ErrBadPeer, err)
+			return received, outside, fmt.Errorf("%w: %w", ErrBadPeer, err)
 		}
 		queue = append(queue, batch[resp.Served:]...)
-		asked := make(map[cid.Cid]bool, resp.Served)
+		requested := make(map[cid.Cid]bool, resp.Served)
 		for _, x := range batch[:resp.Served] {
-			asked[x] = true
+			requested[x] = true
 		}
 		for _, raw := range resp.Records {
-			if got := protocol.RecordCID(raw); !asked[got] {
+			got := protocol.RecordCID(raw)
+			if !requested[got] {
 				err := fmt.Errorf("served bytes with CID %s, which was not requested", got)
 				c.s.penalise(c.peer, badCIDMismatch, err)
-				return received, fmt.Errorf("%w: %w", ErrBadPeer, err)
-			} else {
-				delete(asked, got)
+				return received, outside, fmt.Errorf("%w: %w", ErrBadPeer, err)
 			}
+			delete(requested, got)
 		}
 		received += len(resp.Records)
 		c.s.fetched.WithLabelValues(topic).Add(float64(len(resp.Records)))
-		for _, r := range c.s.n.ingestMany(ctx, resp.Records, topic, SourceSync) {
+		for _, r := range c.s.n.ingestMany(ctx, resp.Records, ingestTopic, SourceSync) {
+			if protocol.ReasonOf(r.err) == protocol.ReasonMissingDeps && r.rec != nil {
+				for _, l := range r.rec.Links() {
+					if asked[l] || seen[l] {
+						continue
+					}
+					if ok, err := c.s.n.store.Has(l); err == nil && !ok {
+						seen[l] = true
+						outside = append(outside, l)
+					}
+				}
+			}
 			if r.err == nil || protocol.ActionOf(r.err) != protocol.Reject {
 				continue
 			}
@@ -756,13 +806,13 @@ func (c *client) fetch(ctx context.Context, topic string, cids []cid.Cid) (int, 
 				continue
 			}
 			c.s.penalise(c.peer, reason, r.err)
-			return received, fmt.Errorf("%w: %w", ErrBadPeer, r.err)
+			return received, outside, fmt.Errorf("%w: %w", ErrBadPeer, r.err)
 		}
 		if err := ctx.Err(); err != nil {
-			return received, err
+			return received, outside, err
 		}
 	}
-	return received, nil
+	return received, outside, nil
 }
 
 // validationReason reports whether a rejection reason is one any receiver
