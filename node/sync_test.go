@@ -13,6 +13,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 
@@ -320,6 +321,15 @@ func maliciousPeer(t *testing.T, netID cid.Cid, serve map[cid.Cid][]byte) host.H
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { h.Close() })
+	serveSync(t, h, netID, serve, true)
+	return h
+}
+
+// serveSync installs a sync handler on h that answers a fetch of CID c
+// with serve[c]. If advertise, reconciliation reports every CID of serve
+// (at time 0); otherwise h claims to hold nothing.
+func serveSync(t *testing.T, h host.Host, netID cid.Cid, serve map[cid.Cid][]byte, advertise bool) {
+	t.Helper()
 	var ids [][]byte
 	for c := range serve {
 		it, err := protocol.ItemOf(c, 0)
@@ -327,6 +337,9 @@ func maliciousPeer(t *testing.T, netID cid.Cid, serve map[cid.Cid][]byte) host.H
 			t.Fatal(err)
 		}
 		ids = append(ids, it.ID[:])
+	}
+	if !advertise {
+		ids = nil
 	}
 	h.SetStreamHandler(protocol.SyncProtocol(netID), func(s network.Stream) {
 		defer s.Close()
@@ -339,7 +352,11 @@ func maliciousPeer(t *testing.T, netID cid.Cid, serve map[cid.Cid][]byte) host.H
 			resp := protocol.SyncResponse{Type: req.Type}
 			switch req.Type {
 			case protocol.SyncReconcile:
-				resp.Ranges = []protocol.Range{{Upper: protocol.Infinity, Mode: protocol.ModeIDList, IDs: ids}}
+				mode := protocol.ModeIDList
+				if ids == nil {
+					mode = protocol.ModeSkip
+				}
+				resp.Ranges = []protocol.Range{{Upper: protocol.Infinity, Mode: mode, IDs: ids}}
 			case protocol.SyncFetch:
 				for _, b := range req.CIDs {
 					c, _ := cid.Cast(b)
@@ -354,7 +371,58 @@ func maliciousPeer(t *testing.T, netID cid.Cid, serve map[cid.Cid][]byte) host.H
 			}
 		}
 	})
-	return h
+}
+
+// TestSyncGossipGap: a gossiped record whose parent the node lacks makes
+// the node fetch the parent from the peer that forwarded it.
+func TestSyncGossipGap(t *testing.T) {
+	ctx := testContext(t)
+	net := testnet.New(t, 2, testnet.WithTopology(testnet.None), testnet.WithFollow(slug),
+		testnet.WithNodeOptions(noPeriodicSync))
+	nd := net.Nodes[1]
+	key := ed25519Key(t, net, 0)
+	now := time.Now()
+	parent, err := protocol.Build(key, protocol.Draft{Network: nd.NetworkID(), Kind: protocol.KindStatement,
+		Topic: topic, Seq: 1, Time: now, Body: statement(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	child, err := protocol.Build(key, protocol.Draft{Network: nd.NetworkID(), Kind: protocol.KindStatement,
+		Topic: topic, Seq: 2, Prev: parent.CID, Time: now, Body: statement(2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := newRawPeer(t, ctx, nd.NetworkID())
+	// The raw peer holds the parent but does not advertise it: only the
+	// gap behind the gossiped child can make the node ask for it.
+	serveSync(t, raw.host, nd.NetworkID(), map[cid.Cid][]byte{parent.CID: parent.Raw}, false)
+	if err := raw.host.Connect(ctx, nd.AddrInfo()); err != nil {
+		t.Fatal(err)
+	}
+	if err := nd.WaitTopicPeers(ctx, topic, 1); err != nil {
+		t.Fatal(err)
+	}
+	// And the raw peer must see the node on the topic before it publishes.
+	events, err := raw.topic.EventHandler()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		ev, err := events.NextPeerEvent(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.Type == pubsub.PeerJoin && ev.Peer == nd.ID() {
+			break
+		}
+	}
+	events.Cancel()
+	if err := raw.topic.Publish(ctx, child.Raw); err != nil {
+		t.Fatal(err)
+	}
+	if err := nd.WaitRecords(ctx, parent.CID, child.CID); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestSyncMaliciousPeer: one peer serves a record with a forged signature,
