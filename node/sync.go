@@ -616,23 +616,38 @@ func (s *syncer) fetchFrom(ctx context.Context, p peer.ID, topic string, cids []
 // reconcile runs the initiator's side of reconciliation and returns the
 // ids p holds that set lacks, and the number of round trips.
 func (c *client) reconcile(set *protocol.ItemSet, topic string) (need [][32]byte, rounds int, err error) {
+	return reconcileWith(set, func(msg []protocol.Range) ([]protocol.Range, error) {
+		if err := c.send(&protocol.SyncRequest{Type: protocol.SyncReconcile, Topic: topic, Ranges: msg}); err != nil {
+			return nil, fmt.Errorf("node: sync: write: %w", err)
+		}
+		resp, err := c.recv(protocol.SyncReconcile)
+		if err != nil {
+			return nil, err
+		}
+		return resp.Ranges, nil
+	}, func(err error) {
+		c.s.penalise(c.peer, badProtocol, err)
+	})
+}
+
+// reconcileWith drives a reconciliation of set through roundTrip, which
+// sends one message and returns the answer, chunking messages to
+// syncChunkRanges active ranges. bad is called with a malformed answer.
+func reconcileWith(set *protocol.ItemSet, roundTrip func([]protocol.Range) ([]protocol.Range, error), bad func(error)) (need [][32]byte, rounds int, err error) {
 	msg := set.Initiate()
 	for msg != nil {
 		var next []protocol.Range
 		for _, chunk := range chunkRanges(msg, syncChunkRanges) {
 			if rounds++; rounds > syncMaxRounds {
-				return need, rounds, fmt.Errorf("node: sync: reconciliation of %s exceeds %d round trips", topic, syncMaxRounds)
+				return need, rounds, fmt.Errorf("node: sync: reconciliation exceeds %d round trips", syncMaxRounds)
 			}
-			if err := c.send(&protocol.SyncRequest{Type: protocol.SyncReconcile, Topic: topic, Ranges: chunk}); err != nil {
-				return need, rounds, fmt.Errorf("node: sync: write: %w", err)
-			}
-			resp, err := c.recv(protocol.SyncReconcile)
+			resp, err := roundTrip(chunk)
 			if err != nil {
 				return need, rounds, err
 			}
-			nd, nx, err := set.Continue(resp.Ranges)
+			nd, nx, err := set.Continue(resp)
 			if err != nil {
-				c.s.penalise(c.peer, badProtocol, err)
+				bad(err)
 				return need, rounds, fmt.Errorf("%w: %w", ErrBadPeer, err)
 			}
 			need = append(need, nd...)
