@@ -36,7 +36,7 @@ func noPeriodicSync(int) []node.Option {
 }
 
 // publishRoundRobin publishes count statements on nd, cycling over topics.
-func publishRoundRobin(t *testing.T, ctx context.Context, nd *node.Node, topics []string, count int) []cid.Cid {
+func publishRoundRobin(t testing.TB, ctx context.Context, nd *node.Node, topics []string, count int) []cid.Cid {
 	t.Helper()
 	cids := make([]cid.Cid, 0, count)
 	for i := range count {
