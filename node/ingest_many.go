@@ -24,6 +24,15 @@ type ingestResult struct {
 // every answer. Result i belongs to raws[i]. Records must be of topic if it
 // is not empty.
 func (n *Node) ingestMany(ctx context.Context, raws [][]byte, topic string, src Source) []ingestResult {
+	return n.submitMany(ctx, raws, topic, src)()
+}
+
+// submitMany is ingestMany without the wait: it returns once the records
+// are verified and queued to the apply loop, with a function that waits for
+// the apply loop's answers and returns the results. A caller can verify
+// the next batch while the loop writes this one; batches queued one after
+// the other are applied in that order.
+func (n *Node) submitMany(ctx context.Context, raws [][]byte, topic string, src Source) func() []ingestResult {
 	res := make([]ingestResult, len(raws))
 	received := n.opts.clock()
 	workers := min(runtime.GOMAXPROCS(0), len(raws))
@@ -89,6 +98,14 @@ send:
 			break send
 		}
 	}
+	return func() []ingestResult {
+		n.waitMany(ctx, res, order, reqs, sent)
+		return res
+	}
+}
+
+// waitMany fills in the results of the queued requests.
+func (n *Node) waitMany(ctx context.Context, res []ingestResult, order []int, reqs []*applyReq, sent int) {
 	for k, i := range order {
 		if k >= sent {
 			res[i].err = context.Cause(ctx)
@@ -106,5 +123,4 @@ send:
 			res[i].err = errClosed
 		}
 	}
-	return res
 }

@@ -753,6 +753,36 @@ func (c *client) fetch(ctx context.Context, topic string, cids []cid.Cid, strict
 	if strict {
 		ingestTopic = topic
 	}
+	// check looks at the results of one batch: it collects the parents
+	// outside asked and fails on a record no honest peer serves.
+	check := func(results []ingestResult) error {
+		for _, r := range results {
+			if protocol.ReasonOf(r.err) == protocol.ReasonMissingDeps && r.rec != nil {
+				for _, l := range r.rec.Links() {
+					if asked[l] || seen[l] {
+						continue
+					}
+					if ok, err := c.s.n.store.Has(l); err == nil && !ok {
+						seen[l] = true
+						outside = append(outside, l)
+					}
+				}
+			}
+			if r.err == nil || protocol.ActionOf(r.err) != protocol.Reject {
+				continue
+			}
+			if !validationReason(protocol.ReasonOf(r.err)) {
+				// Judged against this node's store (e.g. an equivocation
+				// it already holds the other side of): not the server's
+				// fault alone.
+				continue
+			}
+			c.s.penalise(c.peer, string(protocol.ReasonOf(r.err)), r.err)
+			return fmt.Errorf("%w: %w", ErrBadPeer, r.err)
+		}
+		return nil
+	}
+	var prev func() []ingestResult
 	queue := slices.Clone(cids)
 	var inflight [][]cid.Cid
 	received := 0
@@ -798,32 +828,20 @@ func (c *client) fetch(ctx context.Context, topic string, cids []cid.Cid, strict
 		}
 		received += len(resp.Records)
 		c.s.fetched.WithLabelValues(topic).Add(float64(len(resp.Records)))
-		for _, r := range c.s.n.ingestMany(ctx, resp.Records, ingestTopic, SourceSync) {
-			if protocol.ReasonOf(r.err) == protocol.ReasonMissingDeps && r.rec != nil {
-				for _, l := range r.rec.Links() {
-					if asked[l] || seen[l] {
-						continue
-					}
-					if ok, err := c.s.n.store.Has(l); err == nil && !ok {
-						seen[l] = true
-						outside = append(outside, l)
-					}
-				}
+		// Verify this batch while the apply loop writes the previous one.
+		wait := c.s.n.submitMany(ctx, resp.Records, ingestTopic, SourceSync)
+		if prev != nil {
+			if err := check(prev()); err != nil {
+				return received, outside, err
 			}
-			if r.err == nil || protocol.ActionOf(r.err) != protocol.Reject {
-				continue
-			}
-			reason := string(protocol.ReasonOf(r.err))
-			if !validationReason(protocol.ReasonOf(r.err)) {
-				// Judged against this node's store (e.g. an equivocation
-				// it already holds the other side of): not the server's
-				// fault alone.
-				continue
-			}
-			c.s.penalise(c.peer, reason, r.err)
-			return received, outside, fmt.Errorf("%w: %w", ErrBadPeer, r.err)
 		}
+		prev = wait
 		if err := ctx.Err(); err != nil {
+			return received, outside, err
+		}
+	}
+	if prev != nil {
+		if err := check(prev()); err != nil {
 			return received, outside, err
 		}
 	}
