@@ -274,6 +274,9 @@ func (n *Node) loadGenesis(key ed25519.PrivateKey) error {
 			return fmt.Errorf("node: dev genesis: %w", err)
 		}
 		n.devNet = true
+		// A federation founded just now has no history to recover and
+		// no peer to ask.
+		n.opts.recoverChain = false
 		if path != "" {
 			data, err := g.Encode()
 			if err != nil {
