@@ -18,21 +18,15 @@ type ingestResult struct {
 }
 
 // ingestMany is the batch form of Ingest, for catch-ups: it verifies the
-// records on GOMAXPROCS workers, then hands the valid ones to the apply
+// records on GOMAXPROCS workers, then queues the valid ones to the apply
 // loop in (claimed time, CID) order, so that parents mostly precede their
-// children and a batch is written in a few group commits, and waits for
-// every answer. Result i belongs to raws[i]. Records must be of topic if it
-// is not empty.
-func (n *Node) ingestMany(ctx context.Context, raws [][]byte, topic string, src Source) []ingestResult {
-	return n.submitMany(ctx, raws, topic, src)()
-}
-
-// submitMany is ingestMany without the wait: it returns once the records
-// are verified and queued to the apply loop, with a function that waits for
-// the apply loop's answers and returns the results. A caller can verify
-// the next batch while the loop writes this one; batches queued one after
-// the other are applied in that order.
-func (n *Node) submitMany(ctx context.Context, raws [][]byte, topic string, src Source) func() []ingestResult {
+// children and a batch is written in a few group commits. It returns once
+// the records are queued, with a function that waits for the apply loop's
+// answers and returns the results (result i belongs to raws[i]), so a
+// caller can verify the next batch while the loop writes this one; batches
+// queued one after the other are applied in that order. Records must be of
+// topic if it is not empty.
+func (n *Node) ingestMany(ctx context.Context, raws [][]byte, topic string, src Source) func() []ingestResult {
 	res := make([]ingestResult, len(raws))
 	received := n.opts.clock()
 	workers := min(runtime.GOMAXPROCS(0), len(raws))

@@ -829,7 +829,7 @@ func (c *client) fetch(ctx context.Context, topic string, cids []cid.Cid, strict
 		received += len(resp.Records)
 		c.s.fetched.WithLabelValues(topic).Add(float64(len(resp.Records)))
 		// Verify this batch while the apply loop writes the previous one.
-		wait := c.s.n.submitMany(ctx, resp.Records, ingestTopic, SourceSync)
+		wait := c.s.n.ingestMany(ctx, resp.Records, ingestTopic, SourceSync)
 		if prev != nil {
 			if err := check(prev()); err != nil {
 				return received, outside, err

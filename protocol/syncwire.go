@@ -104,7 +104,7 @@ func init() {
 		ExtraReturnErrors: cbor.ExtraDecErrorUnknownField,
 		FieldNameMatching: cbor.FieldNameMatchingCaseSensitive,
 		UTF8:              cbor.UTF8RejectInvalid,
-		IntDec:            cbor.IntDecConvertSigned,
+		IntDec:            cbor.IntDecConvertSignedOrFail,
 		BinaryUnmarshaler: cbor.BinaryUnmarshalerNone,
 		TextUnmarshaler:   cbor.TextUnmarshalerNone,
 	}.DecMode()
