@@ -3,6 +3,7 @@ package node
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -45,6 +46,9 @@ const (
 	// syncGapDepth is how many levels of a gossip gap are fetched parent
 	// by parent before a topic reconciliation is cheaper.
 	syncGapDepth = 2
+	// syncGapInterval is the least time between two gossip-gap fetches
+	// from one peer on one topic.
+	syncGapInterval = time.Second
 	// syncMaxRounds bounds the reconcile round trips of one session.
 	syncMaxRounds = 256
 	// syncRequestTimeout is the deadline of one request and its response.
@@ -148,6 +152,7 @@ type syncer struct {
 	topicMu  map[string]*sync.Mutex // serialises sessions of a topic
 	inflight map[string]bool        // trigger keys being handled
 	chainOK  map[string]bool        // topics whose own chain head is confirmed
+	lastGap  map[string]time.Time   // peer|topic -> last gossip-gap fetch
 }
 
 // inboundSlots limits the inbound sync streams of one peer.
@@ -187,6 +192,7 @@ func newSyncer(n *Node) *syncer {
 		topicMu:  map[string]*sync.Mutex{},
 		inflight: map[string]bool{},
 		chainOK:  map[string]bool{},
+		lastGap:  map[string]time.Time{},
 	}
 }
 
@@ -300,9 +306,29 @@ func (s *syncer) missingParents(from peer.ID, rec *protocol.Record) {
 			missing = append(missing, c)
 		}
 	}
-	if len(missing) > 0 {
-		s.trigger(syncTrigger{peer: from, topic: rec.Env.Topic, cids: missing})
+	if len(missing) == 0 {
+		return
 	}
+	// Out-of-order arrival is common in a burst, and the parents usually
+	// follow by gossip: ask a peer about gaps on a topic at most once per
+	// syncGapInterval.
+	key := from.String() + "|" + rec.Env.Topic
+	now := s.n.opts.clock()
+	s.mu.Lock()
+	if last, ok := s.lastGap[key]; ok && now.Sub(last) < syncGapInterval {
+		s.mu.Unlock()
+		return
+	}
+	if len(s.lastGap) > 4096 {
+		for k, t := range s.lastGap {
+			if now.Sub(t) >= syncGapInterval {
+				delete(s.lastGap, k)
+			}
+		}
+	}
+	s.lastGap[key] = now
+	s.mu.Unlock()
+	s.trigger(syncTrigger{peer: from, topic: rec.Env.Topic, cids: missing})
 }
 
 // syncPeers returns the connected peers that speak the sync protocol or
@@ -361,22 +387,12 @@ func (n *Node) SyncStatus() []TopicSync {
 		}
 	}
 	slices.SortFunc(out, func(a, b TopicSync) int {
-		if c := cmpString(a.Topic, b.Topic); c != 0 {
+		if c := cmp.Compare(a.Topic, b.Topic); c != 0 {
 			return c
 		}
-		return cmpString(string(a.Peer), string(b.Peer))
+		return cmp.Compare(a.Peer, b.Peer)
 	})
 	return out
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // syncPeer syncs every joined topic with p.
@@ -460,9 +476,13 @@ func (s *syncer) setStatus(topic string, p peer.ID, lag, fetched int, err error)
 	if err != nil {
 		st.Err = err.Error()
 	}
+	// The gauge follows connected peers: a peer gone with a lag is not
+	// a lag this node can close.
 	worst := 0
-	for _, o := range ps {
-		worst = max(worst, o.Lag)
+	for q, o := range ps {
+		if q == p || s.n.host.Network().Connectedness(q) == network.Connected {
+			worst = max(worst, o.Lag)
+		}
 	}
 	s.lag.WithLabelValues(topic).Set(float64(worst))
 }

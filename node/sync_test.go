@@ -152,6 +152,33 @@ func TestSyncCatchUp(t *testing.T) {
 			t.Fatalf("status %+v, want lag 0 and no error", s)
 		}
 	}
+	for _, tp := range topics {
+		if lag, ok := gauge(t, late, "clearinghouse_sync_lag_records", tp); !ok || lag != 0 {
+			t.Fatalf("sync_lag_records{topic=%q} = %v (present %v), want 0", tp, lag, ok)
+		}
+	}
+}
+
+// gauge returns the value of a gauge sample whose labels contain value.
+func gauge(t *testing.T, nd *node.Node, name, value string) (float64, bool) {
+	t.Helper()
+	mfs, err := nd.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetValue() == value {
+					return m.GetGauge().GetValue(), true
+				}
+			}
+		}
+	}
+	return 0, false
 }
 
 // TestSyncPartition: eight nodes are cut into two halves that both
