@@ -266,29 +266,27 @@ func topicCount(t *testing.T, nd *node.Node, topic string) int {
 	return 0
 }
 
-// TestSyncNewcomers: a member and an observer that join after everything
-// was published, while nobody publishes anything new, get the full
-// history from a peer that is not its author.
+// TestSyncNewcomers: an observer and then two members join after
+// everything was published, while nobody publishes anything new; each gets
+// the full history from a peer that is not its author, the members from
+// the observer alone (observers serve sync like members).
 func TestSyncNewcomers(t *testing.T) {
 	ctx := testContext(t)
-	net := testnet.New(t, 4, testnet.WithObservers(1), testnet.WithTopology(testnet.None),
+	net := testnet.New(t, 5, testnet.WithObservers(1), testnet.WithTopology(testnet.None),
 		testnet.WithFollow(slug), testnet.WithNodeOptions(noPeriodicSync))
+	const observer = 4
 	cids := publishRoundRobin(t, ctx, net.Nodes[0], []string{topic}, 300)
-	if err := net.Connect(ctx, 1, 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := net.Nodes[1].WaitRecords(ctx, cids...); err != nil {
-		t.Fatal(err)
-	}
-	for _, i := range []int{2, 3} { // a member and the observer, to node 1 only
-		if err := net.Connect(ctx, i, 1); err != nil {
+	steps := []struct{ from, to int }{{1, 0}, {observer, 1}, {2, observer}, {3, observer}}
+	for _, st := range steps {
+		if err := net.Connect(ctx, st.from, st.to); err != nil {
 			t.Fatal(err)
 		}
-	}
-	for _, i := range []int{2, 3} {
-		if err := net.Nodes[i].WaitRecords(ctx, cids...); err != nil {
-			t.Fatalf("node %d: %v", i, err)
+		if err := net.Nodes[st.from].WaitRecords(ctx, cids...); err != nil {
+			t.Fatalf("node %d: %v", st.from, err)
 		}
+	}
+	if !net.Nodes[observer].IsObserver() {
+		t.Fatal("node 4 is not an observer")
 	}
 	sameState(t, net, []string{topic})
 }
