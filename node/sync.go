@@ -153,6 +153,7 @@ type syncer struct {
 	inflight map[string]bool        // trigger keys being handled
 	chainOK  map[string]bool        // topics whose own chain head is confirmed
 	lastGap  map[string]time.Time   // peer|topic -> last gossip-gap fetch
+	sets     map[string]cachedSet   // topic -> its latest item set
 }
 
 // inboundSlots limits the inbound sync streams of one peer.
@@ -193,6 +194,7 @@ func newSyncer(n *Node) *syncer {
 		inflight: map[string]bool{},
 		chainOK:  map[string]bool{},
 		lastGap:  map[string]time.Time{},
+		sets:     map[string]cachedSet{},
 	}
 }
 
@@ -487,8 +489,44 @@ func (s *syncer) setStatus(topic string, p peer.ID, lag, fetched int, err error)
 	s.lag.WithLabelValues(topic).Set(float64(worst))
 }
 
-// itemSet builds the reconciliation set of a topic from the store.
-func itemSet(st *store.Store, topic string) (*protocol.ItemSet, error) {
+// itemSet returns the reconciliation set of a topic: the cached one if the
+// topic has not changed since it was built, else a fresh one. Sets are
+// immutable, so sessions share them.
+func (s *syncer) itemSet(topic string) (*protocol.ItemSet, error) {
+	stats, err := s.n.store.Topics()
+	if err != nil {
+		return nil, err
+	}
+	var last uint64
+	for _, ts := range stats {
+		if ts.Topic == topic {
+			last = ts.LastArrival
+		}
+	}
+	s.mu.Lock()
+	c, ok := s.sets[topic]
+	s.mu.Unlock()
+	if ok && c.last == last {
+		return c.set, nil
+	}
+	set, err := buildItemSet(s.n.store, topic)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.sets[topic] = cachedSet{last: last, set: set}
+	s.mu.Unlock()
+	return set, nil
+}
+
+// cachedSet is a topic's item set as of the topic's last arrival.
+type cachedSet struct {
+	last uint64
+	set  *protocol.ItemSet
+}
+
+// buildItemSet builds the reconciliation set of a topic from the store.
+func buildItemSet(st *store.Store, topic string) (*protocol.ItemSet, error) {
 	var items []protocol.Item
 	var after uint64
 	for {
@@ -574,7 +612,7 @@ func (s *syncer) syncTopic(ctx context.Context, p peer.ID, topic string) (rep Sy
 		return rep, err
 	}
 	defer c.close()
-	set, err := itemSet(s.n.store, topic)
+	set, err := s.itemSet(topic)
 	if err != nil {
 		return rep, fmt.Errorf("node: sync: %w", err)
 	}
@@ -1051,7 +1089,7 @@ func (s *syncer) serve(req *protocol.SyncRequest, sets *map[string]*protocol.Ite
 		set := (*sets)[req.Topic]
 		if set == nil {
 			var err error
-			if set, err = itemSet(st, req.Topic); err != nil {
+			if set, err = s.itemSet(req.Topic); err != nil {
 				return fail("internal error")
 			}
 			(*sets)[req.Topic] = set
