@@ -368,12 +368,18 @@ func (n *Node) join(topic string) error {
 }
 
 // Follow joins the topic of an issue so the node receives, stores and
-// forwards its records.
+// forwards its records, and syncs the topic's history from the connected
+// peers in the background.
 func (n *Node) Follow(slug string) error {
 	if !protocol.ValidSlug(slug) {
 		return fmt.Errorf("node: follow: invalid issue slug %q", slug)
 	}
-	return n.join(protocol.IssueTopic(slug))
+	t := protocol.IssueTopic(slug)
+	if err := n.join(t); err != nil {
+		return err
+	}
+	n.sync.syncTopicWithAll(t)
+	return nil
 }
 
 // validator returns the gossipsub validator of a record topic. It ingests

@@ -296,6 +296,13 @@ func (s *syncer) trigger(t syncTrigger) {
 	}
 }
 
+// syncTopicWithAll queues a sync of topic with every connected peer.
+func (s *syncer) syncTopicWithAll(topic string) {
+	for _, p := range s.syncPeers() {
+		s.trigger(syncTrigger{peer: p, topic: topic})
+	}
+}
+
 // missingParents is the gossip hook: rec arrived from a peer before its
 // causal past. It asks that peer for the missing parents.
 func (s *syncer) missingParents(from peer.ID, rec *protocol.Record) {

@@ -538,3 +538,56 @@ func r0Time(t *testing.T, nd *node.Node, cids []cid.Cid) time.Time {
 	}
 	return time.UnixMilli(m.Time)
 }
+
+// TestSyncOnFollow: a node that starts following an issue gets the
+// topic's history from its peers.
+func TestSyncOnFollow(t *testing.T) {
+	ctx := testContext(t)
+	net := testnet.New(t, 2, testnet.WithNodeOptions(func(i int) []node.Option {
+		opts := noPeriodicSync(i)
+		if i == 0 {
+			opts = append(opts, node.WithFollow([]string{slug}))
+		}
+		return opts
+	}))
+	cids := publishRoundRobin(t, ctx, net.Nodes[0], []string{topic}, 50)
+	if err := net.Nodes[1].Follow(slug); err != nil {
+		t.Fatal(err)
+	}
+	if err := net.Nodes[1].WaitRecords(ctx, cids...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSyncPeriodic: records that gossip never carried (ingested directly
+// on a peer, after the sync of the connection) arrive by periodic sync.
+func TestSyncPeriodic(t *testing.T) {
+	ctx := testContext(t)
+	net := testnet.New(t, 2, testnet.WithFollow(slug), testnet.WithNodeOptions(func(i int) []node.Option {
+		if i == 1 {
+			return []node.Option{node.WithSyncInterval(50 * time.Millisecond)}
+		}
+		return noPeriodicSync(i)
+	}))
+	if _, err := net.Nodes[1].Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	key := ed25519Key(t, net, 0)
+	var prev cid.Cid
+	var cids []cid.Cid
+	for i := range 20 {
+		r, err := protocol.Build(key, protocol.Draft{Network: net.Nodes[0].NetworkID(), Kind: protocol.KindStatement,
+			Topic: topic, Seq: uint64(i + 1), Prev: prev, Time: time.Now(), Body: statement(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := net.Nodes[0].Ingest(ctx, r.Raw, "", node.SourceLocal); err != nil {
+			t.Fatal(err)
+		}
+		prev = r.CID
+		cids = append(cids, r.CID)
+	}
+	if err := net.Nodes[1].WaitRecords(ctx, cids...); err != nil {
+		t.Fatal(err)
+	}
+}
