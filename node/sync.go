@@ -46,6 +46,8 @@ const (
 	// syncGapDepth is how many levels of a gossip gap are fetched parent
 	// by parent before a topic reconciliation is cheaper.
 	syncGapDepth = 2
+	// syncSessionTimeout bounds a background sync session.
+	syncSessionTimeout = 10 * time.Minute
 	// syncGapInterval is the least time between two gossip-gap fetches
 	// from one peer on one topic.
 	syncGapInterval = time.Second
@@ -272,7 +274,10 @@ func (s *syncer) dispatch(t syncTrigger) {
 			delete(s.inflight, key)
 			s.mu.Unlock()
 		}()
-		ctx := s.n.ctx
+		// A session holds its topic's lock; bound it so a stalling peer
+		// cannot hold the topic for long.
+		ctx, cancel := context.WithTimeout(s.n.ctx, syncSessionTimeout)
+		defer cancel()
 		var err error
 		switch {
 		case t.cids != nil:
@@ -282,7 +287,7 @@ func (s *syncer) dispatch(t syncTrigger) {
 		default:
 			_, err = s.syncPeer(ctx, t.peer)
 		}
-		if err != nil && ctx.Err() == nil {
+		if err != nil && s.n.ctx.Err() == nil {
 			s.n.log.Debug("sync failed", "peer", t.peer, "topic", t.topic, "err", err)
 		}
 	})
