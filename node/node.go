@@ -274,9 +274,6 @@ func (n *Node) loadGenesis(key ed25519.PrivateKey) error {
 			return fmt.Errorf("node: dev genesis: %w", err)
 		}
 		n.devNet = true
-		// A federation founded just now has no history to recover and
-		// no peer to ask.
-		n.opts.recoverChain = false
 		if path != "" {
 			data, err := g.Encode()
 			if err != nil {
@@ -292,6 +289,11 @@ func (n *Node) loadGenesis(key ed25519.PrivateKey) error {
 		return err
 	}
 	n.genesis, n.network = g, id
+	if n.devNet {
+		// A one-member dev federation has no peer to ask for its chain
+		// heads (WithRecoverChain).
+		n.opts.recoverChain = false
+	}
 	return nil
 }
 

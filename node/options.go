@@ -277,7 +277,8 @@ func WithSyncPenalty(d time.Duration) Option {
 // that a node whose store was lost does not fork its own chain by signing a
 // second record at a seq it used before. While no peer answers, Publish
 // fails with ErrChainUnconfirmed. The CLI sets it when the identity key
-// exists but the store directory did not (a lost or wiped disk).
+// exists but the store directory did not (a lost or wiped disk). It has no
+// effect on a node of a one-member dev federation.
 func WithRecoverChain(recover bool) Option {
 	return func(o *options) error { o.recoverChain = recover; return nil }
 }

@@ -23,8 +23,8 @@ import (
 // Publish joins the topic if the node has not joined it yet. On a node
 // started with WithRecoverChain(true) it first confirms the node's chain
 // head on the topic with connected peers and fails with ErrChainUnconfirmed
-// if it cannot. It returns an
-// error wrapping protocol.ErrObserver on an observer.
+// if it cannot. It returns an error wrapping protocol.ErrObserver on an
+// observer.
 func (n *Node) Publish(ctx context.Context, kind, topic string, body protocol.Body, deps ...cid.Cid) (*protocol.Record, error) {
 	if n.key == nil {
 		return nil, protocol.ErrObserver
