@@ -279,6 +279,6 @@ func WithSyncPenalty(d time.Duration) Option {
 // fails with ErrChainUnconfirmed. The CLI sets it when the identity key
 // exists but the store directory did not (a lost or wiped disk). It has no
 // effect on a node of a one-member dev federation.
-func WithRecoverChain(recover bool) Option {
-	return func(o *options) error { o.recoverChain = recover; return nil }
+func WithRecoverChain(on bool) Option {
+	return func(o *options) error { o.recoverChain = on; return nil }
 }
