@@ -215,7 +215,7 @@ func TestSyncPartition(t *testing.T) {
 // TestSyncResumeAfterKill: a node killed in the middle of a catch-up and
 // restarted on its data fetches only what it had not stored.
 func TestSyncResumeAfterKill(t *testing.T) {
-	const total = 1500
+	const total = 1000
 	ctx := testContext(t)
 	net := testnet.New(t, 2, testnet.WithTopology(testnet.None), testnet.WithFollow(slug),
 		testnet.WithDataDir(t.TempDir()), testnet.WithNodeOptions(noPeriodicSync))
