@@ -13,4 +13,12 @@
 // record whose causal past (prev and deps) is not yet stored waits in a
 // bounded pending set and is applied when its past arrives, so the store
 // only ever holds causally complete records.
+//
+// Sync (sync.go) guarantees what gossip only announces: on every connection,
+// periodically, on following a topic, on a gossip gap and on [Node.Sync],
+// the node reconciles each joined topic's record set with its peers
+// (range-based reconciliation from the protocol package), fetches what it
+// lacks by CID in pipelined batches, and ingests the records through the
+// same validation as gossip, verified on all cores (ingestMany). It also
+// serves the same protocol to its peers, observers included.
 package node

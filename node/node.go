@@ -50,6 +50,7 @@ type Node struct {
 	// rejections fans out refused records; its zero value is ready.
 	rejections rejectionHub
 	mesh       *meshTracker
+	sync       *syncer
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -150,6 +151,9 @@ func New(ctx context.Context, opts ...Option) (_ *Node, err error) {
 		reg = prometheus.NewRegistry()
 	}
 	n.metrics = newMetrics(reg, n)
+	// The syncer exists before any validator can report a gap to it; it
+	// starts serving and pulling in step 7.
+	n.sync = newSyncer(n)
 
 	// 5. The libp2p host: TCP and QUIC, default security (Noise, TLS).
 	cm, err := connmgr.NewConnManager(o.connLow, o.connHigh)
@@ -214,7 +218,16 @@ func New(ctx context.Context, opts ...Option) (_ *Node, err error) {
 		}
 	}
 
-	// 8. Bootstrap peers, in the background: a node must start even if
+	// 8. Sync: the stream handler and the loop that syncs on connection,
+	// periodically and on gossip gaps. It starts after the topics are
+	// joined (a session syncs the joined topics) and before the bootstrap
+	// dials, so those connections trigger a sync. Peers that dialled in
+	// earlier are covered by the periodic sync.
+	if err := n.sync.start(); err != nil {
+		return nil, err
+	}
+
+	// 9. Bootstrap peers, in the background: a node must start even if
 	// they are down.
 	for _, ai := range o.bootstrap {
 		n.wg.Go(func() {
@@ -286,6 +299,11 @@ func (n *Node) loadGenesis(key ed25519.PrivateKey) error {
 		return err
 	}
 	n.genesis, n.network = g, id
+	if n.devNet {
+		// A one-member dev federation has no peer to ask for its chain
+		// heads (WithRecoverChain).
+		n.opts.recoverChain = false
+	}
 	return nil
 }
 
@@ -397,12 +415,18 @@ func (n *Node) join(topic string) error {
 }
 
 // Follow joins the topic of an issue so the node receives, stores and
-// forwards its records.
+// forwards its records, and syncs the topic's history from the connected
+// peers in the background.
 func (n *Node) Follow(slug string) error {
 	if !protocol.ValidSlug(slug) {
 		return fmt.Errorf("node: follow: invalid issue slug %q", slug)
 	}
-	return n.join(protocol.IssueTopic(slug))
+	t := protocol.IssueTopic(slug)
+	if err := n.join(t); err != nil {
+		return err
+	}
+	n.sync.syncTopicWithAll(t)
+	return nil
 }
 
 // validator returns the gossipsub validator of a record topic. It ingests
@@ -417,14 +441,15 @@ func (n *Node) validator(topic string) pubsub.ValidatorEx {
 				return pubsub.ValidationAccept
 			}
 		}
-		_, err := n.Ingest(ctx, msg.Data, topic, SourceGossip)
+		rec, err := n.Ingest(ctx, msg.Data, topic, SourceGossip)
 		if err == nil {
 			return pubsub.ValidationAccept
 		}
 		switch protocol.ReasonOf(err) {
 		case protocol.ReasonMissingDeps:
 			// Signature verified; it waits for its past here and may be
-			// what another peer needs.
+			// what another peer needs. Ask the forwarder for the past.
+			n.sync.missingParents(from, rec)
 			return pubsub.ValidationAccept
 		case "":
 			n.log.Error("ingest failed", "topic", topic, "err", err)

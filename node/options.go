@@ -28,6 +28,12 @@ const (
 	DefaultPubsubQueue = 4096
 	// DefaultEventBuffer is the channel size of an event subscription.
 	DefaultEventBuffer = 1024
+	// DefaultSyncInterval is how often a node syncs every joined topic with
+	// every connected peer, besides syncing on connection.
+	DefaultSyncInterval = 30 * time.Second
+	// DefaultSyncPenalty is how long a node refuses to sync from a peer
+	// that served it a bad record.
+	DefaultSyncPenalty = 10 * time.Minute
 )
 
 // DefaultListenAddrs are the addresses a node listens on when none are
@@ -56,6 +62,9 @@ type options struct {
 	connLow        int
 	connHigh       int
 	org            string
+	syncInterval   time.Duration
+	syncPenalty    time.Duration
+	recoverChain   bool
 }
 
 func defaults() options {
@@ -66,6 +75,8 @@ func defaults() options {
 		pendingBytes:   DefaultPendingBytes,
 		connLow:        DefaultConnLow,
 		connHigh:       DefaultConnHigh,
+		syncInterval:   DefaultSyncInterval,
+		syncPenalty:    DefaultSyncPenalty,
 	}
 }
 
@@ -234,4 +245,40 @@ func WithConnLimits(low, high int) Option {
 // dev federation.
 func WithOrganisation(name string) Option {
 	return func(o *options) error { o.org = name; return nil }
+}
+
+// WithSyncInterval sets how often the node syncs every joined topic with
+// every connected peer (default DefaultSyncInterval); 0 disables periodic
+// sync. Sync on connection and Node.Sync are not affected.
+func WithSyncInterval(d time.Duration) Option {
+	return func(o *options) error {
+		if d < 0 {
+			return errors.New("node: sync interval must be >= 0")
+		}
+		o.syncInterval = d
+		return nil
+	}
+}
+
+// WithSyncPenalty sets how long the node refuses to sync from a peer that
+// served a bad record (default DefaultSyncPenalty).
+func WithSyncPenalty(d time.Duration) Option {
+	return func(o *options) error {
+		if d <= 0 {
+			return errors.New("node: sync penalty must be > 0")
+		}
+		o.syncPenalty = d
+		return nil
+	}
+}
+
+// WithRecoverChain makes Publish first confirm, from connected peers, the
+// node's own latest record on the topic, and fetch its chain up to it, so
+// that a node whose store was lost does not fork its own chain by signing a
+// second record at a seq it used before. While no peer answers, Publish
+// fails with ErrChainUnconfirmed. The CLI sets it when the identity key
+// exists but the store directory did not (a lost or wiped disk). It has no
+// effect on a node of a one-member dev federation.
+func WithRecoverChain(on bool) Option {
+	return func(o *options) error { o.recoverChain = on; return nil }
 }

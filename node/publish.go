@@ -20,8 +20,11 @@ import (
 // record; a gossip failure after the record is stored is logged, not
 // returned, because sync delivers the record later.
 //
-// Publish joins the topic if the node has not joined it yet. It returns an
-// error wrapping protocol.ErrObserver on an observer.
+// Publish joins the topic if the node has not joined it yet. On a node
+// started with WithRecoverChain(true) it first confirms the node's chain
+// head on the topic with connected peers and fails with ErrChainUnconfirmed
+// if it cannot. It returns an error wrapping protocol.ErrObserver on an
+// observer.
 func (n *Node) Publish(ctx context.Context, kind, topic string, body protocol.Body, deps ...cid.Cid) (*protocol.Record, error) {
 	if n.key == nil {
 		return nil, protocol.ErrObserver
@@ -31,6 +34,9 @@ func (n *Node) Publish(ctx context.Context, kind, topic string, body protocol.Bo
 	}
 	if err := n.join(topic); err != nil {
 		return nil, err
+	}
+	if err := n.sync.confirmChain(ctx, topic); err != nil {
+		return nil, fmt.Errorf("node: publish %s on %s: %w", kind, topic, err)
 	}
 	n.pubMu.Lock()
 	rec, err := n.buildNext(kind, topic, body, deps)

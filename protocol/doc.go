@@ -14,6 +14,10 @@
 // [Record.Verify] here, then the store, then derived state. Nothing in this
 // package imports the node or the store.
 //
+// The sync wire format (syncwire.go) is here too: its messages and their
+// framing over a reader or writer the caller owns; the streams themselves
+// belong to the node.
+//
 // The byte-level specification is docs/protocol.md; the test vectors there
 // are checked by this package's tests.
 package protocol

@@ -50,7 +50,8 @@ func newMemDAG(recs []*Record) *memDAG {
 		parents []int
 		state   int8 // 0 new, 1 parents pending, 2 done
 		ok      bool // whole causal past present
-		depth   int
+		depth   int // longest path, for a topological order
+		mdepth  int // members depth, for the fold order
 		mi      int // index in members, or -1
 		anc     []uint64
 	}
@@ -95,14 +96,15 @@ func newMemDAG(recs []*Record) *memDAG {
 						n.ok = false
 						continue
 					}
-					// Only members-topic records count in depths, so a set
-					// reduced to its members-topic records (links taken
-					// through other topics) orders them the same way.
+					n.depth = max(n.depth, pn.depth+1)
+					// Only members-topic records count in members depths,
+					// so a set reduced to its members-topic records (links
+					// taken through other topics) folds in the same order.
 					step := 0
 					if pn.r.Env.Topic == TopicMembers {
 						step = 1
 					}
-					n.depth = max(n.depth, pn.depth+step)
+					n.mdepth = max(n.mdepth, pn.mdepth+step)
 				}
 				n.state = 2
 				stack = stack[:len(stack)-1]
@@ -118,17 +120,29 @@ func newMemDAG(recs []*Record) *memDAG {
 			d.missing = append(d.missing, nodes[i].r)
 		}
 	}
+	// order is topological (parents first), for the closures below; the
+	// fold order of the members-topic records is by members depth.
 	slices.SortFunc(order, func(a, b int) int {
 		if c := nodes[a].depth - nodes[b].depth; c != 0 {
 			return c
 		}
 		return strings.Compare(nodes[a].key, nodes[b].key)
 	})
+	var morder []int
 	for _, i := range order {
 		if nodes[i].r.Env.Topic == TopicMembers {
-			nodes[i].mi = len(d.members)
-			d.members = append(d.members, nodes[i].r)
+			morder = append(morder, i)
 		}
+	}
+	slices.SortFunc(morder, func(a, b int) int {
+		if c := nodes[a].mdepth - nodes[b].mdepth; c != 0 {
+			return c
+		}
+		return strings.Compare(nodes[a].key, nodes[b].key)
+	})
+	for _, i := range morder {
+		nodes[i].mi = len(d.members)
+		d.members = append(d.members, nodes[i].r)
 	}
 	words := (len(d.members) + 63) / 64
 	for _, i := range order {
@@ -147,9 +161,10 @@ func newMemDAG(recs []*Record) *memDAG {
 				}
 			}
 		}
-		if n.mi >= 0 {
-			d.anc = append(d.anc, n.anc)
-		}
+	}
+	d.anc = make([][]uint64, len(d.members))
+	for _, i := range morder {
+		d.anc[nodes[i].mi] = nodes[i].anc
 	}
 	return d
 }

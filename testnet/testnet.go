@@ -109,6 +109,7 @@ type options struct {
 	nodeOpts  func(i int) []node.Option
 	keySeed   byte
 	logger    *slog.Logger
+	partition *Partition
 }
 
 // WithTopology sets how nodes are connected (default All).
@@ -282,6 +283,13 @@ func (net *Network) startNode(ctx context.Context, i int) (*node.Node, error) {
 		opts = append(opts, node.WithDataDir(filepath.Join(o.dataDir, fmt.Sprintf("node-%d", i))))
 	} else {
 		opts = append(opts, node.WithInMemory())
+	}
+	if o.partition != nil {
+		id, err := peer.IDFromPrivateKey(net.Keys[i])
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, node.WithConnectionGater(gater{p: o.partition, self: id}))
 	}
 	if o.nodeOpts != nil {
 		opts = append(opts, o.nodeOpts(i)...)

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"slices"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -39,6 +40,10 @@ type nodeParams struct {
 	dataDir  config.DataDir
 	config   config.Config // validated, with the flags applied
 	logger   *slog.Logger
+	// recoverChain says the identity key existed but the store did not
+	// (a lost disk): the node must learn its chain heads from peers
+	// before it publishes (node.WithRecoverChain).
+	recoverChain bool
 }
 
 // startFunc starts a node. The caller must Close the node it returns.
@@ -134,7 +139,17 @@ func (a *app) run(ctx context.Context, o runOverrides) error {
 		return err
 	}
 
-	n, err := a.start(ctx, nodeParams{identity: key, dataDir: dd, config: cfg, logger: logger})
+	// The rule of node.WithRecoverChain: a key we did not create in this
+	// run, and no store, means the store was lost (or the node never ran;
+	// then peers answer seq 0 and nothing is lost but a round trip).
+	_, serr := os.Stat(dd.StorePath())
+	recoverChain := errors.Is(serr, fs.ErrNotExist) && !slices.Contains(made, dd.KeyPath())
+	if recoverChain {
+		logger.Warn("identity key without a store: this node will confirm its chain heads with peers before it publishes",
+			"store", dd.StorePath())
+	}
+
+	n, err := a.start(ctx, nodeParams{identity: key, dataDir: dd, config: cfg, logger: logger, recoverChain: recoverChain})
 	if err != nil {
 		return err
 	}

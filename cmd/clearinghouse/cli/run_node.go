@@ -23,6 +23,7 @@ func startNode(ctx context.Context, p nodeParams) (runningNode, error) {
 		node.WithLogger(p.logger),
 		node.WithConnLimits(cfg.Network.ConnLow, cfg.Network.ConnHigh),
 		node.WithOrganisation(cfg.Node.Name),
+		node.WithRecoverChain(p.recoverChain),
 	)
 	if err != nil {
 		return nil, err // not n: a nil *node.Node in an interface is not nil

@@ -274,3 +274,39 @@ func TestRunRealNode(t *testing.T) {
 		t.Errorf("no shutdown log:\n%s", stderr.String())
 	}
 }
+
+// TestRunRecoverChainRule: the node is told to recover its chain heads
+// from peers exactly when the identity key existed before the run and the
+// store directory did not.
+func TestRunRecoverChainRule(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		setup func(t *testing.T, dir string)
+		want  bool
+	}{
+		{"fresh data directory", func(*testing.T, string) {}, false},
+		{"key, no store", func(t *testing.T, dir string) {
+			runCLI(t, "--data-dir", dir, "init").mustSucceed(t)
+		}, true},
+		{"key and store", func(t *testing.T, dir string) {
+			runCLI(t, "--data-dir", dir, "init").mustSucceed(t)
+			if err := os.MkdirAll(config.DataDir{Path: dir}.StorePath(), 0o700); err != nil {
+				t.Fatal(err)
+			}
+		}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "node")
+			tc.setup(t, dir)
+			ctx, cancel := context.WithCancel(t.Context())
+			n, wait, _, stderr := runFake(t, ctx, "--data-dir", dir, "run")
+			cancel()
+			if code := wait(); code != 0 {
+				t.Fatalf("exit %d; stderr:\n%s", code, stderr)
+			}
+			if n.params.recoverChain != tc.want {
+				t.Fatalf("recoverChain = %v, want %v", n.params.recoverChain, tc.want)
+			}
+		})
+	}
+}

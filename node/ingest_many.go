@@ -1,0 +1,120 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"runtime"
+	"slices"
+	"sync"
+
+	"github.com/clearinghouse-net/clearinghouse/protocol"
+)
+
+// ingestResult is the outcome of one record of ingestMany.
+type ingestResult struct {
+	rec *protocol.Record // nil if the record did not decode
+	err error
+}
+
+// ingestMany is the batch form of Ingest, for catch-ups: it verifies the
+// records on GOMAXPROCS workers, then queues the valid ones to the apply
+// loop in (claimed time, CID) order, so that parents mostly precede their
+// children and a batch is written in a few group commits. It returns once
+// the records are queued, with a function that waits for the apply loop's
+// answers and returns the results (result i belongs to raws[i]), so a
+// caller can verify the next batch while the loop writes this one; batches
+// queued one after the other are applied in that order. Records must be of
+// topic if it is not empty.
+func (n *Node) ingestMany(ctx context.Context, raws [][]byte, topic string, src Source) func() []ingestResult {
+	res := make([]ingestResult, len(raws))
+	received := n.opts.clock()
+	workers := min(runtime.GOMAXPROCS(0), len(raws))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := range next {
+				rec, err := protocol.Validate(raws[i], n.network, received)
+				if err == nil && topic != "" && rec.Env.Topic != topic {
+					err = protocol.Errorf(protocol.ReasonWrongTopic, "record of topic %q arrived for topic %q", rec.Env.Topic, topic)
+				}
+				res[i] = ingestResult{rec: rec, err: err}
+			}
+		})
+	}
+	for i := range raws {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+
+	order := make([]int, 0, len(raws))
+	for i, r := range res {
+		if r.err != nil {
+			n.refused(r.err, topic, r.rec, src)
+			continue
+		}
+		ok, err := n.store.Has(r.rec.CID)
+		switch {
+		case err != nil:
+			res[i].err = fmt.Errorf("node: store: %w", err)
+		case ok:
+			res[i].err = protocol.Errorf(protocol.ReasonDuplicate, "record %s already stored", r.rec.CID)
+			n.refused(res[i].err, "", r.rec, src)
+		default:
+			order = append(order, i)
+		}
+	}
+	slices.SortFunc(order, func(a, b int) int {
+		ra, rb := res[a].rec, res[b].rec
+		if ra.Env.Time != rb.Env.Time {
+			if ra.Env.Time < rb.Env.Time {
+				return -1
+			}
+			return 1
+		}
+		return bytes.Compare(ra.CID.Bytes(), rb.CID.Bytes())
+	})
+	reqs := make([]*applyReq, len(order))
+	for k, i := range order {
+		reqs[k] = &applyReq{rec: res[i].rec, src: src, received: received, done: make(chan error, 1)}
+	}
+	sent := 0
+send:
+	for _, req := range reqs {
+		select {
+		case n.ing.reqs <- req:
+			sent++
+		case <-ctx.Done():
+			break send
+		case <-n.ctx.Done():
+			break send
+		}
+	}
+	return func() []ingestResult {
+		n.waitMany(ctx, res, order, reqs, sent)
+		return res
+	}
+}
+
+// waitMany fills in the results of the queued requests.
+func (n *Node) waitMany(ctx context.Context, res []ingestResult, order []int, reqs []*applyReq, sent int) {
+	for k, i := range order {
+		if k >= sent {
+			res[i].err = context.Cause(ctx)
+			if n.ctx.Err() != nil {
+				res[i].err = errClosed
+			}
+			continue
+		}
+		select {
+		case err := <-reqs[k].done:
+			res[i].err = err
+		case <-ctx.Done():
+			res[i].err = ctx.Err()
+		case <-n.ctx.Done():
+			res[i].err = errClosed
+		}
+	}
+}

@@ -1,0 +1,1154 @@
+package node
+
+import (
+	"bufio"
+	"bytes"
+	"cmp"
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	p2pprotocol "github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/clearinghouse-net/clearinghouse/protocol"
+	"github.com/clearinghouse-net/clearinghouse/store"
+)
+
+// Sync: gossip announces, sync guarantees (DESIGN.md section 7). Each
+// side pulls: it reconciles a topic's record set with a peer
+// (protocol.ItemSet, round trips growing with log(n/diff)), then fetches
+// what it lacks by CID in pipelined batches and ingests them through the
+// same validation as gossip (ingestMany). The wire format is in
+// protocol/syncwire.go and docs/protocol.md, "Sync protocol".
+
+// Sync tuning, not part of the wire protocol.
+const (
+	// syncFetchBatch is how many CIDs one fetch request names.
+	syncFetchBatch = 256
+	// syncFetchWindow is how many fetch requests are in flight on a stream.
+	syncFetchWindow = 4
+	// syncChunkRanges is how many non-skip ranges one reconcile request
+	// carries; more are sent in further requests, which bounds both
+	// messages whatever the difference.
+	syncChunkRanges = 512
+	// syncClosureDepth bounds the levels of parents outside a reconciled
+	// topic fetched after it (cross-topic deps).
+	syncClosureDepth = 16
+	// syncGapDepth is how many levels of a gossip gap are fetched parent
+	// by parent before a topic reconciliation is cheaper.
+	syncGapDepth = 2
+	// syncSessionTimeout bounds a background sync session.
+	syncSessionTimeout = 10 * time.Minute
+	// syncGapInterval is the least time between two gossip-gap fetches
+	// from one peer on one topic.
+	syncGapInterval = time.Second
+	// syncMaxRounds bounds the reconcile round trips of one session.
+	syncMaxRounds = 256
+	// syncRequestTimeout is the deadline of one request and its response.
+	syncRequestTimeout = 30 * time.Second
+	// syncInboundPerPeer bounds concurrent inbound sync streams per peer.
+	syncInboundPerPeer = 2
+	// syncInboundQueued bounds inbound sync streams per peer waiting for
+	// a slot; more are reset.
+	syncInboundQueued = 4
+	// syncTagBad is the connection manager tag of a penalised peer.
+	syncTagBad = "clearinghouse-sync-bad"
+	// syncTriggerQueue is the capacity of the sync trigger queue; triggers
+	// beyond it are dropped (the periodic sync repairs).
+	syncTriggerQueue = 256
+)
+
+// Bad-record reasons of the sync_bad_records_total metric, besides the
+// protocol rejection reasons.
+const (
+	badCIDMismatch = "cid-mismatch" // bytes whose CID was not requested
+	badProtocol    = "bad-message"  // a malformed or out-of-protocol message
+)
+
+// Sentinel errors of sync.
+var (
+	// ErrChainUnconfirmed is returned by Publish on a node started with
+	// WithRecoverChain(true) when no connected peer could tell it its own
+	// chain head on the topic, so publishing might fork its chain.
+	ErrChainUnconfirmed = errors.New("node: cannot confirm this node's chain head from any peer")
+	// ErrSyncPenalised is returned when syncing from a peer that served a
+	// bad record recently.
+	ErrSyncPenalised = errors.New("node: sync: peer penalised for serving bad records")
+	// ErrSyncRefused is returned when a peer answers a sync request with
+	// an error.
+	ErrSyncRefused = errors.New("node: sync: request refused by peer")
+	// ErrBadPeer is returned when a peer served a bad record or message
+	// during sync; the peer is penalised.
+	ErrBadPeer = errors.New("node: sync: peer served bad data")
+)
+
+// SyncReport says what one sync did.
+type SyncReport struct {
+	// Peers is how many peers were synced with successfully.
+	Peers int
+	// Topics is how many topics were reconciled.
+	Topics int
+	// RoundTrips is the number of reconcile round trips.
+	RoundTrips int
+	// Missing is how many records peers had that this node lacked, summed
+	// over sessions.
+	Missing int
+	// Fetched is how many records were received from peers.
+	Fetched int
+	// Stored is how many fetched records are now stored.
+	Stored int
+}
+
+func (r *SyncReport) add(o SyncReport) {
+	r.Peers += o.Peers
+	r.Topics += o.Topics
+	r.RoundTrips += o.RoundTrips
+	r.Missing += o.Missing
+	r.Fetched += o.Fetched
+	r.Stored += o.Stored
+}
+
+// TopicSync is the sync progress of one topic with one peer.
+type TopicSync struct {
+	// Topic is the record topic.
+	Topic string
+	// Peer is the peer synced with.
+	Peer peer.ID
+	// Lag is how many records the peer had, at the last reconciliation,
+	// that this node has not stored yet.
+	Lag int
+	// Fetched is the total of records fetched from the peer on this topic.
+	Fetched int
+	// Last is when the last sync session with the peer on this topic
+	// ended.
+	Last time.Time
+	// Err is the error of the last session, or "".
+	Err string
+}
+
+// syncer runs the sync protocol of a node: the stream handler, the
+// triggers (connection, timer, gossip gaps) and the client sessions.
+type syncer struct {
+	n     *Node
+	proto p2pprotocol.ID
+
+	triggers chan syncTrigger
+
+	lag     *prometheus.GaugeVec   // by topic: max lag over peers
+	bad     *prometheus.CounterVec // by reason
+	fetched *prometheus.CounterVec // by topic
+
+	mu       sync.Mutex // guards the maps below
+	status   map[string]map[peer.ID]*TopicSync
+	banned   map[peer.ID]time.Time
+	inbound  map[peer.ID]*inboundSlots
+	topicMu  map[string]*sync.Mutex // serialises sessions of a topic
+	inflight map[string]bool        // trigger keys being handled
+	chainOK  map[string]bool        // topics whose own chain head is confirmed
+	lastGap  map[string]time.Time   // peer|topic -> last gossip-gap fetch
+	sets     map[string]cachedSet   // topic -> its latest item set
+}
+
+// inboundSlots limits the inbound sync streams of one peer.
+type inboundSlots struct {
+	sem     chan struct{} // a token per stream being served
+	streams int           // streams served or waiting; guarded by syncer.mu
+}
+
+// syncTrigger asks the sync loop to sync with a peer: every topic if topic
+// is empty, else one topic, or, with cids, to fetch those records.
+type syncTrigger struct {
+	peer  peer.ID
+	topic string
+	cids  []cid.Cid
+}
+
+func newSyncer(n *Node) *syncer {
+	return &syncer{
+		n:        n,
+		proto:    protocol.SyncProtocol(n.network),
+		triggers: make(chan syncTrigger, syncTriggerQueue),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "clearinghouse", Name: "sync_lag_records",
+			Help: "Records a peer held at the last reconciliation that this node has not stored yet, by topic (the largest over peers).",
+		}, []string{"topic"}),
+		bad: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "clearinghouse", Name: "sync_bad_records_total",
+			Help: "Bad records or messages served by sync peers, by reason (a protocol rejection reason, cid-mismatch or bad-message).",
+		}, []string{"reason"}),
+		fetched: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "clearinghouse", Name: "sync_fetched_records_total",
+			Help: "Records received from sync peers in fetch responses, valid or not, by topic.",
+		}, []string{"topic"}),
+		status:   map[string]map[peer.ID]*TopicSync{},
+		banned:   map[peer.ID]time.Time{},
+		inbound:  map[peer.ID]*inboundSlots{},
+		topicMu:  map[string]*sync.Mutex{},
+		inflight: map[string]bool{},
+		chainOK:  map[string]bool{},
+		lastGap:  map[string]time.Time{},
+		sets:     map[string]cachedSet{},
+	}
+}
+
+// start registers the metrics and the stream handler and starts the sync
+// loop. It must be called after the host and the topics exist, before
+// bootstrap peers are dialled, so that no connection is missed.
+func (s *syncer) start() error {
+	n := s.n
+	for _, c := range []prometheus.Collector{s.lag, s.bad, s.fetched} {
+		if err := n.metrics.reg.Register(c); err != nil {
+			return fmt.Errorf("node: register sync metrics: %w", err)
+		}
+	}
+	sub, err := n.host.EventBus().Subscribe(new(event.EvtPeerIdentificationCompleted))
+	if err != nil {
+		return fmt.Errorf("node: subscribe to identify events: %w", err)
+	}
+	n.host.SetStreamHandler(s.proto, s.handle)
+	n.wg.Go(func() {
+		defer sub.Close()
+		s.loop(sub.Out())
+	})
+	return nil
+}
+
+// loop owns the triggers: peer identification, the periodic timer and
+// queued requests. Sessions run in goroutines of the node's WaitGroup
+// started here, so none starts after Close.
+func (s *syncer) loop(identified <-chan any) {
+	n := s.n
+	var tick <-chan time.Time
+	if n.opts.syncInterval > 0 {
+		t := time.NewTicker(n.opts.syncInterval)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case ev, ok := <-identified:
+			if !ok {
+				return
+			}
+			e := ev.(event.EvtPeerIdentificationCompleted)
+			if slices.Contains(e.Protocols, s.proto) {
+				s.dispatch(syncTrigger{peer: e.Peer})
+			}
+		case <-tick:
+			for _, p := range s.syncPeers() {
+				s.dispatch(syncTrigger{peer: p})
+			}
+		case t := <-s.triggers:
+			s.dispatch(t)
+		}
+	}
+}
+
+// dispatch starts a session for t unless an identical one runs.
+func (s *syncer) dispatch(t syncTrigger) {
+	key := t.peer.String() + "|" + t.topic
+	if t.cids != nil {
+		key += "|fetch"
+	}
+	s.mu.Lock()
+	if s.inflight[key] {
+		s.mu.Unlock()
+		return
+	}
+	s.inflight[key] = true
+	s.mu.Unlock()
+	s.n.wg.Go(func() {
+		defer func() {
+			s.mu.Lock()
+			delete(s.inflight, key)
+			s.mu.Unlock()
+		}()
+		// A session holds its topic's lock; bound it so a stalling peer
+		// cannot hold the topic for long.
+		ctx, cancel := context.WithTimeout(s.n.ctx, syncSessionTimeout)
+		defer cancel()
+		var err error
+		switch {
+		case t.cids != nil:
+			_, err = s.fetchFrom(ctx, t.peer, t.topic, t.cids)
+		case t.topic != "":
+			_, err = s.syncTopic(ctx, t.peer, t.topic)
+		default:
+			_, err = s.syncPeer(ctx, t.peer)
+		}
+		if err != nil && s.n.ctx.Err() == nil {
+			s.n.log.Debug("sync failed", "peer", t.peer, "topic", t.topic, "err", err)
+		}
+	})
+}
+
+// trigger queues t without blocking; it is dropped if the queue is full.
+func (s *syncer) trigger(t syncTrigger) {
+	select {
+	case s.triggers <- t:
+	default:
+	}
+}
+
+// syncTopicWithAll queues a sync of topic with every connected peer.
+func (s *syncer) syncTopicWithAll(topic string) {
+	for _, p := range s.syncPeers() {
+		s.trigger(syncTrigger{peer: p, topic: topic})
+	}
+}
+
+// missingParents is the gossip hook: rec arrived from a peer before its
+// causal past. It asks that peer for the missing parents.
+func (s *syncer) missingParents(from peer.ID, rec *protocol.Record) {
+	if rec == nil || from == s.n.host.ID() {
+		return
+	}
+	var missing []cid.Cid
+	for _, c := range rec.Links() {
+		if ok, err := s.n.store.Has(c); err == nil && !ok {
+			missing = append(missing, c)
+		}
+	}
+	if len(missing) == 0 {
+		return
+	}
+	// Out-of-order arrival is common in a burst, and the parents usually
+	// follow by gossip: ask a peer about gaps on a topic at most once per
+	// syncGapInterval.
+	key := from.String() + "|" + rec.Env.Topic
+	now := s.n.opts.clock()
+	s.mu.Lock()
+	if last, ok := s.lastGap[key]; ok && now.Sub(last) < syncGapInterval {
+		s.mu.Unlock()
+		return
+	}
+	if len(s.lastGap) > 4096 {
+		for k, t := range s.lastGap {
+			if now.Sub(t) >= syncGapInterval {
+				delete(s.lastGap, k)
+			}
+		}
+	}
+	s.lastGap[key] = now
+	s.mu.Unlock()
+	s.trigger(syncTrigger{peer: from, topic: rec.Env.Topic, cids: missing})
+}
+
+// syncPeers returns the connected peers that speak the sync protocol or
+// are not identified yet (opening a stream waits for identify).
+func (s *syncer) syncPeers() []peer.ID {
+	var out []peer.ID
+	for _, p := range s.n.host.Network().Peers() {
+		if known, ok := s.speaks(p); ok || !known {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// speaks reports whether p's protocols are known and whether they include
+// the sync protocol.
+func (s *syncer) speaks(p peer.ID) (known, ok bool) {
+	ps := s.n.host.Peerstore()
+	all, err := ps.GetProtocols(p)
+	if err != nil || len(all) == 0 {
+		return false, false
+	}
+	return true, slices.Contains(all, s.proto)
+}
+
+// Sync syncs every joined topic with every connected peer that speaks the
+// sync protocol, one peer after the other, and returns what was fetched.
+// The error joins the failures of individual peers; the report counts the
+// peers that succeeded.
+func (n *Node) Sync(ctx context.Context) (SyncReport, error) {
+	var rep SyncReport
+	var errs []error
+	for _, p := range n.sync.syncPeers() {
+		r, err := n.sync.syncPeer(ctx, p)
+		rep.add(r)
+		if known, ok := n.sync.speaks(p); err != nil && known && !ok {
+			continue // not a clearinghouse peer of this network
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("peer %s: %w", p, err))
+		}
+	}
+	return rep, errors.Join(errs...)
+}
+
+// SyncStatus returns the sync progress of every topic with every peer
+// synced with, sorted by topic and peer.
+func (n *Node) SyncStatus() []TopicSync {
+	s := n.sync
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []TopicSync
+	for _, ps := range s.status {
+		for _, st := range ps {
+			out = append(out, *st)
+		}
+	}
+	slices.SortFunc(out, func(a, b TopicSync) int {
+		if c := cmp.Compare(a.Topic, b.Topic); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Peer, b.Peer)
+	})
+	return out
+}
+
+// syncPeer syncs every joined topic with p.
+func (s *syncer) syncPeer(ctx context.Context, p peer.ID) (SyncReport, error) {
+	topics := s.n.Topics()
+	slices.Sort(topics)
+	// Membership first: the validity of other records depends on it.
+	slices.SortStableFunc(topics, func(a, b string) int {
+		switch {
+		case a == protocol.TopicMembers && b != a:
+			return -1
+		case b == protocol.TopicMembers && a != b:
+			return 1
+		}
+		return 0
+	})
+	var rep SyncReport
+	for _, t := range topics {
+		r, err := s.syncTopic(ctx, p, t)
+		rep.add(r)
+		if err != nil {
+			return rep, err
+		}
+	}
+	rep.Peers = 1
+	return rep, nil
+}
+
+// penalised reports whether p is barred from serving this node.
+func (s *syncer) penalised(p peer.ID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	until, ok := s.banned[p]
+	if ok && s.n.opts.clock().After(until) {
+		delete(s.banned, p)
+		return false
+	}
+	return ok
+}
+
+// penalise bars p from serving this node for the penalty period, counts
+// the reason and tags p down in the connection manager.
+func (s *syncer) penalise(p peer.ID, reason string, err error) {
+	s.bad.WithLabelValues(reason).Inc()
+	s.mu.Lock()
+	s.banned[p] = s.n.opts.clock().Add(s.n.opts.syncPenalty)
+	s.mu.Unlock()
+	s.n.host.ConnManager().TagPeer(p, syncTagBad, -100)
+	s.n.log.Warn("sync peer served bad data; penalised", "peer", p, "reason", reason, "err", err)
+}
+
+// lockTopic serialises the sessions of a topic, so two peers are not asked
+// for the same records at once.
+func (s *syncer) lockTopic(topic string) func() {
+	s.mu.Lock()
+	m, ok := s.topicMu[topic]
+	if !ok {
+		m = &sync.Mutex{}
+		s.topicMu[topic] = m
+	}
+	s.mu.Unlock()
+	m.Lock()
+	return m.Unlock
+}
+
+// setStatus updates the progress of (topic, p) and the lag gauge.
+func (s *syncer) setStatus(topic string, p peer.ID, lag, fetched int, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ps := s.status[topic]
+	if ps == nil {
+		ps = map[peer.ID]*TopicSync{}
+		s.status[topic] = ps
+	}
+	st := ps[p]
+	if st == nil {
+		st = &TopicSync{Topic: topic, Peer: p}
+		ps[p] = st
+	}
+	st.Lag, st.Fetched, st.Last, st.Err = lag, st.Fetched+fetched, s.n.opts.clock(), ""
+	if err != nil {
+		st.Err = err.Error()
+	}
+	// The gauge follows connected peers: a peer gone with a lag is not
+	// a lag this node can close.
+	worst := 0
+	for q, o := range ps {
+		if q == p || s.n.host.Network().Connectedness(q) == network.Connected {
+			worst = max(worst, o.Lag)
+		}
+	}
+	s.lag.WithLabelValues(topic).Set(float64(worst))
+}
+
+// itemSet returns the reconciliation set of a topic: the cached one if the
+// topic has not changed since it was built, else a fresh one. Sets are
+// immutable, so sessions share them.
+func (s *syncer) itemSet(topic string) (*protocol.ItemSet, error) {
+	stats, err := s.n.store.Topics()
+	if err != nil {
+		return nil, err
+	}
+	var last uint64
+	for _, ts := range stats {
+		if ts.Topic == topic {
+			last = ts.LastArrival
+		}
+	}
+	s.mu.Lock()
+	c, ok := s.sets[topic]
+	s.mu.Unlock()
+	if ok && c.last == last {
+		return c.set, nil
+	}
+	set, err := buildItemSet(s.n.store, topic)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.sets[topic] = cachedSet{last: last, set: set}
+	s.mu.Unlock()
+	return set, nil
+}
+
+// cachedSet is a topic's item set as of the topic's last arrival.
+type cachedSet struct {
+	last uint64
+	set  *protocol.ItemSet
+}
+
+// buildItemSet builds the reconciliation set of a topic from the store.
+func buildItemSet(st *store.Store, topic string) (*protocol.ItemSet, error) {
+	var items []protocol.Item
+	var after uint64
+	for {
+		metas, err := st.TopicRecords(topic, after, 10_000)
+		if err != nil {
+			return nil, err
+		}
+		if len(metas) == 0 {
+			break
+		}
+		for _, m := range metas {
+			it, err := protocol.ItemOf(m.CID, m.Time)
+			if err != nil {
+				return nil, err
+			}
+			items = append(items, it)
+		}
+		after = metas[len(metas)-1].Arrival
+	}
+	return protocol.NewItemSet(items), nil
+}
+
+// client is the opener's side of one sync stream.
+type client struct {
+	s      *syncer
+	peer   peer.ID
+	stream network.Stream
+	r      *bufio.Reader
+}
+
+func (s *syncer) open(ctx context.Context, p peer.ID) (*client, error) {
+	if s.penalised(p) {
+		return nil, ErrSyncPenalised
+	}
+	st, err := s.n.host.NewStream(ctx, p, s.proto)
+	if err != nil {
+		return nil, fmt.Errorf("node: sync: open stream: %w", err)
+	}
+	return &client{s: s, peer: p, stream: st, r: bufio.NewReaderSize(st, 64<<10)}, nil
+}
+
+func (c *client) close() { _ = c.stream.Close() }
+
+func (c *client) send(req *protocol.SyncRequest) error {
+	_ = c.stream.SetWriteDeadline(time.Now().Add(syncRequestTimeout))
+	return protocol.WriteFrame(c.stream, req)
+}
+
+func (c *client) recv(typ int) (*protocol.SyncResponse, error) {
+	_ = c.stream.SetReadDeadline(time.Now().Add(syncRequestTimeout))
+	var resp protocol.SyncResponse
+	if err := protocol.ReadFrame(c.r, &resp); err != nil {
+		if errors.Is(err, protocol.ErrFrameTooLarge) || errors.Is(err, protocol.ErrBadMessage) {
+			c.s.penalise(c.peer, badProtocol, err)
+			return nil, fmt.Errorf("%w: %w", ErrBadPeer, err)
+		}
+		return nil, fmt.Errorf("node: sync: read: %w", err)
+	}
+	if resp.Error != "" {
+		return nil, fmt.Errorf("%w: %s", ErrSyncRefused, resp.Error)
+	}
+	if resp.Type != typ {
+		err := fmt.Errorf("response of type %d to a request of type %d", resp.Type, typ)
+		c.s.penalise(c.peer, badProtocol, err)
+		return nil, fmt.Errorf("%w: %w", ErrBadPeer, err)
+	}
+	return &resp, nil
+}
+
+// syncTopic reconciles topic with p and fetches what p has that this node
+// lacks.
+func (s *syncer) syncTopic(ctx context.Context, p peer.ID, topic string) (rep SyncReport, err error) {
+	unlock := s.lockTopic(topic)
+	defer unlock()
+	lag, fetched := 0, 0
+	defer func() {
+		if ctx.Err() == nil {
+			s.setStatus(topic, p, lag, fetched, err)
+		}
+	}()
+	c, err := s.open(ctx, p)
+	if err != nil {
+		return rep, err
+	}
+	defer c.close()
+	set, err := s.itemSet(topic)
+	if err != nil {
+		return rep, fmt.Errorf("node: sync: %w", err)
+	}
+	need, rounds, err := c.reconcile(set, topic)
+	rep.RoundTrips, rep.Topics, rep.Missing = rounds, 1, len(need)
+	if err != nil {
+		return rep, err
+	}
+	lag = len(need)
+	if len(need) == 0 {
+		return rep, nil
+	}
+	cids := make([]cid.Cid, len(need))
+	for i, id := range need {
+		cids[i] = protocol.Item{ID: id}.CID()
+	}
+	got, _, err := c.fetchClosure(ctx, topic, cids, true, syncClosureDepth)
+	rep.Fetched = got
+	fetched = got
+	rep.Stored, lag = s.countStored(cids)
+	return rep, err
+}
+
+// countStored returns how many of cids are stored and how many are not.
+func (s *syncer) countStored(cids []cid.Cid) (stored, missing int) {
+	for _, c := range cids {
+		if ok, _ := s.n.store.Has(c); ok {
+			stored++
+		} else {
+			missing++
+		}
+	}
+	return stored, missing
+}
+
+// fetchFrom fetches cids of topic from p, and follows up with a topic
+// sync if their own parents are missing too: a gap deeper than one level
+// is cheaper to reconcile than to walk.
+func (s *syncer) fetchFrom(ctx context.Context, p peer.ID, topic string, cids []cid.Cid) (SyncReport, error) {
+	c, err := s.open(ctx, p)
+	if err != nil {
+		return SyncReport{}, err
+	}
+	got, complete, err := c.fetchClosure(ctx, topic, cids, false, syncGapDepth)
+	c.close()
+	rep := SyncReport{Fetched: got}
+	rep.Stored, _ = s.countStored(cids)
+	if err != nil {
+		return rep, err
+	}
+	if !complete && topic != "" {
+		r, err := s.syncTopic(ctx, p, topic)
+		rep.add(r)
+		return rep, err
+	}
+	return rep, nil
+}
+
+// reconcile runs the initiator's side of reconciliation and returns the
+// ids p holds that set lacks, and the number of round trips.
+func (c *client) reconcile(set *protocol.ItemSet, topic string) (need [][32]byte, rounds int, err error) {
+	return reconcileWith(set, func(msg []protocol.Range) ([]protocol.Range, error) {
+		if err := c.send(&protocol.SyncRequest{Type: protocol.SyncReconcile, Topic: topic, Ranges: msg}); err != nil {
+			return nil, fmt.Errorf("node: sync: write: %w", err)
+		}
+		resp, err := c.recv(protocol.SyncReconcile)
+		if err != nil {
+			return nil, err
+		}
+		return resp.Ranges, nil
+	}, func(err error) {
+		c.s.penalise(c.peer, badProtocol, err)
+	})
+}
+
+// reconcileWith drives a reconciliation of set through roundTrip, which
+// sends one message and returns the answer, chunking messages to
+// syncChunkRanges active ranges. bad is called with a malformed answer.
+func reconcileWith(set *protocol.ItemSet, roundTrip func([]protocol.Range) ([]protocol.Range, error), bad func(error)) (need [][32]byte, rounds int, err error) {
+	msg := set.Initiate()
+	for msg != nil {
+		var next []protocol.Range
+		for _, chunk := range chunkRanges(msg, syncChunkRanges) {
+			if rounds++; rounds > syncMaxRounds {
+				return need, rounds, fmt.Errorf("node: sync: reconciliation exceeds %d round trips", syncMaxRounds)
+			}
+			resp, err := roundTrip(chunk)
+			if err != nil {
+				return need, rounds, err
+			}
+			nd, nx, err := set.Continue(resp)
+			if err != nil {
+				bad(err)
+				return need, rounds, fmt.Errorf("%w: %w", ErrBadPeer, err)
+			}
+			need = append(need, nd...)
+			if nx == nil {
+				nx = []protocol.Range{{Upper: chunk[len(chunk)-1].Upper, Mode: protocol.ModeSkip}}
+			}
+			next = joinRanges(next, nx)
+		}
+		if !slices.ContainsFunc(next, func(r protocol.Range) bool { return r.Mode != protocol.ModeSkip }) {
+			next = nil
+		}
+		msg = next
+	}
+	return need, rounds, nil
+}
+
+func compareBound(a, b protocol.Bound) int {
+	if a.Time != b.Time {
+		if a.Time < b.Time {
+			return -1
+		}
+		return 1
+	}
+	return bytes.Compare(a.ID, b.ID)
+}
+
+// chunkRanges splits a reconcile message into messages of at most max
+// non-skip ranges each. Every message after the first starts with a skip
+// range up to where the previous one ended, since a message's ranges start
+// at the lowest item.
+func chunkRanges(msg []protocol.Range, max int) [][]protocol.Range {
+	var out [][]protocol.Range
+	var cur []protocol.Range
+	active := 0
+	for _, r := range msg {
+		if active == max && r.Mode != protocol.ModeSkip {
+			out = append(out, cur)
+			cur = []protocol.Range{{Upper: cur[len(cur)-1].Upper, Mode: protocol.ModeSkip}}
+			active = 0
+		}
+		cur = append(cur, r)
+		if r.Mode != protocol.ModeSkip {
+			active++
+		}
+	}
+	if len(cur) > 0 {
+		out = append(out, cur)
+	}
+	return out
+}
+
+// joinRanges appends the ranges of a chunk's next message to out, merging
+// skips and dropping a leading skip that ends where out ends already.
+func joinRanges(out, more []protocol.Range) []protocol.Range {
+	for _, r := range more {
+		if len(out) > 0 && compareBound(r.Upper, out[len(out)-1].Upper) <= 0 {
+			continue
+		}
+		if r.Mode == protocol.ModeSkip && len(out) > 0 && out[len(out)-1].Mode == protocol.ModeSkip {
+			out[len(out)-1].Upper = r.Upper
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// fetchClosure fetches cids from the peer, then, level by level up to
+// depth levels, the parents of fetched records that are neither stored nor
+// among those already asked for (parents on other topics, or a gap below a
+// gossiped record). The peer's store is causally closed, so it holds them.
+// If strict, the records must be of topic. It returns how many records
+// were received and whether no parent was left missing.
+func (c *client) fetchClosure(ctx context.Context, topic string, cids []cid.Cid, strict bool, depth int) (int, bool, error) {
+	total := 0
+	asked := map[cid.Cid]bool{}
+	for level := 0; len(cids) > 0; level++ {
+		if level == depth {
+			return total, false, nil
+		}
+		for _, x := range cids {
+			asked[x] = true
+		}
+		got, outside, err := c.fetch(ctx, topic, cids, strict, asked)
+		total += got
+		if err != nil {
+			return total, false, err
+		}
+		cids, strict = outside, false
+	}
+	return total, true, nil
+}
+
+// fetch asks the peer for cids in pipelined batches and ingests what it
+// serves. It returns how many records were received and the parents of
+// those records that are neither stored nor in asked. A record whose bytes
+// do not hash to a requested CID, or that fails validation with a reject
+// action, penalises the peer and ends the fetch.
+func (c *client) fetch(ctx context.Context, topic string, cids []cid.Cid, strict bool, asked map[cid.Cid]bool) (int, []cid.Cid, error) {
+	var outside []cid.Cid
+	seen := map[cid.Cid]bool{}
+	ingestTopic := ""
+	if strict {
+		ingestTopic = topic
+	}
+	// check looks at the results of one batch: it collects the parents
+	// outside asked and fails on a record no honest peer serves.
+	check := func(results []ingestResult) error {
+		for _, r := range results {
+			if protocol.ReasonOf(r.err) == protocol.ReasonMissingDeps && r.rec != nil {
+				for _, l := range r.rec.Links() {
+					if asked[l] || seen[l] {
+						continue
+					}
+					if ok, err := c.s.n.store.Has(l); err == nil && !ok {
+						seen[l] = true
+						outside = append(outside, l)
+					}
+				}
+			}
+			if r.err == nil || protocol.ActionOf(r.err) != protocol.Reject {
+				continue
+			}
+			if !validationReason(protocol.ReasonOf(r.err)) {
+				// Judged against this node's store (e.g. an equivocation
+				// it already holds the other side of): not the server's
+				// fault alone.
+				continue
+			}
+			c.s.penalise(c.peer, string(protocol.ReasonOf(r.err)), r.err)
+			return fmt.Errorf("%w: %w", ErrBadPeer, r.err)
+		}
+		return nil
+	}
+	var prev func() []ingestResult
+	queue := slices.Clone(cids)
+	var inflight [][]cid.Cid
+	received := 0
+	for len(queue) > 0 || len(inflight) > 0 {
+		for len(inflight) < syncFetchWindow && len(queue) > 0 {
+			k := min(syncFetchBatch, len(queue))
+			batch := queue[:k:k]
+			queue = queue[k:]
+			req := &protocol.SyncRequest{Type: protocol.SyncFetch, Topic: topic, CIDs: make([][]byte, len(batch))}
+			for i, x := range batch {
+				req.CIDs[i] = x.Bytes()
+			}
+			if err := c.send(req); err != nil {
+				return received, outside, fmt.Errorf("node: sync: write: %w", err)
+			}
+			inflight = append(inflight, batch)
+		}
+		batch := inflight[0]
+		inflight = inflight[1:]
+		resp, err := c.recv(protocol.SyncFetch)
+		if err != nil {
+			return received, outside, err
+		}
+		if resp.Served < 0 || resp.Served > len(batch) || len(resp.Records) > resp.Served ||
+			(resp.Served == 0 && len(batch) > 0) {
+			err := fmt.Errorf("fetch response serves %d of %d with %d records", resp.Served, len(batch), len(resp.Records))
+			c.s.penalise(c.peer, badProtocol, err)
+			return received, outside, fmt.Errorf("%w: %w", ErrBadPeer, err)
+		}
+		queue = append(queue, batch[resp.Served:]...)
+		requested := make(map[cid.Cid]bool, resp.Served)
+		for _, x := range batch[:resp.Served] {
+			requested[x] = true
+		}
+		for _, raw := range resp.Records {
+			got := protocol.RecordCID(raw)
+			if !requested[got] {
+				err := fmt.Errorf("served bytes with CID %s, which was not requested", got)
+				c.s.penalise(c.peer, badCIDMismatch, err)
+				return received, outside, fmt.Errorf("%w: %w", ErrBadPeer, err)
+			}
+			delete(requested, got)
+		}
+		received += len(resp.Records)
+		c.s.fetched.WithLabelValues(topic).Add(float64(len(resp.Records)))
+		// Verify this batch while the apply loop writes the previous one.
+		wait := c.s.n.ingestMany(ctx, resp.Records, ingestTopic, SourceSync)
+		if prev != nil {
+			if err := check(prev()); err != nil {
+				return received, outside, err
+			}
+		}
+		prev = wait
+		if err := ctx.Err(); err != nil {
+			return received, outside, err
+		}
+	}
+	if prev != nil {
+		if err := check(prev()); err != nil {
+			return received, outside, err
+		}
+	}
+	return received, outside, nil
+}
+
+// validationReason reports whether a rejection reason is one any receiver
+// finds from the record bytes alone, so an honest server never serves such
+// a record.
+func validationReason(r protocol.Reason) bool {
+	switch r {
+	case protocol.ReasonOversize, protocol.ReasonBadEncoding, protocol.ReasonNonCanonical,
+		protocol.ReasonBadVersion, protocol.ReasonWrongNetwork, protocol.ReasonUnknownKind,
+		protocol.ReasonWrongTopic, protocol.ReasonBadBody, protocol.ReasonBadLinks,
+		protocol.ReasonBadSignature:
+		return true
+	}
+	return false
+}
+
+// chainHead asks p for author's chain head on topic.
+func (s *syncer) chainHead(ctx context.Context, p peer.ID, author []byte, topic string) (uint64, error) {
+	c, err := s.open(ctx, p)
+	if err != nil {
+		return 0, err
+	}
+	defer c.close()
+	if err := c.send(&protocol.SyncRequest{Type: protocol.SyncChainHead, Topic: topic, Author: author}); err != nil {
+		return 0, fmt.Errorf("node: sync: write: %w", err)
+	}
+	resp, err := c.recv(protocol.SyncChainHead)
+	if err != nil {
+		return 0, err
+	}
+	return resp.Seq, nil
+}
+
+// confirmChain makes sure, on a node started with WithRecoverChain(true),
+// that this node holds its own latest record on topic before it publishes
+// there: it asks every connected peer for its chain head, syncs the topic
+// with the peers that know a higher seq, and fails with ErrChainUnconfirmed
+// if no peer answered or the chain could not be fetched. Once confirmed, a
+// topic is not asked about again.
+func (s *syncer) confirmChain(ctx context.Context, topic string) error {
+	n := s.n
+	if !n.opts.recoverChain {
+		return nil
+	}
+	s.mu.Lock()
+	ok := s.chainOK[topic]
+	s.mu.Unlock()
+	if ok {
+		return nil
+	}
+	author := []byte(n.key.Public().(ed25519.PublicKey))
+	answered := false
+	var best uint64
+	var errs []error
+	for _, p := range s.syncPeers() {
+		cctx, cancel := context.WithTimeout(ctx, syncRequestTimeout)
+		seq, err := s.chainHead(cctx, p, author, topic)
+		cancel()
+		if known, ok := s.speaks(p); err != nil && known && !ok {
+			continue
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		answered = true
+		if seq > best {
+			best = seq
+			mine, _, err := n.store.ChainHead(author, topic)
+			if err != nil {
+				return err
+			}
+			if seq > mine {
+				if _, err := s.syncTopic(ctx, p, topic); err != nil {
+					errs = append(errs, err)
+				}
+			}
+		}
+	}
+	if !answered {
+		return fmt.Errorf("%w on %s: %w", ErrChainUnconfirmed, topic, errors.Join(errs...))
+	}
+	mine, _, err := n.store.ChainHead(author, topic)
+	if err != nil {
+		return err
+	}
+	if mine < best {
+		return fmt.Errorf("%w on %s: peers know seq %d, this node could fetch only up to %d: %w",
+			ErrChainUnconfirmed, topic, best, mine, errors.Join(errs...))
+	}
+	s.mu.Lock()
+	s.chainOK[topic] = true
+	s.mu.Unlock()
+	return nil
+}
+
+// handle serves one inbound sync stream: requests in order until the
+// opener closes it, at most syncInboundPerPeer streams per peer at once.
+func (s *syncer) handle(st network.Stream) {
+	p := st.Conn().RemotePeer()
+	// At most syncInboundPerPeer streams of a peer are served at once;
+	// a few more wait for a slot, beyond that they are reset.
+	s.mu.Lock()
+	slot := s.inbound[p]
+	if slot == nil {
+		slot = &inboundSlots{sem: make(chan struct{}, syncInboundPerPeer)}
+		s.inbound[p] = slot
+	}
+	if slot.streams >= syncInboundPerPeer+syncInboundQueued {
+		s.mu.Unlock()
+		_ = st.Reset()
+		return
+	}
+	slot.streams++
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		if slot.streams--; slot.streams == 0 {
+			delete(s.inbound, p)
+		}
+		s.mu.Unlock()
+	}()
+	timer := time.NewTimer(syncRequestTimeout)
+	defer timer.Stop()
+	select {
+	case slot.sem <- struct{}{}:
+		defer func() { <-slot.sem }()
+	case <-timer.C:
+		_ = st.Reset()
+		return
+	case <-s.n.ctx.Done():
+		_ = st.Reset()
+		return
+	}
+	defer st.Close()
+	r := bufio.NewReaderSize(st, 64<<10)
+	w := bufio.NewWriterSize(st, 64<<10)
+	var sets map[string]*protocol.ItemSet // built once per stream and topic
+	for {
+		_ = st.SetReadDeadline(time.Now().Add(2 * syncRequestTimeout))
+		var req protocol.SyncRequest
+		if err := protocol.ReadFrame(r, &req); err != nil {
+			return // EOF, deadline or garbage: the stream ends
+		}
+		resp := s.serve(&req, &sets)
+		_ = st.SetWriteDeadline(time.Now().Add(syncRequestTimeout))
+		if err := protocol.WriteFrame(w, resp); err != nil {
+			return
+		}
+		// Flush only when no further request is already buffered, so
+		// pipelined requests are answered in one write.
+		if r.Buffered() == 0 {
+			if err := w.Flush(); err != nil {
+				return
+			}
+		}
+		if resp.Error != "" {
+			_ = w.Flush()
+			return
+		}
+	}
+}
+
+// serve answers one request.
+func (s *syncer) serve(req *protocol.SyncRequest, sets *map[string]*protocol.ItemSet) *protocol.SyncResponse {
+	st := s.n.store
+	resp := &protocol.SyncResponse{Type: req.Type}
+	fail := func(format string, args ...any) *protocol.SyncResponse {
+		resp.Error = fmt.Sprintf(format, args...)
+		return resp
+	}
+	if err := protocol.ValidTopic(req.Topic); err != nil {
+		return fail("%v", err)
+	}
+	switch req.Type {
+	case protocol.SyncReconcile:
+		if len(req.Ranges) > protocol.ReconcileMaxRanges {
+			return fail("%d ranges, at most %d", len(req.Ranges), protocol.ReconcileMaxRanges)
+		}
+		if *sets == nil {
+			*sets = map[string]*protocol.ItemSet{}
+		}
+		set := (*sets)[req.Topic]
+		if set == nil {
+			var err error
+			if set, err = s.itemSet(req.Topic); err != nil {
+				return fail("internal error")
+			}
+			(*sets)[req.Topic] = set
+		}
+		out, err := set.Respond(req.Ranges)
+		if err != nil {
+			return fail("%v", err)
+		}
+		resp.Ranges = out
+	case protocol.SyncFetch:
+		if len(req.CIDs) > protocol.SyncMaxFetch {
+			return fail("%d CIDs, at most %d", len(req.CIDs), protocol.SyncMaxFetch)
+		}
+		size := 0
+		for _, b := range req.CIDs {
+			if len(resp.Records) == protocol.SyncMaxFetchRecords {
+				break
+			}
+			c, err := cid.Cast(b)
+			if err != nil || !protocol.IsRecordCID(c) {
+				return fail("malformed CID")
+			}
+			raw, err := st.Get(c)
+			switch {
+			case errors.Is(err, store.ErrNotFound):
+			case err != nil:
+				return fail("internal error")
+			default:
+				if size+len(raw) > protocol.SyncMaxFetchBytes {
+					return resp
+				}
+				size += len(raw)
+				resp.Records = append(resp.Records, raw)
+			}
+			resp.Served++
+		}
+	case protocol.SyncChainHead:
+		seq, head, err := st.ChainHead(req.Author, req.Topic)
+		if err != nil {
+			return fail("%v", err)
+		}
+		resp.Seq = seq
+		if head.Defined() {
+			resp.Head = head.Bytes()
+		}
+	default:
+		return fail("unknown request type %d", req.Type)
+	}
+	return resp
+}

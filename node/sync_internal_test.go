@@ -1,0 +1,118 @@
+package node
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/clearinghouse-net/clearinghouse/protocol"
+)
+
+// randomItems returns n distinct items with times spread over a day.
+func randomItems(n int, seed uint64) []protocol.Item {
+	r := rand.New(rand.NewPCG(seed, seed+1))
+	out := make([]protocol.Item, n)
+	for i := range out {
+		var b [8]byte
+		binary.LittleEndian.PutUint64(b[:], r.Uint64())
+		out[i] = protocol.Item{Time: 1_700_000_000_000 + r.Int64N(86_400_000), ID: sha256.Sum256(b[:])}
+	}
+	return out
+}
+
+// reconcileSets reconciles a set of have against a responder holding all,
+// with the node's chunking, and returns what it found missing, the round
+// trips and the bytes of every message both ways.
+func reconcileSets(t testing.TB, server, client *protocol.ItemSet) (need [][32]byte, rounds, bytes int) {
+	need, rounds, err := reconcileWith(client, func(msg []protocol.Range) ([]protocol.Range, error) {
+		b, _ := protocol.Marshal(protocol.SyncRequest{Type: protocol.SyncReconcile, Ranges: msg})
+		if len(msg) > protocol.ReconcileMaxRanges || len(b) > protocol.SyncMaxFrame {
+			t.Fatalf("request of %d ranges, %d bytes", len(msg), len(b))
+		}
+		resp, err := server.Respond(msg)
+		if err != nil {
+			return nil, err
+		}
+		rb, _ := protocol.Marshal(protocol.SyncResponse{Type: protocol.SyncReconcile, Ranges: resp})
+		if len(rb) > protocol.SyncMaxFrame {
+			t.Fatalf("response of %d ranges, %d bytes", len(resp), len(rb))
+		}
+		bytes += len(b) + len(rb)
+		return resp, nil
+	}, func(err error) { t.Fatal(err) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return need, rounds, bytes
+}
+
+// TestReconcileChunked: the node's chunked reconciliation finds exactly
+// the missing items, with every message within the frame limits, from an
+// empty set, a set missing a few, and a set missing many.
+func TestReconcileChunked(t *testing.T) {
+	all := randomItems(150_000, 1)
+	for _, tc := range []struct {
+		name    string
+		missing int
+	}{{"equal", 0}, {"few", 10}, {"thousand", 1000}, {"half", 75_000}, {"empty", 150_000}} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := rand.New(rand.NewPCG(2, 3))
+			perm := r.Perm(len(all))
+			drop := map[int]bool{}
+			for _, i := range perm[:tc.missing] {
+				drop[i] = true
+			}
+			var have []protocol.Item
+			want := map[[32]byte]bool{}
+			for i, it := range all {
+				if drop[i] {
+					want[it.ID] = true
+				} else {
+					have = append(have, it)
+				}
+			}
+			need, rounds, _ := reconcileSets(t, protocol.NewItemSet(slices.Clone(all)), protocol.NewItemSet(have))
+			if len(need) != len(want) {
+				t.Fatalf("found %d missing, want %d", len(need), len(want))
+			}
+			for _, id := range need {
+				if !want[id] {
+					t.Fatalf("reported %x, which is not missing", id[:4])
+				}
+			}
+			t.Logf("%d missing of %d: %d round trips", tc.missing, len(all), rounds)
+		})
+	}
+}
+
+// BenchmarkReconcile1000of100000 reconciles a set lacking 1,000 of 100,000
+// items: time per reconciliation, round trips and bytes exchanged.
+//
+// Run: go test ./node -run '^$' -bench BenchmarkReconcile -benchtime 20x
+func BenchmarkReconcile1000of100000(b *testing.B) {
+	all := randomItems(100_000, 7)
+	r := rand.New(rand.NewPCG(8, 9))
+	drop := map[int]bool{}
+	for _, i := range r.Perm(len(all))[:1000] {
+		drop[i] = true
+	}
+	var have []protocol.Item
+	for i, it := range all {
+		if !drop[i] {
+			have = append(have, it)
+		}
+	}
+	server, client := protocol.NewItemSet(all), protocol.NewItemSet(have)
+	var rounds, bytes int
+	for b.Loop() {
+		var need [][32]byte
+		need, rounds, bytes = reconcileSets(b, server, client)
+		if len(need) != 1000 {
+			b.Fatalf("found %d missing", len(need))
+		}
+	}
+	b.ReportMetric(float64(rounds), "round-trips")
+	b.ReportMetric(float64(bytes)/1024, "KiB-exchanged")
+}
