@@ -50,9 +50,9 @@ func newMemDAG(recs []*Record) *memDAG {
 		parents []int
 		state   int8 // 0 new, 1 parents pending, 2 done
 		ok      bool // whole causal past present
-		depth   int // longest path, for a topological order
-		mdepth  int // members depth, for the fold order
-		mi      int // index in members, or -1
+		depth   int  // longest path, for a topological order
+		mdepth  int  // members depth, for the fold order
+		mi      int  // index in members, or -1
 		anc     []uint64
 	}
 	idx := make(map[string]int, len(recs))
