@@ -326,6 +326,7 @@ func (in *ingester) check(rec *protocol.Record, inBatch map[cid.Cid]*staged, slo
 	if ok && !other.Equals(rec.CID) {
 		in.n.log.Warn("equivocation", "author", fmt.Sprintf("%x", rec.Env.Author[:8]), "topic", rec.Env.Topic,
 			"seq", rec.Env.Seq, "held", other, "new", rec.CID)
+		in.n.reportEquivocation(other, rec)
 		return protocol.Errorf(protocol.ReasonEquivocation, "author %x already signed %s at %s seq %d; %s conflicts",
 			rec.Env.Author[:8], other, rec.Env.Topic, rec.Env.Seq, rec.CID)
 	}

@@ -57,9 +57,10 @@ type Node struct {
 	wg     sync.WaitGroup
 	done   chan struct{}
 
-	mu     sync.Mutex // guards topics and closed
-	topics map[string]*joined
-	closed bool
+	mu       sync.Mutex // guards topics, closed and reported
+	topics   map[string]*joined
+	closed   bool
+	reported map[string]bool // equivocation slots this node published evidence for
 
 	pubMu sync.Mutex // serialises Publish so each record extends the chain built before it
 }

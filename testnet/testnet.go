@@ -102,14 +102,15 @@ func Sparse(degree int, seed uint64) Topology {
 type Option func(*options) error
 
 type options struct {
-	topology  Topology
-	observers int
-	follow    []string
-	dataDir   string
-	nodeOpts  func(i int) []node.Option
-	keySeed   byte
-	logger    *slog.Logger
-	partition *Partition
+	topology    Topology
+	observers   int
+	follow      []string
+	dataDir     string
+	nodeOpts    func(i int) []node.Option
+	keySeed     byte
+	logger      *slog.Logger
+	partition   *Partition
+	affiliation func(i int) (group, region string)
 }
 
 // WithTopology sets how nodes are connected (default All).
@@ -155,6 +156,24 @@ func WithNodeOptions(f func(i int) []node.Option) Option {
 // test are two different federations.
 func WithKeySeed(b byte) Option {
 	return func(o *options) error { o.keySeed = b; return nil }
+}
+
+// WithAffiliation sets the stakeholder group and region of founder i
+// (default: the default groups and regions in turn, so five founders cover
+// every group and every region).
+func WithAffiliation(f func(i int) (group, region string)) Option {
+	return func(o *options) error {
+		if f == nil {
+			return errors.New("testnet: nil affiliation")
+		}
+		o.affiliation = f
+		return nil
+	}
+}
+
+func defaultAffiliation(i int) (string, string) {
+	g, r := protocol.DefaultGroups, protocol.DefaultRegions
+	return g[i%len(g)], r[(i/len(g)+i)%len(r)]
 }
 
 // WithLogger sends the nodes' logs to l (default: discarded), each with a
@@ -218,7 +237,7 @@ func New(tb testing.TB, n int, opts ...Option) *Network {
 
 // Start is New without a testing.TB; the caller must call Close.
 func Start(ctx context.Context, n int, opts ...Option) (_ *Network, err error) {
-	o := options{topology: All, keySeed: 1, logger: slog.New(slog.DiscardHandler)}
+	o := options{topology: All, keySeed: 1, logger: slog.New(slog.DiscardHandler), affiliation: defaultAffiliation}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
 			return nil, err
@@ -239,10 +258,11 @@ func Start(ctx context.Context, n int, opts ...Option) (_ *Network, err error) {
 		net.Keys = append(net.Keys, k)
 		if i < n-o.observers {
 			raw, _ := k.GetPublic().Raw()
+			group, region := o.affiliation(i)
 			founders = append(founders, protocol.Member{
 				Key: raw, Org: fmt.Sprintf("Org %d", i),
-				Group:  protocol.DefaultGroups[i%len(protocol.DefaultGroups)],
-				Region: protocol.DefaultRegions[(i/len(protocol.DefaultGroups)+i)%len(protocol.DefaultRegions)],
+				Group:  group,
+				Region: region,
 			})
 		}
 	}
