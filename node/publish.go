@@ -78,12 +78,22 @@ func (n *Node) buildNext(kind, topic string, body protocol.Body, deps []cid.Cid)
 		}
 		heads = append(heads, mh...)
 	}
-	candidates := make([]cid.Cid, 0, len(deps)+len(heads))
-	candidates = append(candidates, deps...)
-	candidates = append(candidates, heads...)
+	// The caller's deps are kept even when one is also the prev (a body
+	// that references a record must list it in deps); heads that are the
+	// prev are linked already.
 	var all []cid.Cid
-	seen := map[cid.Cid]bool{prev: true} // prev is linked already
-	for _, c := range candidates {
+	seen := map[cid.Cid]bool{}
+	for _, c := range deps {
+		if c.Defined() && !seen[c] {
+			seen[c] = true
+			all = append(all, c)
+		}
+	}
+	if len(all) > protocol.MaxDeps {
+		return nil, protocol.Errorf(protocol.ReasonBadLinks, "%d deps, limit %d", len(all), protocol.MaxDeps)
+	}
+	seen[prev] = true
+	for _, c := range heads {
 		if !seen[c] && len(all) < protocol.MaxDeps {
 			seen[c] = true
 			all = append(all, c)
