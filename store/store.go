@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/ipfs/go-cid"
 )
@@ -64,6 +65,11 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		Logger:             pebbleLogger{log: o.logger},
 		EventListener:      eventListener(o.logger),
 		FormatMajorVersion: pebble.FormatNewest,
+	}
+	// Bloom filters on every level: most lookups on the ingest path ask
+	// whether a record is stored, and the answer is usually no.
+	for i := range popts.Levels {
+		popts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
 	switch {
 	case o.fs != nil:
