@@ -124,8 +124,12 @@ func (r stubRoster) Lookup(key []byte) (protocol.Member, bool) {
 	}
 	return protocol.Member{}, false
 }
-func (r stubRoster) Groups() []string  { return r.set(func(m protocol.Member) string { return m.Group }) }
-func (r stubRoster) Regions() []string { return r.set(func(m protocol.Member) string { return m.Region }) }
+func (r stubRoster) Groups() []string {
+	return r.set(func(m protocol.Member) string { return m.Group })
+}
+func (r stubRoster) Regions() []string {
+	return r.set(func(m protocol.Member) string { return m.Region })
+}
 func (r stubRoster) set(f func(protocol.Member) string) []string {
 	var out []string
 	for _, m := range r.g.Founders {
