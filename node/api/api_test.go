@@ -329,4 +329,3 @@ func mustCID(t *testing.T, s string) cid.Cid {
 	}
 	return c
 }
-
