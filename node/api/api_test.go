@@ -175,6 +175,8 @@ func TestAPI(t *testing.T) {
 	c.wantErr("POST", "/records", publishBody(protocol.KindStatement, "issue/privacy", map[string]any{"title": "t", "text": "x"},
 		"bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"), 422, api.CodeRejected, "missing-deps")
 	c.wantErr("GET", "/nope", "", 404, api.CodeNotFound, "")
+	c.wantErr("POST", "/status", "", 405, api.CodeMethodNotAllowed, "")
+	c.wantErr("GET", "/records", "", 405, api.CodeMethodNotAllowed, "")
 
 	// Open an issue and follow it.
 	var rec api.RecordView
@@ -313,6 +315,7 @@ func TestAPI(t *testing.T) {
 		t.Fatalf("observer message: %q", e.Message)
 	}
 	oc.wantErr("POST", "/issues/privacy/follow", "", 403, api.CodeObserver, "observer")
+	oc.wantErr("GET", "/records", "", 404, api.CodeNotFound, "")
 	if err := net.Nodes[2].WaitRecords(ctx, mustCID(t, rec.CID)); err != nil {
 		t.Fatal(err)
 	}
@@ -328,4 +331,34 @@ func mustCID(t *testing.T, s string) cid.Cid {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// TestServeClose: Serve answers on a real listener, and Close ends an open
+// event stream and makes Serve return nil.
+func TestServeClose(t *testing.T) {
+	ctx := testContext(t)
+	net := testnet.New(t, 1)
+	srv, err := api.New(net.Nodes[0], api.WithToken(token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := netListen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx, l) }()
+	base := "http://" + l.Addr().String()
+	s := openStream(t, ctx, base+api.Prefix+"/events", "")
+	if err := srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-s.done:
+	case <-ctx.Done():
+		t.Fatal("event stream still open after Close")
+	}
+	if err := <-served; err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	stdnet "net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -229,3 +230,5 @@ func TestMetricsCountForgery(t *testing.T) {
 		t.Fatalf("rejections: %v -> %v, want +1", before, after)
 	}
 }
+
+func netListen() (stdnet.Listener, error) { return stdnet.Listen("tcp", "127.0.0.1:0") }

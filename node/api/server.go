@@ -223,27 +223,34 @@ func (s *Server) auth(h http.HandlerFunc) http.Handler {
 	})
 }
 
-// jsonErrors turns the mux's own plain-text 405 answers into JSON errors.
+// jsonErrors answers requests no route takes with JSON errors: 405 with
+// an Allow header when the path exists for another method, 404 otherwise.
+// (The catch-all routes under Prefix and the mux's own answers would say
+// 404 or plain-text 405.)
 func (s *Server) jsonErrors(mux *http.ServeMux) http.Handler {
+	fallback := func(pattern string) bool { return pattern == "" || strings.HasSuffix(pattern, Prefix+"/") }
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, pattern := mux.Handler(r); pattern == "" {
-			// The mux would answer 404 or 405 itself.
-			allow := ""
-			for _, m := range []string{http.MethodGet, http.MethodPost} {
-				probe := r.Clone(r.Context())
-				probe.Method = m
-				if _, p := mux.Handler(probe); p != "" && !strings.HasSuffix(p, Prefix+"/") {
-					allow = m
-				}
-			}
-			if allow != "" {
-				w.Header().Set("Allow", allow)
-				writeError(w, http.StatusMethodNotAllowed, CodeMethodNotAllowed, r.Method+" not allowed on "+r.URL.Path, "")
-				return
-			}
-			writeError(w, http.StatusNotFound, CodeNotFound, "no such route: "+r.URL.Path, "")
+		if _, pattern := mux.Handler(r); !fallback(pattern) {
+			mux.ServeHTTP(w, r)
 			return
 		}
-		mux.ServeHTTP(w, r)
+		if s.n.IsObserver() && r.Method != http.MethodGet && r.Method != http.MethodHead {
+			mux.ServeHTTP(w, r) // the observer answer
+			return
+		}
+		var allow []string
+		for _, m := range []string{http.MethodGet, http.MethodPost} {
+			probe := r.Clone(r.Context())
+			probe.Method = m
+			if _, p := mux.Handler(probe); !fallback(p) {
+				allow = append(allow, m)
+			}
+		}
+		if len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			writeError(w, http.StatusMethodNotAllowed, CodeMethodNotAllowed, r.Method+" not allowed on "+r.URL.Path, "")
+			return
+		}
+		writeError(w, http.StatusNotFound, CodeNotFound, "no such route: "+r.Method+" "+r.URL.Path, "")
 	})
 }
