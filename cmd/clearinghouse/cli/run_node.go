@@ -55,6 +55,7 @@ func startNode(ctx context.Context, p nodeParams) (_ runningNode, err error) {
 	}
 	l, err := net.Listen("tcp", cfg.API.Listen)
 	if err != nil {
+		_ = srv.Close()
 		return nil, fmt.Errorf("api.listen %s: %w", cfg.API.Listen, err)
 	}
 	wn := &nodeWithAPI{Node: n, api: srv, addr: l.Addr().String()}
