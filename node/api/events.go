@@ -65,7 +65,15 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	// catchUp sends every matching stored record after last.
 	catchUp := func() error {
 		for {
-			ms, err := s.n.Store().Since(last, replayPage)
+			// With a topic, its index reads only that topic's records;
+			// arrival numbers are global either way.
+			var ms []store.Meta
+			var err error
+			if topic != "" {
+				ms, err = s.n.Store().TopicRecords(topic, last, replayPage)
+			} else {
+				ms, err = s.n.Store().Since(last, replayPage)
+			}
 			if err != nil {
 				return err
 			}
