@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ipfs/go-cid"
 	"github.com/prometheus/common/expfmt"
@@ -232,3 +233,25 @@ func TestMetricsCountForgery(t *testing.T) {
 }
 
 func netListen() (stdnet.Listener, error) { return stdnet.Listen("tcp", "127.0.0.1:0") }
+
+func TestEventsHeartbeat(t *testing.T) {
+	ctx := testContext(t)
+	net := testnet.New(t, 1)
+	ts := serve(t, net.Nodes[0], api.WithToken(token), api.WithHeartbeat(time.Millisecond))
+	req, err := http.NewRequestWithContext(ctx, "GET", ts.URL+api.Prefix+"/events", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if sc.Text() == ": heartbeat" {
+			return
+		}
+	}
+	t.Fatalf("stream ended without a heartbeat: %v", sc.Err())
+}

@@ -206,3 +206,23 @@ func TestClientWatch(t *testing.T) {
 		t.Fatalf("watch exit %d after interrupt", code)
 	}
 }
+
+// TestClientAPIFromConfig: without --api, the client uses api.listen from
+// the data directory's config.
+func TestClientAPIFromConfig(t *testing.T) {
+	e := newAPIEnv(t)
+	dir := t.TempDir()
+	runCLI(t, "--data-dir", dir, "init").mustSucceed(t)
+	hostport := strings.TrimPrefix(e.url, "http://")
+	cfg := "[api]\nlisten = \"" + hostport + "\"\n"
+	if err := os.WriteFile(filepath.Join(dir, "config.toml"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := runCLI(t, "--data-dir", dir, "status").mustSucceed(t)
+	wantContains(t, r.stdout, e.net.Nodes[0].ID().String())
+	// The data directory's token is not node 0's: the write is refused.
+	r = runCLI(t, "--data-dir", dir, "issue", "open", "privacy", "--title", "Privacy")
+	if r.code != 1 || !strings.Contains(r.stderr, "clearinghouse: missing or wrong bearer token") {
+		t.Fatalf("write with another token: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
