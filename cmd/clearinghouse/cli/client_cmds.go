@@ -66,8 +66,8 @@ func readCmd(a *app, use, short, example string, args cobra.PositionalArgs, run 
 	return cmd
 }
 
-// exactArgs is cobra.ExactArgs as a usage error.
-func exactArgs(n int) cobra.PositionalArgs {
+// argsN is cobra.ExactArgs as a usage error.
+func argsN(n int) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) != n {
 			return &usageError{fmt.Errorf("%s takes %d argument(s), got %d", cmd.CommandPath(), n, len(args))}
@@ -148,7 +148,7 @@ func newIssueOpen(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use: "open SLUG", Short: "Open an issue on the federation's index",
 		Example: `  clearinghouse issue open privacy --title "Privacy" --summary "Cross-border data flows"`,
-		Args:    exactArgs(1),
+		Args:    argsN(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := a.client()
 			if err != nil {
@@ -190,7 +190,7 @@ func newIssueFollow(a *app) *cobra.Command {
 	return &cobra.Command{
 		Use: "follow SLUG", Short: "Make the node follow an issue's topic (until it restarts; add it to topics.follow to keep it)",
 		Example: "  clearinghouse issue follow privacy",
-		Args:    exactArgs(1),
+		Args:    argsN(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := a.client()
 			if err != nil {
@@ -329,7 +329,7 @@ A charter needs convenors from at least two stakeholder groups.`,
 }
 
 func newProcessList(a *app) *cobra.Command {
-	return readCmd(a, "list SLUG", "List the processes of an issue", "  clearinghouse process list privacy", exactArgs(1),
+	return readCmd(a, "list SLUG", "List the processes of an issue", "  clearinghouse process list privacy", argsN(1),
 		func(ctx context.Context, c *apiClient, w io.Writer, asJSON bool, args []string) error {
 			var v struct{ Processes []api.ProcessView }
 			b, err := c.get(ctx, "/issues/"+url.PathEscape(args[0])+"/processes", &v)
@@ -344,7 +344,7 @@ func newProcessList(a *app) *cobra.Command {
 }
 
 func newProcessShow(a *app) *cobra.Command {
-	return readCmd(a, "show CID", "Show the derived state of a process", "  clearinghouse process show bafyrei...", exactArgs(1),
+	return readCmd(a, "show CID", "Show the derived state of a process", "  clearinghouse process show bafyrei...", argsN(1),
 		func(ctx context.Context, c *apiClient, w io.Writer, asJSON bool, args []string) error {
 			var p api.ProcessView
 			b, err := c.get(ctx, "/processes/"+url.PathEscape(args[0]), &p)
@@ -608,7 +608,7 @@ func newNotice(a *app) *cobra.Command {
 func newAudit(a *app) *cobra.Command {
 	return readCmd(a, "audit PROCESS", "Show the P1-P4 audit of a process",
 		"  clearinghouse audit bafyrei...\n  clearinghouse audit bafyrei... --json  # canonical JSON, byte-identical on every node with the same records",
-		exactArgs(1),
+		argsN(1),
 		func(ctx context.Context, c *apiClient, w io.Writer, asJSON bool, args []string) error {
 			path := "/processes/" + url.PathEscape(args[0]) + "/audit"
 			if !asJSON {
@@ -625,7 +625,7 @@ func newAudit(a *app) *cobra.Command {
 
 func newRecordGet(a *app) *cobra.Command {
 	var raw bool
-	cmd := readCmd(a, "get CID", "Show a record", "  clearinghouse record get bafyrei...\n  clearinghouse record get bafyrei... --raw > record.cbor", exactArgs(1),
+	cmd := readCmd(a, "get CID", "Show a record", "  clearinghouse record get bafyrei...\n  clearinghouse record get bafyrei... --raw > record.cbor", argsN(1),
 		func(ctx context.Context, c *apiClient, w io.Writer, asJSON bool, args []string) error {
 			if raw {
 				b, err := c.do(ctx, http.MethodGet, "/records/"+url.PathEscape(args[0])+"?format=raw", nil)
