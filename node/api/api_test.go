@@ -240,15 +240,15 @@ func TestAPI(t *testing.T) {
 	c.wantErr("GET", "/processes/"+rec.CID, "", 404, api.CodeNotFound, "")
 	c.wantErr("GET", "/processes/nonsense", "", 400, api.CodeBadRequest, "")
 
-	// A feedback-free proposal, published with its process added to deps
-	// by the API.
-	proposal := map[string]any{"process": map[string]string{"/": ch.CID}, "version": 1, "replaces": nil,
-		"title": "Draft", "text": "", "clauses": []map[string]string{{"id": "1", "text": "Data may flow."}}, "rule": nil}
+	// A notice (valid in the scoping stage), published with its process
+	// added to deps by the API.
+	notice := map[string]any{"process": map[string]string{"/": ch.CID}, "subject": "consultation",
+		"date": t0 + 30*day, "text": "Consultation opens."}
 	var pr api.RecordView
-	c.json("POST", "/records", publishBody(protocol.KindProposal, "issue/privacy", proposal), 201, &pr)
-	// (Node.Publish drops a dep that is also prev; see the report.)
+	c.json("POST", "/records", publishBody(protocol.KindNotice, "issue/privacy", notice), 201, &pr)
+	// (Without main's fix to Node.Publish, a dep that is also prev is dropped.)
 	if !strings.Contains(strings.Join(append(pr.Deps, pr.Prev), " "), ch.CID) {
-		t.Fatalf("proposal deps %v and prev %s lack the charter", pr.Deps, pr.Prev)
+		t.Fatalf("notice deps %v and prev %s lack the charter", pr.Deps, pr.Prev)
 	}
 
 	status, b, hdr := c.do("GET", "/processes/"+ch.CID+"/audit", "")
@@ -265,7 +265,7 @@ func TestAPI(t *testing.T) {
 	// Records.
 	var got api.RecordView
 	c.json("GET", "/records/"+pr.CID, "", 200, &got)
-	if got.CID != pr.CID || got.Kind != protocol.KindProposal || got.Time == "" || got.Meta == nil {
+	if got.CID != pr.CID || got.Kind != protocol.KindNotice || got.Time == "" || got.Meta == nil {
 		t.Fatalf("record: %+v", got)
 	}
 	if p := got.Body.(map[string]any)["process"].(map[string]any)["/"]; p != ch.CID {

@@ -130,6 +130,10 @@ func (s *Server) processes(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("%q is not a valid issue slug", slug), "")
 		return
 	}
+	if !slices.ContainsFunc(s.n.Issues(), func(i gov.IssueInfo) bool { return i.Slug == slug }) {
+		writeError(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("issue %q is not open", slug), "")
+		return
+	}
 	ps, err := s.n.Processes(slug)
 	if err != nil {
 		s.writeErr(w, r, err)
