@@ -64,8 +64,10 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	slices.Sort(v.Topics)
 	if n.IsObserver() {
 		v.Role = "observer"
-	} else if pk, err := n.Host().Peerstore().PubKey(n.ID()).Raw(); err == nil {
-		v.Key = hex.EncodeToString(pk)
+	} else if pub := n.Host().Peerstore().PubKey(n.ID()); pub != nil {
+		if pk, err := pub.Raw(); err == nil {
+			v.Key = hex.EncodeToString(pk)
+		}
 	}
 	for _, a := range n.Addrs() {
 		v.ListenAddrs = append(v.ListenAddrs, a.String())
