@@ -53,6 +53,9 @@ type app struct {
 	stdout, stderr io.Writer
 	// dataDir is the --data-dir flag.
 	dataDir string
+	// apiURL and token are the --api and --token flags of the client
+	// commands.
+	apiURL, token string
 	// start starts a node; tests replace it.
 	start startFunc
 }
@@ -94,6 +97,11 @@ A node keeps its configuration, identity key and records in a data directory:
 	root.PersistentFlags().StringVar(&a.dataDir, "data-dir", "",
 		"data directory (default $"+config.EnvDataDir+" or ~/"+config.DefaultDirName+")")
 
+	root.PersistentFlags().StringVar(&a.apiURL, "api", "",
+		"URL of the node API for client commands (default from api.listen in the data directory's config)")
+	root.PersistentFlags().StringVar(&a.token, "token", "",
+		"API token for writes (default: api.token in the data directory)")
+
 	root.AddCommand(
 		newInitCommand(a),
 		newRunCommand(a),
@@ -101,6 +109,7 @@ A node keeps its configuration, identity key and records in a data directory:
 		newVersionCommand(a),
 		newGenesisCommand(a),
 	)
+	root.AddCommand(clientCommands(a)...)
 	return root
 }
 

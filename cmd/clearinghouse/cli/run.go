@@ -158,6 +158,9 @@ func (a *app) run(ctx context.Context, o runOverrides) error {
 	for _, addr := range n.Addrs() {
 		fmt.Fprintf(a.stdout, "listening on: %s\n", addr)
 	}
+	if an, ok := n.(interface{ APIAddr() string }); ok {
+		fmt.Fprintf(a.stdout, "api: http://%s\n", an.APIAddr())
+	}
 
 	var stopped error
 	select {

@@ -2,13 +2,19 @@ package cli
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
 
 	"github.com/clearinghouse-net/clearinghouse/config"
 	"github.com/clearinghouse-net/clearinghouse/node"
+	"github.com/clearinghouse-net/clearinghouse/node/api"
 )
 
-// startNode starts a node from p through the node package.
-func startNode(ctx context.Context, p nodeParams) (runningNode, error) {
+// startNode starts a node from p through the node package, and its HTTP
+// API on api.listen.
+func startNode(ctx context.Context, p nodeParams) (_ runningNode, err error) {
 	cfg := p.config
 	n, err := node.New(ctx,
 		node.WithIdentity(p.identity),
@@ -28,5 +34,54 @@ func startNode(ctx context.Context, p nodeParams) (runningNode, error) {
 	if err != nil {
 		return nil, err // not n: a nil *node.Node in an interface is not nil
 	}
-	return n, nil
+	defer func() {
+		if err != nil {
+			_ = n.Close()
+		}
+	}()
+
+	// The API, after the node it serves. An observer has no write routes
+	// and needs no token.
+	aopts := []api.Option{api.WithLogger(p.logger.With("component", "api"))}
+	if !n.IsObserver() {
+		tok, err := config.LoadToken(p.dataDir.TokenPath())
+		if err != nil {
+			return nil, err
+		}
+		aopts = append(aopts, api.WithToken(tok))
+	}
+	srv, err := api.New(n, aopts...)
+	if err != nil {
+		return nil, err
+	}
+	l, err := net.Listen("tcp", cfg.API.Listen)
+	if err != nil {
+		_ = srv.Close()
+		return nil, fmt.Errorf("api.listen %s: %w", cfg.API.Listen, err)
+	}
+	wn := &nodeWithAPI{Node: n, api: srv, addr: l.Addr().String()}
+	wn.wg.Go(func() {
+		if err := srv.Serve(context.Background(), l); err != nil {
+			p.logger.Error("api server stopped", "err", err)
+		}
+	})
+	return wn, nil
+}
+
+// nodeWithAPI is a running node with its HTTP API.
+type nodeWithAPI struct {
+	*node.Node
+	api  *api.Server
+	addr string
+	wg   sync.WaitGroup // the API's Serve
+}
+
+// APIAddr returns the host:port the API listens on.
+func (n *nodeWithAPI) APIAddr() string { return n.addr }
+
+// Close stops the API, then the node.
+func (n *nodeWithAPI) Close() error {
+	err := n.api.Close()
+	n.wg.Wait()
+	return errors.Join(err, n.Node.Close())
 }

@@ -1,0 +1,787 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/BurntSushi/toml"
+	"github.com/spf13/cobra"
+
+	"github.com/clearinghouse-net/clearinghouse/node/api"
+	"github.com/clearinghouse-net/clearinghouse/protocol"
+)
+
+// clientCommands returns the commands that talk to a running node.
+func clientCommands(a *app) []*cobra.Command {
+	issue := &cobra.Command{Use: "issue", Short: "Open, list and follow issues", Args: noArgs,
+		Example: "  clearinghouse issue list\n  clearinghouse issue open privacy --title Privacy"}
+	issue.AddCommand(newIssueOpen(a), newIssueList(a), newIssueFollow(a))
+	process := &cobra.Command{Use: "process", Short: "Start, list and show processes", Args: noArgs,
+		Example: "  clearinghouse process list privacy\n  clearinghouse process charter --file charter.toml"}
+	process.AddCommand(newProcessCharter(a), newProcessList(a), newProcessShow(a))
+	proposal := &cobra.Command{Use: "proposal", Short: "Submit proposals", Args: noArgs,
+		Example: "  clearinghouse proposal submit --file proposal.toml"}
+	proposal.AddCommand(newProposalSubmit(a))
+	record := &cobra.Command{Use: "record", Short: "Read records", Args: noArgs,
+		Example: "  clearinghouse record get bafyrei..."}
+	record.AddCommand(newRecordGet(a))
+	reads := []*cobra.Command{newStatus(a), newPeers(a), newMembers(a), issue, process, proposal, record, newAudit(a), newWatch(a)}
+	writes := []*cobra.Command{newFeedback(a), newObject(a), newRespond(a), newEndorse(a), newWithdraw(a),
+		newDecide(a), newDelegate(a), newReport(a), newConclude(a), newStage(a), newNotice(a)}
+	for _, c := range reads {
+		documentClient(c, false)
+	}
+	for _, c := range writes {
+		documentClient(c, true)
+	}
+	return append(reads, writes...)
+}
+
+// readCmd builds a read command with a --json flag. run gets the client
+// and whether --json was given.
+func readCmd(a *app, use, short, example string, args cobra.PositionalArgs, run func(ctx context.Context, c *apiClient, w io.Writer, asJSON bool, args []string) error) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use: use, Short: short, Example: example, Args: args,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			return run(cmd.Context(), c, a.stdout, asJSON, args)
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the API's JSON answer")
+	return cmd
+}
+
+// argsN is cobra.ExactArgs as a usage error.
+func argsN(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return &usageError{fmt.Errorf("%s takes %d argument(s), got %d", cmd.CommandPath(), n, len(args))}
+		}
+		return nil
+	}
+}
+
+func newStatus(a *app) *cobra.Command {
+	return readCmd(a, "status", "Show the running node's status", "  clearinghouse status\n  clearinghouse status --json", noArgs,
+		func(ctx context.Context, c *apiClient, w io.Writer, asJSON bool, _ []string) error {
+			var s api.StatusView
+			b, err := c.get(ctx, "/status", &s)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				printJSON(w, b)
+				return nil
+			}
+			fmt.Fprintf(w, "peer id:     %s\nrole:        %s\nfederation:  %s\nnetwork:     %s\n", s.PeerID, s.Role, s.Federation, s.NetworkID)
+			if s.DevFederation {
+				fmt.Fprintln(w, "             (one-member dev federation)")
+			}
+			if s.Key != "" {
+				fmt.Fprintf(w, "key:         %s\n", s.Key)
+			}
+			fmt.Fprintf(w, "peers:       %d\nrecords:     %d (%d bytes)\ntopics:      %s\n", s.Peers, s.Records, s.Bytes, strings.Join(s.Topics, ", "))
+			for _, a := range s.ListenAddrs {
+				fmt.Fprintf(w, "listening:   %s\n", a)
+			}
+			return nil
+		})
+}
+
+func newPeers(a *app) *cobra.Command {
+	return readCmd(a, "peers", "List the connected peers", "  clearinghouse peers", noArgs,
+		func(ctx context.Context, c *apiClient, w io.Writer, asJSON bool, _ []string) error {
+			var v struct{ Peers []api.PeerView }
+			b, err := c.get(ctx, "/peers", &v)
+			if err != nil || asJSON {
+				return printOr(w, b, err)
+			}
+			for _, p := range v.Peers {
+				fmt.Fprintf(w, "%s %s\n", p.ID, strings.Join(p.Addrs, " "))
+			}
+			return nil
+		})
+}
+
+// printOr prints b if err is nil and returns err.
+func printOr(w io.Writer, b []byte, err error) error {
+	if err == nil {
+		printJSON(w, b)
+	}
+	return err
+}
+
+func newMembers(a *app) *cobra.Command {
+	return readCmd(a, "members", "List the federation's members", "  clearinghouse members\n  clearinghouse members --json", noArgs,
+		func(ctx context.Context, c *apiClient, w io.Writer, asJSON bool, _ []string) error {
+			var v struct{ Members []api.MemberView }
+			b, err := c.get(ctx, "/members", &v)
+			if err != nil || asJSON {
+				return printOr(w, b, err)
+			}
+			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ORG\tGROUP\tREGION\tKEY")
+			for _, m := range v.Members {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", m.Org, m.Group, m.Region, m.Key)
+			}
+			return tw.Flush()
+		})
+}
+
+func newIssueOpen(a *app) *cobra.Command {
+	var title, summary string
+	cmd := &cobra.Command{
+		Use: "open SLUG", Short: "Open an issue on the federation's index",
+		Example: `  clearinghouse issue open privacy --title "Privacy" --summary "Cross-border data flows"`,
+		Args:    argsN(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			r, err := c.publish(cmd.Context(), protocol.KindIssueOpen, protocol.TopicIndex,
+				map[string]any{"slug": args[0], "title": title, "summary": summary})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "opened issue %s: %s\n", args[0], r.CID)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&title, "title", "", "issue title (required)")
+	cmd.Flags().StringVar(&summary, "summary", "", "one-paragraph summary")
+	_ = cmd.MarkFlagRequired("title")
+	return cmd
+}
+
+func newIssueList(a *app) *cobra.Command {
+	return readCmd(a, "list", "List the open issues", "  clearinghouse issue list", noArgs,
+		func(ctx context.Context, c *apiClient, w io.Writer, asJSON bool, _ []string) error {
+			var v struct{ Issues []api.IssueView }
+			b, err := c.get(ctx, "/issues", &v)
+			if err != nil || asJSON {
+				return printOr(w, b, err)
+			}
+			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "SLUG\tTITLE\tFOLLOWING\tOPENED BY")
+			for _, i := range v.Issues {
+				fmt.Fprintf(tw, "%s\t%s\t%v\t%s\n", i.Slug, i.Title, i.Following, i.Author.Org)
+			}
+			return tw.Flush()
+		})
+}
+
+func newIssueFollow(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use: "follow SLUG", Short: "Make the node follow an issue's topic (until it restarts; add it to topics.follow to keep it)",
+		Example: "  clearinghouse issue follow privacy",
+		Args:    argsN(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			if _, err := c.do(cmd.Context(), http.MethodPost, "/issues/"+url.PathEscape(args[0])+"/follow", nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "following %s\n", protocol.IssueTopic(args[0]))
+			return nil
+		},
+	}
+}
+
+// charterFile is the TOML form of a charter (see docs/examples/charter.toml).
+type charterFile struct {
+	Issue        string   `toml:"issue"`
+	Title        string   `toml:"title"`
+	Aim          string   `toml:"aim"`
+	Purpose      string   `toml:"purpose"`
+	Scope        []string `toml:"scope"`
+	Modalities   string   `toml:"modalities"`
+	Significance string   `toml:"significance"`
+	// Convenors are hex ed25519 keys; "self" is this node's key.
+	Convenors  []string `toml:"convenors"`
+	Background []string `toml:"background"`
+	Phases     []struct {
+		Stage string    `toml:"stage"`
+		Start time.Time `toml:"start"`
+		End   time.Time `toml:"end"`
+	} `toml:"phases"`
+	MinNoticeSeconds int64 `toml:"minNoticeSeconds"`
+	WindowSeconds    int64 `toml:"windowSeconds"`
+	Rule             struct {
+		Name      string `toml:"name"`
+		Threshold int    `toml:"threshold"`
+		Group     string `toml:"group"`
+	} `toml:"rule"`
+	Mandate string `toml:"mandate"`
+}
+
+// decodeTOML reads a TOML file strictly: unknown keys are an error.
+func decodeTOML(path string, v any) error {
+	md, err := toml.DecodeFile(path, v)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if u := md.Undecoded(); len(u) > 0 {
+		return fmt.Errorf("%s: unknown key %s", path, u[0])
+	}
+	return nil
+}
+
+func links(cs []string) []any {
+	out := []any{}
+	for _, c := range cs {
+		out = append(out, link(c))
+	}
+	return out
+}
+
+func optLink(c string) any {
+	if c == "" {
+		return nil
+	}
+	return link(c)
+}
+
+func newProcessCharter(a *app) *cobra.Command {
+	var file, issue string
+	cmd := &cobra.Command{
+		Use: "charter", Short: "Start a process on an issue from a charter file",
+		Long: `Start a process: publish a process.charter record from a TOML file (see
+docs/examples/charter.toml). Convenors are hex keys; "self" is this node's key.
+A charter needs convenors from at least two stakeholder groups.`,
+		Example: "  clearinghouse process charter --file charter.toml\n  clearinghouse process charter --file charter.toml --issue privacy",
+		Args:    noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var f charterFile
+			if err := decodeTOML(file, &f); err != nil {
+				return err
+			}
+			if issue != "" {
+				f.Issue = issue
+			}
+			if f.Issue == "" {
+				return &usageError{errors.New("the charter file names no issue; give --issue SLUG")}
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			var convenors []string
+			for _, k := range f.Convenors {
+				if k == "self" {
+					var s api.StatusView
+					if _, err := c.get(cmd.Context(), "/status", &s); err != nil {
+						return err
+					}
+					k = s.Key
+				}
+				raw, err := hex.DecodeString(k)
+				if err != nil {
+					return fmt.Errorf("%s: convenor %q is not a hex key", file, k)
+				}
+				convenors = append(convenors, base64.StdEncoding.EncodeToString(raw))
+			}
+			phases := []any{}
+			for _, p := range f.Phases {
+				phases = append(phases, map[string]any{"stage": p.Stage, "start": p.Start.UnixMilli(), "end": p.End.UnixMilli()})
+			}
+			scope := f.Scope
+			if scope == nil {
+				scope = []string{}
+			}
+			body := map[string]any{
+				"title": f.Title, "aim": f.Aim, "purpose": f.Purpose, "scope": scope,
+				"modalities": f.Modalities, "significance": f.Significance, "convenors": convenors,
+				"background": links(f.Background), "phases": phases,
+				"minNoticeSeconds": f.MinNoticeSeconds, "windowSeconds": f.WindowSeconds,
+				"rule":    map[string]any{"name": f.Rule.Name, "threshold": f.Rule.Threshold, "group": f.Rule.Group},
+				"mandate": optLink(f.Mandate),
+			}
+			r, err := c.publish(cmd.Context(), protocol.KindCharter, protocol.IssueTopic(f.Issue), body)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "process %s on %s\n", r.CID, r.Topic)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&file, "file", "", "charter TOML file (required)")
+	cmd.Flags().StringVar(&issue, "issue", "", "issue slug, overriding the file's issue")
+	_ = cmd.MarkFlagRequired("file")
+	return cmd
+}
+
+func newProcessList(a *app) *cobra.Command {
+	return readCmd(a, "list SLUG", "List the processes of an issue", "  clearinghouse process list privacy", argsN(1),
+		func(ctx context.Context, c *apiClient, w io.Writer, asJSON bool, args []string) error {
+			var v struct{ Processes []api.ProcessView }
+			b, err := c.get(ctx, "/issues/"+url.PathEscape(args[0])+"/processes", &v)
+			if err != nil || asJSON {
+				return printOr(w, b, err)
+			}
+			for _, p := range v.Processes {
+				fmt.Fprintf(w, "%s %-14s %s\n", p.CID, p.Stage, p.Title)
+			}
+			return nil
+		})
+}
+
+func newProcessShow(a *app) *cobra.Command {
+	return readCmd(a, "show CID", "Show the derived state of a process", "  clearinghouse process show bafyrei...", argsN(1),
+		func(ctx context.Context, c *apiClient, w io.Writer, asJSON bool, args []string) error {
+			var p api.ProcessView
+			b, err := c.get(ctx, "/processes/"+url.PathEscape(args[0]), &p)
+			if err != nil || asJSON {
+				return printOr(w, b, err)
+			}
+			fmt.Fprintf(w, "process: %s\ntitle:   %s\ntopic:   %s\nstage:   %s\nrecords: %d\n", p.CID, p.Title, p.Topic, p.Stage, p.Records)
+			for _, d := range p.Adopted {
+				fmt.Fprintf(w, "adopted: %s\n", d)
+			}
+			return nil
+		})
+}
+
+// proposalFile is the TOML form of a proposal (see docs/examples/proposal.toml).
+type proposalFile struct {
+	Process  string `toml:"process"`
+	Version  int    `toml:"version"`
+	Replaces string `toml:"replaces"`
+	Title    string `toml:"title"`
+	Text     string `toml:"text"`
+	Clauses  []struct {
+		ID   string `toml:"id"`
+		Text string `toml:"text"`
+	} `toml:"clauses"`
+	Rule *struct {
+		Name      string `toml:"name"`
+		Threshold int    `toml:"threshold"`
+		Group     string `toml:"group"`
+	} `toml:"rule"`
+}
+
+func newProposalSubmit(a *app) *cobra.Command {
+	var file, process string
+	cmd := &cobra.Command{
+		Use: "submit", Short: "Submit a proposal version from a TOML file",
+		Example: "  clearinghouse proposal submit --file proposal.toml\n  clearinghouse proposal submit --file proposal.toml --process bafyrei...",
+		Args:    noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var f proposalFile
+			if err := decodeTOML(file, &f); err != nil {
+				return err
+			}
+			if process != "" {
+				f.Process = process
+			}
+			if f.Version == 0 {
+				f.Version = 1
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			ref, err := c.ref(cmd.Context(), f.Process)
+			if err != nil {
+				return err
+			}
+			clauses := []any{}
+			for _, cl := range f.Clauses {
+				clauses = append(clauses, map[string]any{"id": cl.ID, "text": cl.Text})
+			}
+			body := map[string]any{"process": link(ref.Process), "version": f.Version, "replaces": optLink(f.Replaces),
+				"title": f.Title, "text": f.Text, "clauses": clauses, "rule": nil}
+			if f.Rule != nil {
+				body["rule"] = map[string]any{"name": f.Rule.Name, "threshold": f.Rule.Threshold, "group": f.Rule.Group}
+			}
+			return a.published(c.publish(cmd.Context(), protocol.KindProposal, ref.Topic, body))
+		},
+	}
+	cmd.Flags().StringVar(&file, "file", "", "proposal TOML file (required)")
+	cmd.Flags().StringVar(&process, "process", "", "process (charter CID), overriding the file's")
+	_ = cmd.MarkFlagRequired("file")
+	return cmd
+}
+
+// published prints the CID of a published record.
+func (a *app) published(r *api.RecordView, err error) error {
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stdout, "%s %s\n", r.Kind, r.CID)
+	return nil
+}
+
+// processCmd builds a command that publishes one process record about the
+// record named by the --<refFlag> flag. body builds the record body from
+// the looked-up reference.
+func processCmd(a *app, use, short, example, kind, refFlag string, flags func(*cobra.Command), body func(ref recordRef) (map[string]any, error)) *cobra.Command {
+	var refCID string
+	cmd := &cobra.Command{
+		Use: use, Short: short, Example: example, Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			ref, err := c.ref(cmd.Context(), refCID)
+			if err != nil {
+				return err
+			}
+			b, err := body(ref)
+			if err != nil {
+				return err
+			}
+			b["process"] = link(ref.Process)
+			return a.published(c.publish(cmd.Context(), kind, ref.Topic, b))
+		},
+	}
+	cmd.Flags().StringVar(&refCID, refFlag, "", refFlag+" CID (required)")
+	_ = cmd.MarkFlagRequired(refFlag)
+	if flags != nil {
+		flags(cmd)
+	}
+	return cmd
+}
+
+func newFeedback(a *app) *cobra.Command {
+	var stance, reason, clause string
+	return processCmd(a, "feedback", "Give feedback on a proposal version",
+		`  clearinghouse feedback --proposal bafyrei... --stance concern --reason "Too broad" --clause 2`,
+		protocol.KindFeedback, "proposal",
+		func(cmd *cobra.Command) {
+			cmd.Flags().StringVar(&stance, "stance", "", "support, neutral, concern or objection (required)")
+			cmd.Flags().StringVar(&reason, "reason", "", "why")
+			cmd.Flags().StringVar(&clause, "clause", "", "clause id the feedback refers to (default: the whole proposal)")
+			_ = cmd.MarkFlagRequired("stance")
+		},
+		func(ref recordRef) (map[string]any, error) {
+			return map[string]any{"proposal": link(ref.CID), "stance": stance, "reason": reason, "clause": clause}, nil
+		})
+}
+
+func newObject(a *app) *cobra.Command {
+	var text string
+	return processCmd(a, "object", "File a formal objection to a proposal version",
+		`  clearinghouse object --proposal bafyrei... --text "Clause 2 overrides national law"`,
+		protocol.KindObjection, "proposal",
+		func(cmd *cobra.Command) {
+			cmd.Flags().StringVar(&text, "text", "", "the objection (required)")
+			_ = cmd.MarkFlagRequired("text")
+		},
+		func(ref recordRef) (map[string]any, error) {
+			return map[string]any{"proposal": link(ref.CID), "text": text}, nil
+		})
+}
+
+func newRespond(a *app) *cobra.Command {
+	var text string
+	return processCmd(a, "respond", "Respond publicly to a formal objection",
+		`  clearinghouse respond --objection bafyrei... --text "Clause 2 now defers to national law"`,
+		protocol.KindResponse, "objection",
+		func(cmd *cobra.Command) {
+			cmd.Flags().StringVar(&text, "text", "", "the response (required)")
+			_ = cmd.MarkFlagRequired("text")
+		},
+		func(ref recordRef) (map[string]any, error) {
+			return map[string]any{"objection": link(ref.CID), "text": text}, nil
+		})
+}
+
+func newEndorse(a *app) *cobra.Command {
+	return processCmd(a, "endorse", "Endorse a proposal version", "  clearinghouse endorse --proposal bafyrei...",
+		protocol.KindEndorse, "proposal", nil,
+		func(ref recordRef) (map[string]any, error) { return map[string]any{"proposal": link(ref.CID)}, nil })
+}
+
+func newWithdraw(a *app) *cobra.Command {
+	return processCmd(a, "withdraw", "Withdraw your endorsement of a proposal version", "  clearinghouse withdraw --proposal bafyrei...",
+		protocol.KindWithdraw, "proposal", nil,
+		func(ref recordRef) (map[string]any, error) { return map[string]any{"proposal": link(ref.CID)}, nil })
+}
+
+func newDecide(a *app) *cobra.Command {
+	var summary string
+	return processCmd(a, "decide", "Record that a proposal version is adopted under the charter's rule",
+		`  clearinghouse decide --proposal bafyrei... --summary "Adopted with concurrent majorities"`,
+		protocol.KindDecision, "proposal",
+		func(cmd *cobra.Command) { cmd.Flags().StringVar(&summary, "summary", "", "summary of the decision") },
+		func(ref recordRef) (map[string]any, error) {
+			return map[string]any{"proposal": link(ref.CID), "summary": summary}, nil
+		})
+}
+
+func newDelegate(a *app) *cobra.Command {
+	var body, scope, reporting string
+	return processCmd(a, "delegate", "Delegate implementation to another body",
+		`  clearinghouse delegate --process bafyrei... --body "IETF" --scope "Protocol work" --reporting "Yearly report"`,
+		protocol.KindDelegation, "process",
+		func(cmd *cobra.Command) {
+			cmd.Flags().StringVar(&body, "body", "", "the body implementation is delegated to (required)")
+			cmd.Flags().StringVar(&scope, "scope", "", "what is delegated (required)")
+			cmd.Flags().StringVar(&reporting, "reporting", "", "the body's duty to report back (required)")
+			for _, f := range []string{"body", "scope", "reporting"} {
+				_ = cmd.MarkFlagRequired(f)
+			}
+		},
+		func(recordRef) (map[string]any, error) {
+			return map[string]any{"body": body, "scope": scope, "reporting": reporting}, nil
+		})
+}
+
+func newReport(a *app) *cobra.Command {
+	var text string
+	return processCmd(a, "report", "Report back on a delegation",
+		`  clearinghouse report --delegation bafyrei... --text "First year: ..."`,
+		protocol.KindReport, "delegation",
+		func(cmd *cobra.Command) {
+			cmd.Flags().StringVar(&text, "text", "", "the report (required)")
+			_ = cmd.MarkFlagRequired("text")
+		},
+		func(ref recordRef) (map[string]any, error) {
+			return map[string]any{"delegation": link(ref.CID), "text": text}, nil
+		})
+}
+
+func newConclude(a *app) *cobra.Command {
+	var summary string
+	return processCmd(a, "conclude", "Conclude a process",
+		`  clearinghouse conclude --process bafyrei... --summary "Implemented"`,
+		protocol.KindConclusion, "process",
+		func(cmd *cobra.Command) {
+			cmd.Flags().StringVar(&summary, "summary", "", "summary (required)")
+			_ = cmd.MarkFlagRequired("summary")
+		},
+		func(recordRef) (map[string]any, error) { return map[string]any{"summary": summary}, nil })
+}
+
+func newStage(a *app) *cobra.Command {
+	var to string
+	return processCmd(a, "stage", "Move a process to its next stage",
+		`  clearinghouse stage --process bafyrei... --to consultation`,
+		protocol.KindStage, "process",
+		func(cmd *cobra.Command) {
+			cmd.Flags().StringVar(&to, "to", "", "consultation, decision, implementation or delegation (required)")
+			_ = cmd.MarkFlagRequired("to")
+		},
+		func(recordRef) (map[string]any, error) { return map[string]any{"to": to}, nil })
+}
+
+func newNotice(a *app) *cobra.Command {
+	var subject, date, text string
+	return processCmd(a, "notice", "Announce a consultation, meeting or decision of a process",
+		`  clearinghouse notice --process bafyrei... --subject consultation --date 2027-02-01T00:00:00Z`,
+		protocol.KindNotice, "process",
+		func(cmd *cobra.Command) {
+			cmd.Flags().StringVar(&subject, "subject", "", "consultation, meeting or decision (required)")
+			cmd.Flags().StringVar(&date, "date", "", "date of the event, RFC 3339 (required)")
+			cmd.Flags().StringVar(&text, "text", "", "details")
+			_ = cmd.MarkFlagRequired("subject")
+			_ = cmd.MarkFlagRequired("date")
+		},
+		func(recordRef) (map[string]any, error) {
+			t, err := time.Parse(time.RFC3339, date)
+			if err != nil {
+				return nil, &usageError{fmt.Errorf("--date %q: want RFC 3339, e.g. 2027-02-01T00:00:00Z", date)}
+			}
+			return map[string]any{"subject": subject, "date": t.UnixMilli(), "text": text}, nil
+		})
+}
+
+func newAudit(a *app) *cobra.Command {
+	return readCmd(a, "audit PROCESS", "Show the P1-P4 audit of a process",
+		"  clearinghouse audit bafyrei...\n  clearinghouse audit bafyrei... --json  # canonical JSON, byte-identical on every node with the same records",
+		argsN(1),
+		func(ctx context.Context, c *apiClient, w io.Writer, asJSON bool, args []string) error {
+			path := "/processes/" + url.PathEscape(args[0]) + "/audit"
+			if !asJSON {
+				path += "?format=text"
+			}
+			b, err := c.do(ctx, http.MethodGet, path, nil)
+			if err != nil {
+				return err
+			}
+			printJSON(w, b)
+			return nil
+		})
+}
+
+func newRecordGet(a *app) *cobra.Command {
+	var raw bool
+	cmd := readCmd(a, "get CID", "Show a record", "  clearinghouse record get bafyrei...\n  clearinghouse record get bafyrei... --raw > record.cbor", argsN(1),
+		func(ctx context.Context, c *apiClient, w io.Writer, asJSON bool, args []string) error {
+			if raw {
+				b, err := c.do(ctx, http.MethodGet, "/records/"+url.PathEscape(args[0])+"?format=raw", nil)
+				if err == nil {
+					_, err = w.Write(b)
+				}
+				return err
+			}
+			var v api.RecordView
+			b, err := c.get(ctx, "/records/"+url.PathEscape(args[0]), &v)
+			if err != nil || asJSON {
+				return printOr(w, b, err)
+			}
+			fmt.Fprintf(w, "cid:    %s\nkind:   %s\ntopic:  %s\nauthor: %s\nseq:    %d\ntime:   %s\n", v.CID, v.Kind, v.Topic, v.Author, v.Seq, v.Time)
+			if v.Prev != "" {
+				fmt.Fprintf(w, "prev:   %s\n", v.Prev)
+			}
+			for _, d := range v.Deps {
+				fmt.Fprintf(w, "dep:    %s\n", d)
+			}
+			body, _ := json.MarshalIndent(v.Body, "", "  ")
+			fmt.Fprintf(w, "body:   %s\n", body)
+			return nil
+		})
+	cmd.Flags().BoolVar(&raw, "raw", false, "write the record's DAG-CBOR bytes")
+	return cmd
+}
+
+func newWatch(a *app) *cobra.Command {
+	var topic, kind, after string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use: "watch", Short: "Print accepted records as they arrive",
+		Long: `Follow the node's event stream and print one line per accepted record:
+arrival, claimed time, topic, kind, CID and author key. With --after it first
+prints the stored records after that arrival number. It runs until interrupted.`,
+		Example: "  clearinghouse watch\n  clearinghouse watch --topic issue/privacy --kind process.feedback --json",
+		Args:    noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			q := url.Values{}
+			for k, v := range map[string]string{"topic": topic, "kind": kind, "after": after} {
+				if v != "" {
+					q.Set(k, v)
+				}
+			}
+			return c.watch(cmd.Context(), q, func(id string, data []byte) error {
+				if asJSON {
+					printJSON(a.stdout, data)
+					return nil
+				}
+				var v api.RecordView
+				if err := json.Unmarshal(data, &v); err != nil {
+					return fmt.Errorf("event %s: %w", id, err)
+				}
+				author := v.Author
+				if len(author) > 16 {
+					author = author[:16]
+				}
+				fmt.Fprintf(a.stdout, "%s %s %s %s %s %s\n", id, v.Time, v.Topic, v.Kind, v.CID, author)
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVar(&topic, "topic", "", "only records of this topic")
+	cmd.Flags().StringVar(&kind, "kind", "", "only records of this kind")
+	cmd.Flags().StringVar(&after, "after", "", "first replay stored records after this arrival number")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print each record's JSON view on one line")
+	return cmd
+}
+
+// watch reads the event stream until ctx ends or the server closes it,
+// calling f for every record event.
+func (c *apiClient) watch(ctx context.Context, q url.Values, f func(id string, data []byte) error) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+api.Prefix+"/events?"+q.Encode(), nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("cannot reach the node API at %s: %w", c.base, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		return apiError(resp.StatusCode, b)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 4<<20)
+	var id string
+	var data []byte
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "id: "):
+			id = line[4:]
+		case strings.HasPrefix(line, "data: "):
+			data = []byte(line[6:])
+		case line == "" && data != nil:
+			if err := f(id, data); err != nil {
+				return err
+			}
+			id, data = "", nil
+		}
+	}
+	if ctx.Err() != nil {
+		return nil // interrupted
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("event stream: %w", err)
+	}
+	return errors.New("event stream closed by the node")
+}
+
+// clientLong is the part of every client command's long help that says
+// how it reaches the node.
+const clientLong = `It talks to the running node's HTTP API: --api, else http:// + api.listen from
+the data directory's config. Commands that publish records need the API token:
+--token, else api.token in the data directory. Errors from the node are shown
+with their protocol reason.`
+
+// longs are the long helps of client commands that need more than their
+// short help.
+var longs = map[string]string{
+	"publish": `It publishes one record signed by the node's key; the records its body
+refers to (the process, the proposal, ...) are added to its deps by the API,
+and it prints the record's kind and CID.`,
+	"status":   "It prints the peer id, role, federation, network id, peer count, stored records and followed topics.",
+	"audit":    "By default it prints the text form of the audit; --json prints the canonical JSON,\nbyte-identical on every node that holds the same records.",
+	"watch":    "",
+	"proposal": "A proposal file is TOML; see docs/examples/proposal.toml.",
+	"process":  "A charter file is TOML; see docs/examples/charter.toml.",
+}
+
+// documentClient fills in the long help of cmd and its subcommands.
+func documentClient(cmd *cobra.Command, publishes bool) {
+	if cmd.Long == "" {
+		long := cmd.Short + "."
+		if extra := longs[cmd.Name()]; extra != "" {
+			long += "\n\n" + extra
+		}
+		if publishes {
+			long += "\n\n" + longs["publish"]
+		}
+		cmd.Long = long + "\n\n" + clientLong
+	} else {
+		cmd.Long += "\n\n" + clientLong
+	}
+	for _, sub := range cmd.Commands() {
+		documentClient(sub, publishes)
+	}
+}

@@ -1,0 +1,15 @@
+// Package api is the node's HTTP JSON API: the interface of the CLI client
+// commands, the web view and anything else built on a running node.
+//
+// The API serves the routes under /api/v1 documented in docs/api.md. Reads
+// are open; every write needs the bearer token from the data directory's
+// api.token (see config.LoadToken). An observer node has no write routes.
+// Errors are JSON objects with a stable code, a message and, for records
+// the protocol refuses, the protocol reason. GET /api/v1/events is a
+// resumable Server-Sent Events stream of accepted records, and GET
+// /metrics serves the node's Prometheus registry.
+//
+// The API only reads the node and calls Node.Publish and Node.Follow; it
+// holds no state of its own besides its open event streams, which end when
+// the server is closed.
+package api

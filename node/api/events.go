@@ -1,0 +1,147 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/clearinghouse-net/clearinghouse/node"
+	"github.com/clearinghouse-net/clearinghouse/protocol"
+	"github.com/clearinghouse-net/clearinghouse/store"
+)
+
+// replayPage is how many store entries the event stream reads at once.
+const replayPage = 256
+
+// events serves GET /events: Server-Sent Events of accepted records, each
+// with "id: <arrival>". The stream first replays from the store every
+// record after the cursor (Last-Event-ID, else ?after=, else 0), then
+// follows new records. The store is the source of truth: a node event only
+// wakes the stream, which then reads the store from its cursor, so records
+// are sent in arrival order, once each, even if the subscription drops
+// events or delivers a group commit out of order.
+func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	topic, kind := q.Get("topic"), q.Get("kind")
+	if topic != "" {
+		if err := protocol.ValidTopic(topic); err != nil {
+			writeError(w, http.StatusBadRequest, CodeBadRequest, err.Error(), "")
+			return
+		}
+	}
+	from := q.Get("after")
+	if id := r.Header.Get("Last-Event-ID"); id != "" {
+		from = id
+	}
+	last, err := cursor(from)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, CodeBadRequest, err.Error(), "")
+		return
+	}
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		writeError(w, http.StatusInternalServerError, CodeInternal, "streaming unsupported", "")
+		return
+	}
+
+	// Subscribe before reading the store, so nothing stored in between is
+	// missed. The filter only wakes the stream; it must not block.
+	sub := s.n.Subscribe(func(e node.Event) bool {
+		return (topic == "" || e.Meta.Topic == topic) && (kind == "" || e.Meta.Kind == kind)
+	})
+	defer sub.Close()
+
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	// The first comment tells the client the stream is live: every record
+	// stored from now on will be sent.
+	fmt.Fprintf(w, ": clearinghouse events after %d\n\n", last)
+	flusher.Flush()
+
+	// catchUp sends every matching stored record after last.
+	catchUp := func() error {
+		for {
+			// With a topic, its index reads only that topic's records;
+			// arrival numbers are global either way.
+			var ms []store.Meta
+			var err error
+			if topic != "" {
+				ms, err = s.n.Store().TopicRecords(topic, last, replayPage)
+			} else {
+				ms, err = s.n.Store().Since(last, replayPage)
+			}
+			if err != nil {
+				return err
+			}
+			if len(ms) == 0 {
+				return nil
+			}
+			for _, m := range ms {
+				last = m.Arrival
+				if (topic != "" && m.Topic != topic) || (kind != "" && m.Kind != kind) {
+					continue
+				}
+				if err := s.sendRecord(w, m); err != nil {
+					return err
+				}
+			}
+			flusher.Flush()
+		}
+	}
+	if err := catchUp(); err != nil {
+		s.log.Debug("event stream ended", "err", err)
+		return
+	}
+	tick := time.NewTicker(s.opts.heartbeat)
+	defer tick.Stop()
+	for {
+		select {
+		case e, ok := <-sub.C:
+			if !ok {
+				return // node closed
+			}
+			if e.Meta.Arrival <= last {
+				continue
+			}
+			if err := catchUp(); err != nil {
+				s.log.Debug("event stream ended", "err", err)
+				return
+			}
+		case <-tick.C:
+			// Also repairs a wake-up lost to a full subscription buffer.
+			if err := catchUp(); err != nil {
+				return
+			}
+			if _, err := fmt.Fprint(w, ": heartbeat\n\n"); err != nil {
+				return
+			}
+			flusher.Flush()
+		case <-r.Context().Done():
+			return
+		case <-s.ctx.Done():
+			return
+		}
+	}
+}
+
+// sendRecord writes one record event.
+func (s *Server) sendRecord(w http.ResponseWriter, m store.Meta) error {
+	rec, err := s.n.Record(m.CID)
+	if err != nil {
+		return err
+	}
+	v, err := recordView(rec, &m)
+	if err != nil {
+		return err
+	}
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "id: %d\nevent: record\ndata: %s\n\n", m.Arrival, data)
+	return err
+}
