@@ -122,6 +122,9 @@ func New(ctx context.Context, opts ...Option) (_ *Node, err error) {
 
 	// 2. The store, before anything can deliver records into it.
 	sopts := []store.Option{store.WithLogger(o.logger)}
+	if o.storeCache > 0 {
+		sopts = append(sopts, store.WithCacheSize(o.storeCache))
+	}
 	dir := ""
 	if o.inMemory {
 		sopts = append(sopts, store.WithInMemory())

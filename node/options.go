@@ -65,6 +65,7 @@ type options struct {
 	syncInterval   time.Duration
 	syncPenalty    time.Duration
 	recoverChain   bool
+	storeCache     int64 // 0: the store's default
 }
 
 func defaults() options {
@@ -226,6 +227,17 @@ func WithPendingLimits(records, bytes int) Option {
 			return fmt.Errorf("node: pending limits: need records >= 1 and bytes >= %d", protocol.MaxRecordSize)
 		}
 		o.pendingRecords, o.pendingBytes = records, bytes
+		return nil
+	}
+}
+
+// WithStoreCache sets the store's block cache size, in bytes.
+func WithStoreCache(bytes int64) Option {
+	return func(o *options) error {
+		if bytes < 1<<20 {
+			return errors.New("node: store cache must be at least 1 MiB")
+		}
+		o.storeCache = bytes
 		return nil
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/ipfs/go-cid"
 
@@ -33,6 +34,29 @@ type StatusView struct {
 	Bytes         uint64        `json:"bytes"`
 	LastArrival   uint64        `json:"lastArrival"`
 	TopicRecords  []TopicCounts `json:"topicRecords"`
+	// Sync is, per topic and peer, how far behind the node was at the last
+	// reconciliation (records the peer had that this node lacked).
+	Sync []SyncView `json:"sync"`
+}
+
+// SyncView is the sync progress of one topic with one peer.
+type SyncView struct {
+	Topic   string `json:"topic"`
+	Peer    string `json:"peer"`
+	Lag     int    `json:"lag"`
+	Fetched int    `json:"fetched"`
+	Last    string `json:"last,omitempty"` // RFC 3339
+	Error   string `json:"error,omitempty"`
+}
+
+// SyncReportView is the answer of POST /sync.
+type SyncReportView struct {
+	Peers      int `json:"peers"`
+	Topics     int `json:"topics"`
+	RoundTrips int `json:"roundTrips"`
+	Missing    int `json:"missing"`
+	Fetched    int `json:"fetched"`
+	Stored     int `json:"stored"`
 }
 
 // TopicCounts is the record count of one stored topic.
@@ -59,7 +83,14 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		Federation: n.Genesis().Name, DevFederation: n.IsDevFederation(),
 		ListenAddrs: []string{}, Peers: len(n.Host().Network().Peers()),
 		Topics: n.Topics(), Records: st.Records, Bytes: st.Bytes, LastArrival: st.LastArrival,
-		TopicRecords: []TopicCounts{},
+		TopicRecords: []TopicCounts{}, Sync: []SyncView{},
+	}
+	for _, ts := range n.SyncStatus() {
+		sv := SyncView{Topic: ts.Topic, Peer: ts.Peer.String(), Lag: ts.Lag, Fetched: ts.Fetched, Error: ts.Err}
+		if !ts.Last.IsZero() {
+			sv.Last = ts.Last.UTC().Format(time.RFC3339)
+		}
+		v.Sync = append(v.Sync, sv)
 	}
 	slices.Sort(v.Topics)
 	if n.IsObserver() {
@@ -407,6 +438,18 @@ func decodeStrict(r io.Reader, v any) error {
 		return errors.New("trailing data after the JSON value")
 	}
 	return nil
+}
+
+// sync runs an on-demand sync of every joined topic with every connected
+// peer and answers with what it fetched.
+func (s *Server) sync(w http.ResponseWriter, r *http.Request) {
+	rep, err := s.n.Sync(r.Context())
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, SyncReportView{Peers: rep.Peers, Topics: rep.Topics, RoundTrips: rep.RoundTrips,
+		Missing: rep.Missing, Fetched: rep.Fetched, Stored: rep.Stored})
 }
 
 func (s *Server) follow(w http.ResponseWriter, r *http.Request) {

@@ -42,6 +42,7 @@ var ErrNoToken = errors.New("api: a token is required on a member node (WithToke
 type Option func(*options) error
 
 type options struct {
+	noMetrics bool // GET /metrics is not served
 	token     string
 	logger    *slog.Logger
 	heartbeat time.Duration
@@ -68,6 +69,12 @@ func WithLogger(l *slog.Logger) Option {
 		o.logger = l
 		return nil
 	}
+}
+
+// WithMetrics says whether GET /metrics serves the node's Prometheus
+// metrics (default true).
+func WithMetrics(enabled bool) Option {
+	return func(o *options) error { o.noMetrics = !enabled; return nil }
 }
 
 // WithHeartbeat sets how often an idle event stream sends a comment line
@@ -188,9 +195,14 @@ func (s *Server) routes() http.Handler {
 	get("/records/{cid}", s.record)
 	get("/topics/{rest...}", s.topicRecords)
 	get("/events", s.events)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.n.Registry(), promhttp.HandlerOpts{}))
+	if !s.opts.noMetrics {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(s.n.Registry(), promhttp.HandlerOpts{}))
+	}
 
 	if s.n.IsObserver() {
+		// Sync fetches and verifies; it signs nothing, so an observer
+		// serves it without a token (the API listens on loopback).
+		mux.HandleFunc("POST "+Prefix+"/sync", s.sync)
 		// No write route exists; every write attempt gets this answer.
 		mux.HandleFunc(Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 			if r.Method == http.MethodGet || r.Method == http.MethodHead {
@@ -202,6 +214,7 @@ func (s *Server) routes() http.Handler {
 	} else {
 		mux.Handle("POST "+Prefix+"/records", s.auth(s.publish))
 		mux.Handle("POST "+Prefix+"/issues/{slug}/follow", s.auth(s.follow))
+		mux.Handle("POST "+Prefix+"/sync", s.auth(s.sync))
 		mux.HandleFunc(Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusNotFound, CodeNotFound, "no such route: "+r.Method+" "+r.URL.Path, "")
 		})

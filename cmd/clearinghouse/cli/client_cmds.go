@@ -37,7 +37,7 @@ func clientCommands(a *app) []*cobra.Command {
 		Example: "  clearinghouse record get bafyrei..."}
 	record.AddCommand(newRecordGet(a))
 	reads := []*cobra.Command{newStatus(a), newPeers(a), newMembers(a), issue, process, proposal, record, newAudit(a), newWatch(a)}
-	writes := []*cobra.Command{newFeedback(a), newObject(a), newRespond(a), newEndorse(a), newWithdraw(a),
+	writes := []*cobra.Command{newSync(a), newFeedback(a), newObject(a), newRespond(a), newEndorse(a), newWithdraw(a),
 		newDecide(a), newDelegate(a), newReport(a), newConclude(a), newStage(a), newNotice(a)}
 	for _, c := range reads {
 		documentClient(c, false)
@@ -99,6 +99,7 @@ func newStatus(a *app) *cobra.Command {
 			for _, a := range s.ListenAddrs {
 				fmt.Fprintf(w, "listening:   %s\n", a)
 			}
+			printSync(w, s)
 			return nil
 		})
 }

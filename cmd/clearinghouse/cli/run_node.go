@@ -30,6 +30,8 @@ func startNode(ctx context.Context, p nodeParams) (_ runningNode, err error) {
 		node.WithConnLimits(cfg.Network.ConnLow, cfg.Network.ConnHigh),
 		node.WithOrganisation(cfg.Node.Name),
 		node.WithRecoverChain(p.recoverChain),
+		node.WithSyncInterval(cfg.Sync.Interval.Std()),
+		node.WithStoreCache(int64(cfg.Store.CacheMB)<<20),
 	)
 	if err != nil {
 		return nil, err // not n: a nil *node.Node in an interface is not nil
@@ -42,7 +44,7 @@ func startNode(ctx context.Context, p nodeParams) (_ runningNode, err error) {
 
 	// The API, after the node it serves. An observer has no write routes
 	// and needs no token.
-	aopts := []api.Option{api.WithLogger(p.logger.With("component", "api"))}
+	aopts := []api.Option{api.WithLogger(p.logger.With("component", "api")), api.WithMetrics(cfg.Metrics.Enabled)}
 	if !n.IsObserver() {
 		tok, err := config.LoadToken(p.dataDir.TokenPath())
 		if err != nil {
