@@ -280,9 +280,23 @@ func (n *Node) Process(charter cid.Cid) (*gov.Process, error) {
 	return nil, fmt.Errorf("%w: %s", ErrUnknownProcess, charter)
 }
 
-// Audit returns the P1-P4 audit of a process, with the times this node
-// first saw each of its records.
+// Audit returns the canonical P1-P4 audit of a process: a function of the
+// records alone, byte-identical (as JSON) on every node that holds them.
 func (n *Node) Audit(charter cid.Cid) (*gov.Report, error) {
+	p, err := n.Process(charter)
+	if err != nil {
+		return nil, err
+	}
+	n.state.mu.RLock()
+	defer n.state.mu.RUnlock()
+	return p.Audit(nil), nil
+}
+
+// AuditLocal returns the audit of a process with this node's first-seen
+// time of each record, so P2 also compares claimed times with when this
+// node saw them. First-seen times are node-local: two nodes' local audits
+// differ in them.
+func (n *Node) AuditLocal(charter cid.Cid) (*gov.Report, error) {
 	p, err := n.Process(charter)
 	if err != nil {
 		return nil, err

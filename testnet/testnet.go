@@ -111,6 +111,7 @@ type options struct {
 	logger      *slog.Logger
 	partition   *Partition
 	affiliation func(i int) (group, region string)
+	rules       *protocol.Rules
 }
 
 // WithTopology sets how nodes are connected (default All).
@@ -174,6 +175,11 @@ func WithAffiliation(f func(i int) (group, region string)) Option {
 func defaultAffiliation(i int) (string, string) {
 	g, r := protocol.DefaultGroups, protocol.DefaultRegions
 	return g[i%len(g)], r[(i/len(g)+i)%len(r)]
+}
+
+// WithRules sets the federation's rules (default protocol.DefaultRules).
+func WithRules(r protocol.Rules) Option {
+	return func(o *options) error { o.rules = &r; return nil }
 }
 
 // WithLogger sends the nodes' logs to l (default: discarded), each with a
@@ -267,6 +273,9 @@ func Start(ctx context.Context, n int, opts ...Option) (_ *Network, err error) {
 		}
 	}
 	g := protocol.NewGenesis(fmt.Sprintf("testnet %d", o.keySeed), founders, genesisTime)
+	if o.rules != nil {
+		g.Rules = *o.rules
+	}
 	for i := range founders {
 		raw, _ := net.Keys[i].Raw()
 		if err := g.Sign(ed25519.PrivateKey(raw)); err != nil {

@@ -220,7 +220,18 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	rep, err := s.n.Audit(c)
+	// The canonical audit is the same on every node; ?local=true adds this
+	// node's first-seen times to P2 (and so differs between nodes).
+	audit := s.n.Audit
+	switch r.URL.Query().Get("local") {
+	case "", "false":
+	case "true":
+		audit = s.n.AuditLocal
+	default:
+		writeError(w, http.StatusBadRequest, CodeBadRequest, "local must be true or false", "")
+		return
+	}
+	rep, err := audit(c)
 	if err != nil {
 		s.writeErr(w, r, err)
 		return

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -58,6 +59,8 @@ type app struct {
 	apiURL, token string
 	// start starts a node; tests replace it.
 	start startFunc
+	// clock, if set, replaces the nodes' clock in `testnet` (tests).
+	clock func() time.Time
 }
 
 // resolveDataDir returns the data directory from --data-dir, the
@@ -108,6 +111,7 @@ A node keeps its configuration, identity key and records in a data directory:
 		newIDCommand(a),
 		newVersionCommand(a),
 		newGenesisCommand(a),
+		newTestnetCommand(a),
 	)
 	root.AddCommand(clientCommands(a)...)
 	return root

@@ -77,10 +77,34 @@ func argsN(n int) cobra.PositionalArgs {
 }
 
 func newStatus(a *app) *cobra.Command {
-	return readCmd(a, "status", "Show the running node's status", "  clearinghouse status\n  clearinghouse status --json", noArgs,
+	var wait time.Duration
+	cmd := readCmd(a, "status", "Show the running node's status", "  clearinghouse status\n  clearinghouse status --json\n  clearinghouse status --wait 30s", noArgs,
 		func(ctx context.Context, c *apiClient, w io.Writer, asJSON bool, _ []string) error {
 			var s api.StatusView
 			b, err := c.get(ctx, "/status", &s)
+			// --wait: a node that is still starting refuses connections;
+			// ask again until it answers or the wait is over.
+			if wait > 0 {
+				deadline := time.NewTimer(wait)
+				defer deadline.Stop()
+				tick := time.NewTicker(200 * time.Millisecond)
+				defer tick.Stop()
+				for err != nil && isConnRefused(err) {
+					select {
+					case <-deadline.C:
+						return fmt.Errorf("node did not answer within %s: %w", wait, err)
+					case <-ctx.Done():
+						return ctx.Err()
+					case <-tick.C:
+					}
+					// The data directory may have been written only now
+					// (a node that is still starting): read it again.
+					if c2, cerr := a.client(); cerr == nil {
+						c = c2
+					}
+					b, err = c.get(ctx, "/status", &s)
+				}
+			}
 			if err != nil {
 				return err
 			}
@@ -102,6 +126,8 @@ func newStatus(a *app) *cobra.Command {
 			printSync(w, s)
 			return nil
 		})
+	cmd.Flags().DurationVar(&wait, "wait", 0, "wait up to this long for a node that is still starting")
+	return cmd
 }
 
 func newPeers(a *app) *cobra.Command {
@@ -592,28 +618,36 @@ func newNotice(a *app) *cobra.Command {
 		protocol.KindNotice, "process",
 		func(cmd *cobra.Command) {
 			cmd.Flags().StringVar(&subject, "subject", "", "consultation, meeting or decision (required)")
-			cmd.Flags().StringVar(&date, "date", "", "date of the event, RFC 3339 (required)")
+			cmd.Flags().StringVar(&date, "date", "", "date of the event: RFC 3339, or +DURATION from now (required)")
 			cmd.Flags().StringVar(&text, "text", "", "details")
 			_ = cmd.MarkFlagRequired("subject")
 			_ = cmd.MarkFlagRequired("date")
 		},
 		func(recordRef) (map[string]any, error) {
-			t, err := time.Parse(time.RFC3339, date)
+			t, err := parseDate(date, a.now())
 			if err != nil {
-				return nil, &usageError{fmt.Errorf("--date %q: want RFC 3339, e.g. 2027-02-01T00:00:00Z", date)}
+				return nil, &usageError{fmt.Errorf("--date %q: want RFC 3339 (2027-02-01T00:00:00Z) or +DURATION from now (+2s, +336h)", date)}
 			}
 			return map[string]any{"subject": subject, "date": t.UnixMilli(), "text": text}, nil
 		})
 }
 
 func newAudit(a *app) *cobra.Command {
-	return readCmd(a, "audit PROCESS", "Show the P1-P4 audit of a process",
-		"  clearinghouse audit bafyrei...\n  clearinghouse audit bafyrei... --json  # canonical JSON, byte-identical on every node with the same records",
+	var local bool
+	cmd := readCmd(a, "audit PROCESS", "Show the P1-P4 audit of a process",
+		"  clearinghouse audit bafyrei...\n  clearinghouse audit bafyrei... --json  # canonical JSON, byte-identical on every node with the same records\n  clearinghouse audit bafyrei... --local  # with this node's first-seen times",
 		argsN(1),
 		func(ctx context.Context, c *apiClient, w io.Writer, asJSON bool, args []string) error {
-			path := "/processes/" + url.PathEscape(args[0]) + "/audit"
+			q := url.Values{}
 			if !asJSON {
-				path += "?format=text"
+				q.Set("format", "text")
+			}
+			if local {
+				q.Set("local", "true")
+			}
+			path := "/processes/" + url.PathEscape(args[0]) + "/audit"
+			if len(q) > 0 {
+				path += "?" + q.Encode()
 			}
 			b, err := c.do(ctx, http.MethodGet, path, nil)
 			if err != nil {
@@ -622,6 +656,8 @@ func newAudit(a *app) *cobra.Command {
 			printJSON(w, b)
 			return nil
 		})
+	cmd.Flags().BoolVar(&local, "local", false, "add this node's first-seen time of each record to P2 (differs between nodes)")
+	return cmd
 }
 
 func newRecordGet(a *app) *cobra.Command {

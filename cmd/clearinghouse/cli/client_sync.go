@@ -3,10 +3,13 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -106,23 +109,67 @@ func progress(s api.StatusView) string {
 	return fmt.Sprintf("syncing [%s%s] %d stored, %d behind ", strings.Repeat("#", filled), strings.Repeat(".", width-filled), s.Records, behind)
 }
 
-// printSync writes the sync lines of a status.
+// printSync writes one sync line per topic: the most any peer had that
+// this node lacked at the last reconciliation, and any errors.
 func printSync(w io.Writer, s api.StatusView) {
+	type agg struct {
+		peers, behind, fetched int
+		last                   string
+		errs                   []string
+	}
+	by := map[string]*agg{}
+	var topics []string
 	for _, v := range s.Sync {
-		line := fmt.Sprintf("sync:        %s with %s: %d behind, %d fetched", v.Topic, shortPeer(v.Peer), v.Lag, v.Fetched)
-		if v.Last != "" {
-			line += ", last " + v.Last
+		g := by[v.Topic]
+		if g == nil {
+			g = &agg{}
+			by[v.Topic] = g
+			topics = append(topics, v.Topic)
 		}
+		g.peers++
+		g.behind = max(g.behind, v.Lag)
+		g.fetched += v.Fetched
+		g.last = max(g.last, v.Last)
 		if v.Error != "" {
-			line += " (error: " + v.Error + ")"
+			g.errs = append(g.errs, v.Error)
+		}
+	}
+	slices.Sort(topics)
+	for _, t := range topics {
+		g := by[t]
+		line := fmt.Sprintf("sync:        %s: %d behind, %d fetched from %d peers", t, g.behind, g.fetched, g.peers)
+		if g.last != "" {
+			line += ", last " + g.last
+		}
+		if len(g.errs) > 0 {
+			line += " (errors: " + strings.Join(g.errs, "; ") + ")"
 		}
 		fmt.Fprintln(w, line)
 	}
 }
 
-func shortPeer(p string) string {
-	if len(p) > 16 {
-		return "…" + p[len(p)-8:]
+// parseDate reads an RFC 3339 time or "+DURATION" relative to now.
+func parseDate(s string, now time.Time) (time.Time, error) {
+	if d, ok := strings.CutPrefix(s, "+"); ok {
+		dur, err := time.ParseDuration(d)
+		if err != nil || dur <= 0 {
+			return time.Time{}, fmt.Errorf("bad duration %q", d)
+		}
+		return now.Add(dur), nil
 	}
-	return p
+	return time.Parse(time.RFC3339, s)
+}
+
+// isConnRefused reports whether err is a refused connection (nothing
+// listens yet).
+func isConnRefused(err error) bool {
+	return errors.Is(err, syscall.ECONNREFUSED)
+}
+
+// now returns the app's clock.
+func (a *app) now() time.Time {
+	if a.clock != nil {
+		return a.clock()
+	}
+	return time.Now()
 }

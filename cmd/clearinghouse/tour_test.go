@@ -1,0 +1,118 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestReadmeTour runs the five-minute tour of README.md exactly as written
+// (the shell block between the tour markers), with two substitutions that
+// keep it off shared resources: its data directory becomes a temporary one
+// and the API ports are free ones. It builds the real binary and drives a
+// real testnet process, as a newcomer would.
+func TestReadmeTour(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs a testnet process")
+	}
+	if _, err := exec.LookPath("bash"); err != nil {
+		t.Skip("bash not found")
+	}
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(readme), "<!-- tour:begin -->\n```sh\n")
+	if !ok {
+		t.Fatal("README.md has no tour block")
+	}
+	script, _, ok := strings.Cut(rest, "```\n<!-- tour:end -->")
+	if !ok {
+		t.Fatal("README.md tour block is not closed")
+	}
+	dir := t.TempDir()
+	port := freePorts(t, 4)
+	script = strings.ReplaceAll(script, "/tmp/ch-tour", dir)
+	script = strings.Replace(script, "testnet --dir "+dir, fmt.Sprintf("testnet --dir %s --api-port %d", dir, port), 1)
+	script = strings.ReplaceAll(script, "./bin/clearinghouse", filepath.Join(dir, "bin", "clearinghouse"))
+	script = strings.ReplaceAll(script, "-o bin/clearinghouse", "-o "+filepath.Join(dir, "bin", "clearinghouse"))
+
+	ctx, cancel := context.WithTimeout(t.Context(), 8*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", "-c", "set -euo pipefail\n"+script)
+	cmd.Dir = root
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	// Output goes to a file, not a pipe: a process the tour leaves behind
+	// must not keep Run waiting for the pipe to close.
+	logPath := filepath.Join(dir, "tour.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	cmd.Stdout, cmd.Stderr = logf, logf
+	err = cmd.Run()
+	// Whatever happened, nothing the tour started may outlive the test.
+	if cmd.Process != nil {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+	raw, _ := os.ReadFile(logPath)
+	out := bytes.NewBuffer(raw)
+	if err != nil {
+		t.Fatalf("tour failed: %v\n%s", err, out.String())
+	}
+	for _, want := range []string{"ready", "opened issue privacy", "process.notice", "process.stage",
+		"process.feedback", "process.endorse", "stage:   consultation", "P1 stakeholder groups",
+		"P4 no group or region decides alone", "node 0 and node 3: identical audits"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("tour output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+// freePorts returns a port p such that p .. p+n-1 are free on loopback.
+func freePorts(t *testing.T, n int) int {
+	t.Helper()
+	for range 50 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		base := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if base+n > 65535 {
+			continue
+		}
+		ok := true
+		var held []net.Listener
+		for i := range n {
+			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", base+i))
+			if err != nil {
+				ok = false
+				break
+			}
+			held = append(held, l)
+		}
+		for _, l := range held {
+			l.Close()
+		}
+		if ok {
+			return base
+		}
+	}
+	t.Fatal("no run of free ports found")
+	return 0
+}
