@@ -374,6 +374,11 @@ func (in *ingester) addPending(req *applyReq, inBatch map[cid.Cid]*staged) error
 	req.missing = len(missing)
 	in.pending[rec.CID] = req
 	in.pendingBytes += len(rec.Raw)
+	// Kept on disk too, so a restart does not lose it (New re-ingests the
+	// pending area).
+	if err := in.n.store.PutPending(rec.CID, rec.Raw); err != nil {
+		in.n.log.Warn("pending record not persisted", "cid", rec.CID, "err", err)
+	}
 	for _, m := range missing {
 		in.waiting[m] = append(in.waiting[m], rec.CID)
 	}
@@ -392,6 +397,9 @@ func (in *ingester) release(c cid.Cid) []*applyReq {
 		if p.missing--; p.missing == 0 {
 			delete(in.pending, w)
 			in.pendingBytes -= len(p.rec.Raw)
+			if err := in.n.store.DeletePending(w); err != nil {
+				in.n.log.Warn("pending record not removed", "cid", w, "err", err)
+			}
 			ready = append(ready, &applyReq{rec: p.rec, src: p.src, received: p.received})
 		}
 	}

@@ -231,7 +231,11 @@ func New(ctx context.Context, opts ...Option) (_ *Node, err error) {
 		return nil, err
 	}
 
-	// 9. Bootstrap peers, in the background: a node must start even if
+	// 9. Records that waited for their causal past when the node last
+	// stopped go through ingest again, in the background.
+	n.wg.Go(n.reingestPending)
+
+	// 10. Bootstrap peers, in the background: a node must start even if
 	// they are down.
 	for _, ai := range o.bootstrap {
 		n.wg.Go(func() {
@@ -309,6 +313,39 @@ func (n *Node) loadGenesis(key ed25519.PrivateKey) error {
 		n.opts.recoverChain = false
 	}
 	return nil
+}
+
+// reingestPending feeds the store's pending area back into the ingest
+// path: each record is stored if its past has arrived since, or waits again.
+func (n *Node) reingestPending() {
+	var raws [][]byte
+	if err := n.store.Pending(func(_ cid.Cid, raw []byte) error {
+		raws = append(raws, raw)
+		return nil
+	}); err != nil {
+		n.log.Warn("pending records not reloaded", "err", err)
+		return
+	}
+	stored := 0
+	for _, raw := range raws {
+		rec, err := n.Ingest(n.ctx, raw, "", SourceSync)
+		switch {
+		case err == nil:
+			stored++
+		case protocol.ReasonOf(err) == protocol.ReasonDuplicate && rec != nil:
+			_ = n.store.DeletePending(rec.CID)
+		case protocol.ReasonOf(err) == protocol.ReasonMissingDeps:
+		case n.ctx.Err() != nil:
+			return
+		default:
+			if rec != nil {
+				_ = n.store.DeletePending(rec.CID)
+			}
+		}
+	}
+	if len(raws) > 0 {
+		n.log.Info("pending records reloaded", "records", len(raws), "stored", stored)
+	}
 }
 
 // loadState replays the stored records, in arrival order (which is a

@@ -434,3 +434,39 @@ func TestPendingUntilPastArrives(t *testing.T) {
 		t.Fatalf("re-ingest: %v, want duplicate", err)
 	}
 }
+
+// TestPendingSurvivesRestart: records that wait for their causal past are
+// kept across a restart and stored once their past arrives.
+func TestPendingSurvivesRestart(t *testing.T) {
+	ctx := testContext(t)
+	net := testnet.New(t, 1, testnet.WithDataDir(t.TempDir()), testnet.WithTopology(testnet.None))
+	key := ed25519Key(t, net, 0)
+	var recs []*protocol.Record
+	prev := cid.Undef
+	for i := range 3 {
+		r, err := protocol.Build(key, protocol.Draft{
+			Network: net.Nodes[0].NetworkID(), Kind: protocol.KindStatement, Topic: topic,
+			Seq: uint64(i + 1), Prev: prev, Time: time.Now(), Body: statement(i),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, r)
+		prev = r.CID
+	}
+	for _, r := range recs[1:] {
+		if _, err := net.Nodes[0].Ingest(ctx, r.Raw, topic, node.SourceSync); protocol.ReasonOf(err) != protocol.ReasonMissingDeps {
+			t.Fatalf("seq %d: %v, want missing-deps", r.Env.Seq, err)
+		}
+	}
+	if err := net.Restart(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	nd := net.Nodes[0]
+	if _, err := nd.Ingest(ctx, recs[0].Raw, topic, node.SourceSync); err != nil {
+		t.Fatal(err)
+	}
+	if err := nd.WaitRecords(ctx, recs[1].CID, recs[2].CID); err != nil {
+		t.Fatalf("records pending before the restart were lost: %v", err)
+	}
+}

@@ -18,6 +18,7 @@ const (
 	pHead       byte = 0x07
 	pTopicStat  byte = 0x08
 	pStats      byte = 0x09
+	pPending    byte = 0x0a // | cid: a record waiting for its causal past (raw bytes)
 	schemaV1    byte = 1
 	nameEnd     byte = 0x00 // terminates a topic or kind inside a key
 	nameEndNext byte = 0x01 // nameEnd+1, the exclusive upper bound of a name's keys

@@ -562,3 +562,45 @@ func TestOpenOptions(t *testing.T) {
 	s := openMem(t, WithMaxBatch(1), WithCacheSize(1<<20))
 	mustPut(t, s, mkEntry(t, "o", author(1), "t", 1, cid.Undef))
 }
+
+func TestPendingArea(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, WithLogger(testLogger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := mkEntry(t, "a", author(1), "issue/x", 1, cid.Undef)
+	b := mkEntry(t, "b", author(1), "issue/x", 2, a.CID)
+	for _, e := range []Entry{a, b} {
+		if err := s.PutPending(e.CID, e.Data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.DeletePending(a.CID); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := s.Has(b.CID); ok {
+		t.Fatal("a pending record is visible as a stored block")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(dir, WithLogger(testLogger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var got []cid.Cid
+	if err := s.Pending(func(c cid.Cid, raw []byte) error {
+		if string(raw) != string(b.Data) {
+			t.Fatalf("pending %s: bytes changed", c)
+		}
+		got = append(got, c)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || !got[0].Equals(b.CID) {
+		t.Fatalf("pending after restart: %v, want [%s]", got, b.CID)
+	}
+}
