@@ -58,6 +58,28 @@ type ingester struct {
 	inflightMu    sync.Mutex
 	inflight      map[cid.Cid]protocol.Parent
 	inflightSlots map[string]cid.Cid
+	// recent remembers the last recentSize records written (guarded by
+	// inflightMu), so the checks of their children and of duplicates need
+	// no store lookup.
+	recent  map[cid.Cid]protocol.Parent
+	recentQ []cid.Cid // ring of the keys of recent, oldest at recentI
+	recentI int
+}
+
+// recentSize is how many recently written records the apply loop keeps in
+// memory for parent and duplicate checks.
+const recentSize = 1 << 16
+
+// remember adds a written record to recent; the caller holds inflightMu.
+func (in *ingester) remember(p protocol.Parent) {
+	if len(in.recentQ) < recentSize {
+		in.recentQ = append(in.recentQ, p.CID)
+	} else {
+		delete(in.recent, in.recentQ[in.recentI])
+		in.recentQ[in.recentI] = p.CID
+		in.recentI = (in.recentI + 1) % recentSize
+	}
+	in.recent[p.CID] = p
 }
 
 // commitBatch is a batch queued in the store, waiting to be durable.
@@ -82,6 +104,7 @@ func newIngester(n *Node) *ingester {
 		waiting:       map[cid.Cid][]cid.Cid{},
 		inflight:      map[cid.Cid]protocol.Parent{},
 		inflightSlots: map[string]cid.Cid{},
+		recent:        map[cid.Cid]protocol.Parent{},
 	}
 }
 
@@ -106,13 +129,8 @@ func (n *Node) Ingest(ctx context.Context, raw []byte, topic string, src Source)
 		n.refused(err, topic, rec, src)
 		return nil, err
 	}
-	if ok, err := n.store.Has(rec.CID); err != nil {
-		return nil, fmt.Errorf("node: store: %w", err)
-	} else if ok {
-		err := protocol.Errorf(protocol.ReasonDuplicate, "record %s already stored", rec.CID)
-		n.refused(err, "", rec, src)
-		return rec, err
-	}
+	// Duplicates are caught by the apply loop, which knows the records
+	// stored, in flight and recently written without asking the store.
 	req := &applyReq{rec: rec, src: src, received: received, done: make(chan error, 1)}
 	select {
 	case n.ing.reqs <- req:
@@ -255,6 +273,9 @@ func (in *ingester) complete(ctx context.Context, commits <-chan *commitBatch) {
 			r := s.req.rec
 			delete(in.inflight, r.CID)
 			delete(in.inflightSlots, slotKey(r.Env.Author, r.Env.Topic, r.Env.Seq))
+			if err == nil {
+				in.remember(s.meta)
+			}
 		}
 		in.inflightMu.Unlock()
 	}
@@ -271,6 +292,9 @@ func (in *ingester) check(rec *protocol.Record, inBatch map[cid.Cid]*staged, slo
 		return protocol.Errorf(protocol.ReasonDuplicate, "record %s already stored", rec.CID)
 	}
 	if _, ok := in.inflight[rec.CID]; ok {
+		return protocol.Errorf(protocol.ReasonDuplicate, "record %s already stored", rec.CID)
+	}
+	if _, ok := in.recent[rec.CID]; ok {
 		return protocol.Errorf(protocol.ReasonDuplicate, "record %s already stored", rec.CID)
 	}
 	if _, ok := in.pending[rec.CID]; ok {
@@ -290,6 +314,10 @@ func (in *ingester) check(rec *protocol.Record, inBatch map[cid.Cid]*staged, slo
 			continue
 		}
 		if p, ok := in.inflight[c]; ok {
+			parents = append(parents, p)
+			continue
+		}
+		if p, ok := in.recent[c]; ok {
 			parents = append(parents, p)
 			continue
 		}

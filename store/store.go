@@ -66,6 +66,9 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		EventListener:      eventListener(o.logger),
 		FormatMajorVersion: pebble.FormatNewest,
 	}
+	// A larger memtable than pebble's 4 MiB default: fewer flushes and
+	// compactions under a burst of records (a catch-up).
+	popts.MemTableSize = 64 << 20
 	// Bloom filters on every level: most lookups on the ingest path ask
 	// whether a record is stored, and the answer is usually no.
 	for i := range popts.Levels {
