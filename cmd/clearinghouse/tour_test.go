@@ -76,7 +76,7 @@ func TestReadmeTour(t *testing.T) {
 	}
 	for _, want := range []string{"ready", "opened issue privacy", "process.notice", "process.stage",
 		"process.feedback", "process.endorse", "stage:   consultation", "P1 stakeholder groups",
-		"P4 no group or region decides alone", "node 0 and node 3: identical audits"} {
+		"P4 no group or region decides alone", "node 0 and node 3: identical audits", "installed genesis"} {
 		if !strings.Contains(out.String(), want) {
 			t.Fatalf("tour output lacks %q:\n%s", want, out.String())
 		}
