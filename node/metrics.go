@@ -15,6 +15,7 @@ type metrics struct {
 	ingest   prometheus.Histogram   // seconds from receipt to durable store
 	pending  prometheus.GaugeFunc   // records waiting for their causal past
 	stored   prometheus.GaugeFunc   // records in the store
+	bytes    prometheus.GaugeFunc   // bytes of records in the store
 	peers    prometheus.GaugeFunc   // connected peers
 	info     *prometheus.GaugeVec   // constant 1 with network and role labels
 	reg      *prometheus.Registry   // where all of the above live
@@ -55,6 +56,16 @@ func newMetrics(reg *prometheus.Registry, n *Node) *metrics {
 		}
 		return float64(st.Records)
 	})
+	m.bytes = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "clearinghouse", Name: "store_bytes",
+		Help: "Bytes of the signed records held in the store (not counting indexes).",
+	}, func() float64 {
+		st, err := n.store.Stats()
+		if err != nil {
+			return 0
+		}
+		return float64(st.Bytes)
+	})
 	m.peers = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Namespace: "clearinghouse", Name: "peers",
 		Help: "Connected libp2p peers.",
@@ -65,7 +76,7 @@ func newMetrics(reg *prometheus.Registry, n *Node) *metrics {
 // register adds the metrics to the registry; duplicates (a shared
 // registry) are an error.
 func (m *metrics) register(withProcess bool) error {
-	cs := []prometheus.Collector{m.accepted, m.rejected, m.ingest, m.pending, m.stored, m.peers, m.info}
+	cs := []prometheus.Collector{m.accepted, m.rejected, m.ingest, m.pending, m.stored, m.bytes, m.peers, m.info}
 	if withProcess {
 		cs = append(cs, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
