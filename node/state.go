@@ -122,14 +122,15 @@ func (s *fedState) membersAt(cl []uint64) *protocol.MemberSet {
 // (through other topics), so the members fold sees a causally closed set.
 // Signatures are not checked again by the fold.
 func (s *fedState) reduced(r *protocol.Record, cl []uint64) *protocol.Record {
-	// The maximal elements of the closure are the direct members parents.
+	// The maximal elements of the closure are the direct members parents:
+	// those in no other member's closure.
+	past := s.past(cl)
 	var parents []cid.Cid
-	for _, m := range s.past(cl) {
+	for _, m := range past {
 		i := s.mindex[m.CID]
 		maximal := true
-		for _, o := range s.past(cl) {
-			j := s.mindex[o.CID]
-			if j != i && hasBit(s.mclosure[j], i) {
+		for _, o := range past {
+			if j := s.mindex[o.CID]; j > i && hasBit(s.mclosure[j], i) {
 				maximal = false
 				break
 			}
