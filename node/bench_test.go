@@ -91,7 +91,7 @@ func BenchmarkIngest(b *testing.B) {
 	ctx := context.Background()
 	var next atomic.Int64
 	var failed atomic.Int64
-	workers := runtime.GOMAXPROCS(0) * 256 // concurrent deliveries, as from many peers
+	workers := runtime.GOMAXPROCS(0) * 1024 // concurrent deliveries, as from many peers and sync batches
 	b.ResetTimer()
 	var wg sync.WaitGroup
 	for range workers {

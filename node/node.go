@@ -121,7 +121,8 @@ func New(ctx context.Context, opts ...Option) (_ *Node, err error) {
 	}
 
 	// 2. The store, before anything can deliver records into it.
-	sopts := []store.Option{store.WithLogger(o.logger)}
+	// One apply batch fits one group commit.
+	sopts := []store.Option{store.WithLogger(o.logger), store.WithMaxBatch(maxApplyBatch)}
 	if o.storeCache > 0 {
 		sopts = append(sopts, store.WithCacheSize(o.storeCache))
 	}
