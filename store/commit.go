@@ -70,6 +70,9 @@ func (s *Store) Put(ctx context.Context, e Entry, firstSeen int64) (Meta, error)
 	select {
 	case s.reqs <- r:
 		s.mu.RUnlock()
+		if s.hookQueued != nil {
+			s.hookQueued()
+		}
 	case <-ctx.Done():
 		s.mu.RUnlock()
 		return Meta{}, ctx.Err()
@@ -145,7 +148,7 @@ func (s *Store) commit(group []*putReq) {
 
 	if accepted > 0 {
 		if s.hookBeforeCommit != nil {
-			s.hookBeforeCommit()
+			s.hookBeforeCommit(len(group))
 		}
 		for topic, ts := range p.topics {
 			_ = p.batch.Set(topicStatKey(topic), ts.encode(), nil)

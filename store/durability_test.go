@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/ipfs/go-cid"
@@ -132,8 +131,13 @@ func TestOpenRejectsInconsistentStore(t *testing.T) {
 // in-memory file system. Halfway through it takes a crash image of the file
 // system holding only synced data: every Put acknowledged before the image
 // must be in it, which holds only if Put returns after the fsync. The number
-// of pebble commits must be well below the number of Puts. Syncs take 200µs,
-// as on a fast SSD.
+// of pebble commits must be well below the number of Puts.
+//
+// An in-memory sync costs nothing, so on its own the committer would rarely
+// find more than one request waiting. The test makes every commit wait, by
+// events and not by time, until each writer that is not in the commit has
+// queued its next Put (or has finished): what a slow disk does for a busy
+// node, made deterministic.
 func TestConcurrentPutsGroupCommit(t *testing.T) {
 	const (
 		writers = 64
@@ -141,11 +145,38 @@ func TestConcurrentPutsGroupCommit(t *testing.T) {
 		total   = writers * perW
 	)
 	fs := vfs.NewCrashableMem()
-	// 200µs per fsync is a fast SSD; an in-memory sync costs nothing and
-	// would leave writers little to share.
-	s, err := Open("db", withFS(slowSyncFS{FS: fs, delay: 200 * time.Microsecond}), WithLogger(testLogger(t)))
+	s, err := Open("db", withFS(fs), WithLogger(testLogger(t)))
 	wantNoErr(t, err)
 	defer s.Close()
+
+	// queued counts Puts queued and not yet taken into a commit; finished
+	// counts writers that will queue nothing more.
+	var (
+		qmu      sync.Mutex
+		qcond    = sync.NewCond(&qmu)
+		queued   int
+		finished int
+	)
+	s.hookQueued = func() {
+		qmu.Lock()
+		queued++
+		qcond.Broadcast()
+		qmu.Unlock()
+	}
+	s.hookBeforeCommit = func(n int) {
+		qmu.Lock()
+		defer qmu.Unlock()
+		queued -= n
+		for queued < writers-finished-n {
+			qcond.Wait()
+		}
+	}
+	writerDone := func() {
+		qmu.Lock()
+		finished++
+		qcond.Broadcast()
+		qmu.Unlock()
+	}
 
 	var (
 		wg      sync.WaitGroup
@@ -156,6 +187,7 @@ func TestConcurrentPutsGroupCommit(t *testing.T) {
 	)
 	for w := range writers {
 		wg.Go(func() {
+			defer writerDone()
 			a := author(byte(w))
 			prev := cid.Undef
 			for i := range perW {

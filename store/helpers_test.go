@@ -9,9 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/ipfs/go-cid"
 	mh "github.com/multiformats/go-multihash"
 )
@@ -131,54 +129,4 @@ func commitGroup(s *Store, entries ...Entry) []putResult {
 		out[i] = <-r.done
 	}
 	return out
-}
-
-// slowSyncFS wraps a file system so that every sync of a file opened for
-// writing takes at least delay, like a real disk. It models latency; no test
-// uses it to wait for anything.
-type slowSyncFS struct {
-	vfs.FS
-	delay time.Duration
-}
-
-func (fs slowSyncFS) Create(name string, cat vfs.DiskWriteCategory) (vfs.File, error) {
-	f, err := fs.FS.Create(name, cat)
-	return fs.wrap(f, err)
-}
-
-func (fs slowSyncFS) ReuseForWrite(oldname, newname string, cat vfs.DiskWriteCategory) (vfs.File, error) {
-	f, err := fs.FS.ReuseForWrite(oldname, newname, cat)
-	return fs.wrap(f, err)
-}
-
-func (fs slowSyncFS) OpenReadWrite(name string, cat vfs.DiskWriteCategory, opts ...vfs.OpenOption) (vfs.File, error) {
-	f, err := fs.FS.OpenReadWrite(name, cat, opts...)
-	return fs.wrap(f, err)
-}
-
-func (fs slowSyncFS) wrap(f vfs.File, err error) (vfs.File, error) {
-	if err != nil {
-		return nil, err
-	}
-	return slowSyncFile{File: f, delay: fs.delay}, nil
-}
-
-type slowSyncFile struct {
-	vfs.File
-	delay time.Duration
-}
-
-func (f slowSyncFile) Sync() error {
-	time.Sleep(f.delay)
-	return f.File.Sync()
-}
-
-func (f slowSyncFile) SyncData() error {
-	time.Sleep(f.delay)
-	return f.File.SyncData()
-}
-
-func (f slowSyncFile) SyncTo(length int64) (bool, error) {
-	time.Sleep(f.delay)
-	return f.File.SyncTo(length)
 }

@@ -44,8 +44,12 @@ type Store struct {
 	// benchmarks read it to show that group commit happened.
 	commits atomic.Uint64
 	// hookBeforeCommit, if set by a test before the first Put, is called
-	// by the committer before each group commit.
-	hookBeforeCommit func()
+	// by the committer before each group commit with the number of
+	// requests the group holds.
+	hookBeforeCommit func(n int)
+	// hookQueued, if set by a test before the first Put, is called by Put
+	// after it has queued its request.
+	hookQueued func()
 	// openReads counts the keys Open read to recover its state. Tests read
 	// it to show that Open rebuilds nothing.
 	openReads int

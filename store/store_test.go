@@ -488,7 +488,7 @@ func TestPutContext(t *testing.T) {
 	// A context that ends while the entry is being committed: Put returns
 	// ctx.Err() and the entry is stored all the same.
 	entered, release := make(chan struct{}), make(chan struct{})
-	s.hookBeforeCommit = func() {
+	s.hookBeforeCommit = func(int) {
 		close(entered)
 		<-release
 	}
