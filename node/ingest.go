@@ -118,10 +118,13 @@ func (in *ingester) pendingCount() int { return int(in.pendingN.Load()) }
 // protocol error otherwise (ErrMissingDeps means the record is held until
 // its past arrives; ErrDuplicate that it was already held). Every refusal is
 // counted in the node's metrics by reason. Ingest is safe to call
-// concurrently; signature checks run on the caller's goroutine.
+// concurrently; signature checks run on the node's verifier goroutines.
 func (n *Node) Ingest(ctx context.Context, raw []byte, topic string, src Source) (*protocol.Record, error) {
 	received := n.opts.clock()
-	rec, err := protocol.Validate(raw, n.network, received)
+	rec, err := n.validate(ctx, raw)
+	if errors.Is(err, errClosed) || (err != nil && err == ctx.Err()) {
+		return nil, err
+	}
 	if err == nil && topic != "" && rec.Env.Topic != topic {
 		err = protocol.Errorf(protocol.ReasonWrongTopic, "record of topic %q arrived on topic %q", rec.Env.Topic, topic)
 	}
@@ -300,9 +303,25 @@ func (in *ingester) check(rec *protocol.Record, inBatch map[cid.Cid]*staged, slo
 	if _, ok := in.pending[rec.CID]; ok {
 		return protocol.Errorf(protocol.ReasonMissingDeps, "record %s already waits for its causal past", rec.CID)
 	}
-	if ok, err := st.Has(rec.CID); err != nil {
-		return fmt.Errorf("node: store: %w", err)
-	} else if ok {
+	// The record's chain slot says both whether it is stored (a stored
+	// record holds its slot) and whether the author signed another record
+	// there. Appending to a chain, the usual case, costs the store no
+	// lookup (it keeps the top of recently used chains in memory).
+	slot := slotKey(rec.Env.Author, rec.Env.Topic, rec.Env.Seq)
+	other, ok := slots[slot]
+	if !ok {
+		other, ok = in.inflightSlots[slot]
+	}
+	if !ok {
+		c, err := st.ChainAt(rec.Env.Author, rec.Env.Topic, rec.Env.Seq)
+		switch {
+		case err == nil:
+			other, ok = c, true
+		case !errors.Is(err, store.ErrNotFound):
+			return fmt.Errorf("node: store: %w", err)
+		}
+	}
+	if ok && other.Equals(rec.CID) {
 		return protocol.Errorf(protocol.ReasonDuplicate, "record %s already stored", rec.CID)
 	}
 	links := rec.Links()
@@ -321,6 +340,10 @@ func (in *ingester) check(rec *protocol.Record, inBatch map[cid.Cid]*staged, slo
 			parents = append(parents, p)
 			continue
 		}
+		if prev := rec.PrevCID(); c == prev && !in.prevStored(rec) {
+			missing++
+			continue
+		}
 		m, err := st.Meta(c)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
@@ -337,21 +360,7 @@ func (in *ingester) check(rec *protocol.Record, inBatch map[cid.Cid]*staged, slo
 	if err := protocol.CheckParents(rec, parents); err != nil {
 		return err
 	}
-	slot := slotKey(rec.Env.Author, rec.Env.Topic, rec.Env.Seq)
-	other, ok := slots[slot]
-	if !ok {
-		other, ok = in.inflightSlots[slot]
-	}
-	if !ok {
-		c, err := st.ChainAt(rec.Env.Author, rec.Env.Topic, rec.Env.Seq)
-		switch {
-		case err == nil:
-			other, ok = c, true
-		case !errors.Is(err, store.ErrNotFound):
-			return fmt.Errorf("node: store: %w", err)
-		}
-	}
-	if ok && !other.Equals(rec.CID) {
+	if ok {
 		in.n.log.Warn("equivocation", "author", fmt.Sprintf("%x", rec.Env.Author[:8]), "topic", rec.Env.Topic,
 			"seq", rec.Env.Seq, "held", other, "new", rec.CID)
 		in.n.reportEquivocation(other, rec)
@@ -361,6 +370,28 @@ func (in *ingester) check(rec *protocol.Record, inBatch map[cid.Cid]*staged, slo
 	// Last, the rules of the causal past: membership, issues, processes.
 	// admit applies the record to the derived state when it passes.
 	return in.n.state.admit(rec)
+}
+
+// prevStored reports whether the store holds rec's prev, by the author's
+// chain slot before rec's (answered from memory when the chain's top is
+// below it, as it is for a record that arrived before its prev).
+func (in *ingester) prevStored(rec *protocol.Record) bool {
+	c, err := in.n.store.ChainAt(rec.Env.Author, rec.Env.Topic, rec.Env.Seq-1)
+	return err == nil && c.Equals(rec.PrevCID())
+}
+
+// stored reports whether the store holds rec, by its chain slot (a stored
+// record holds its slot): for a record that extends its author's chain the
+// store answers from memory.
+func (n *Node) stored(rec *protocol.Record) (bool, error) {
+	c, err := n.store.ChainAt(rec.Env.Author, rec.Env.Topic, rec.Env.Seq)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	return c.Equals(rec.CID), nil
 }
 
 func slotKey(author []byte, topic string, seq uint64) string {
@@ -388,6 +419,12 @@ func (in *ingester) addPending(req *applyReq, inBatch map[cid.Cid]*staged) error
 		_, flying := in.inflight[c]
 		in.inflightMu.Unlock()
 		if flying {
+			continue
+		}
+		if c == rec.PrevCID() {
+			if !in.prevStored(rec) {
+				missing = append(missing, c)
+			}
 			continue
 		}
 		if ok, _ := in.n.store.Has(c); !ok {

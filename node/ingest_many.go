@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"runtime"
 	"slices"
-	"sync"
 
 	"github.com/clearinghouse-net/clearinghouse/protocol"
 )
@@ -29,33 +27,23 @@ type ingestResult struct {
 func (n *Node) ingestMany(ctx context.Context, raws [][]byte, topic string, src Source) func() []ingestResult {
 	res := make([]ingestResult, len(raws))
 	received := n.opts.clock()
-	workers := min(runtime.GOMAXPROCS(0), len(raws))
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for i := range next {
-				rec, err := protocol.Validate(raws[i], n.network, received)
-				if err == nil && topic != "" && rec.Env.Topic != topic {
-					err = protocol.Errorf(protocol.ReasonWrongTopic, "record of topic %q arrived for topic %q", rec.Env.Topic, topic)
-				}
-				res[i] = ingestResult{rec: rec, err: err}
-			}
-		})
+	for i, j := range n.validateAll(ctx, raws) {
+		rec, err := j.rec, j.err
+		if err == nil && topic != "" && rec.Env.Topic != topic {
+			err = protocol.Errorf(protocol.ReasonWrongTopic, "record of topic %q arrived for topic %q", rec.Env.Topic, topic)
+		}
+		res[i] = ingestResult{rec: rec, err: err}
 	}
-	for i := range raws {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
 
 	order := make([]int, 0, len(raws))
 	for i, r := range res {
 		if r.err != nil {
-			n.refused(r.err, topic, r.rec, src)
+			if protocol.ReasonOf(r.err) != "" { // not ctx's end or the node's
+				n.refused(r.err, topic, r.rec, src)
+			}
 			continue
 		}
-		ok, err := n.store.Has(r.rec.CID)
+		ok, err := n.stored(r.rec)
 		switch {
 		case err != nil:
 			res[i].err = fmt.Errorf("node: store: %w", err)

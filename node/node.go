@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"time"
 
@@ -45,8 +46,10 @@ type Node struct {
 	ps      *pubsub.PubSub
 	metrics *metrics
 	ing     *ingester
-	state   *fedState
-	events  *eventHub
+	// verifyJobs hands records to the verifier goroutines (runVerifier).
+	verifyJobs chan *verifyJob
+	state      *fedState
+	events     *eventHub
 	// rejections fans out refused records; its zero value is ready.
 	rejections rejectionHub
 	mesh       *meshTracker
@@ -148,6 +151,10 @@ func New(ctx context.Context, opts ...Option) (_ *Node, err error) {
 	n.ing = newIngester(n)
 	// The apply loop is the store's only writer; it runs until Close.
 	n.wg.Go(func() { n.ing.run(n.ctx) })
+	n.verifyJobs = make(chan *verifyJob, verifyQueue*runtime.GOMAXPROCS(0))
+	for range runtime.GOMAXPROCS(0) {
+		n.wg.Go(func() { n.runVerifier(n.ctx) })
+	}
 
 	// 4. Metrics, before the host so libp2p can register its own.
 	reg := o.registry

@@ -93,7 +93,13 @@ func (l Link) MarshalCBOR() ([]byte, error) {
 	content := make([]byte, 0, len(b)+1)
 	content = append(content, 0x00)
 	content = append(content, b...)
-	return encMode.Marshal(cbor.Tag{Number: cidTag, Content: content})
+	bstr, err := encMode.Marshal(content)
+	if err != nil {
+		return nil, err
+	}
+	// RawTag writes the tag head itself, without a reflective walk of a
+	// cbor.Tag value: links are on every record's hot path.
+	return cbor.RawTag{Number: cidTag, Content: bstr}.MarshalCBOR()
 }
 
 // UnmarshalCBOR decodes tag 42 into l.

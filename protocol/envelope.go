@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"encoding/binary"
 	"fmt"
@@ -105,6 +106,65 @@ func SigningInput(env *Envelope) ([]byte, error) {
 	return domainPrefixed(recordDomain, body), nil
 }
 
+// signingInput returns SigningInput(&r.Env). For a record whose Raw is
+// the canonical encoding of Env (every record from Decode), the unsigned
+// encoding is Raw without its "sig" pair and with one pair fewer in the map
+// head: the pairs keep their canonical order whether "sig" is there or not.
+// The fourth pair is "sig" (keys sort "v", "net", "seq", "sig", ...); its
+// offset follows from the lengths of the three before it. If the bytes
+// found there are not exactly that pair, it re-encodes instead.
+func (r *Record) signingInput() ([]byte, error) {
+	if msg, ok := slicedSigningInput(r.Raw, &r.Env); ok {
+		return msg, nil
+	}
+	return SigningInput(&r.Env)
+}
+
+// slicedSigningInput cuts the signing input of env out of raw, its
+// encoding, and reports whether it could (see [Record.signingInput]).
+func slicedSigningInput(raw []byte, env *Envelope) ([]byte, bool) {
+	const (
+		mapHead11 = 0xa0 | 11 // a map of the 11 envelope keys
+		mapHead10 = 0xa0 | 10
+	)
+	if env.Version < 0 || len(env.Sig) != ed25519.SignatureSize || len(raw) == 0 || raw[0] != mapHead11 {
+		return nil, false
+	}
+	netLen := 1 + env.Network.ByteLen() // 0x00 multibase prefix + CID
+	off := 1 +                          // map head
+		2 + headLen(uint64(env.Version)) + // "v"
+		4 + 2 + headLen(uint64(netLen)) + netLen + // "net": tag 42 head, byte string
+		4 + headLen(env.Seq) // "seq"
+	sigKey := []byte{0x63, 's', 'i', 'g', 0x58, ed25519.SignatureSize}
+	end := off + len(sigKey) + ed25519.SignatureSize
+	if end > len(raw) || !bytes.Equal(raw[off:off+len(sigKey)], sigKey) || !bytes.Equal(raw[off+len(sigKey):end], env.Sig) {
+		return nil, false
+	}
+	out := make([]byte, 0, binary.MaxVarintLen64+len(recordDomain)+len(raw)-(end-off))
+	out = binary.AppendUvarint(out, uint64(len(recordDomain)))
+	out = append(out, recordDomain...)
+	out = append(out, mapHead10)
+	out = append(out, raw[1:off]...)
+	return append(out, raw[end:]...), true
+}
+
+// headLen is the length of a CBOR head (major type and argument) whose
+// argument is n, in the shortest form canonical encoding requires.
+func headLen(n uint64) int {
+	switch {
+	case n < 24:
+		return 1
+	case n <= 0xff:
+		return 2
+	case n <= 0xffff:
+		return 3
+	case n <= 0xffffffff:
+		return 5
+	default:
+		return 9
+	}
+}
+
 func domainPrefixed(domain string, payload []byte) []byte {
 	out := make([]byte, 0, binary.MaxVarintLen64+len(domain)+len(payload))
 	out = binary.AppendUvarint(out, uint64(len(domain)))
@@ -203,12 +263,12 @@ func checkLinks(env *Envelope) error {
 
 // Verify checks the record's signature against its author key.
 func (r *Record) Verify() error {
-	msg, err := SigningInput(&r.Env)
+	msg, err := r.signingInput()
 	if err != nil {
 		return err
 	}
-	if !ed25519.Verify(ed25519.PublicKey(r.Env.Author), msg, r.Env.Sig) {
-		return Errorf(ReasonBadSignature, "signature does not verify for author %x", r.Env.Author[:8])
+	if !verifySig(r.Env.Author, msg, r.Env.Sig) {
+		return badSignature(r)
 	}
 	return nil
 }
@@ -218,6 +278,18 @@ func (r *Record) Verify() error {
 // claimed time is not beyond now+MaxClockSkew, and its signature. The order
 // puts cheap checks before the signature check.
 func Validate(raw []byte, network cid.Cid, now time.Time) (*Record, error) {
+	r, err := validateUnsigned(raw, network, now)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.Verify(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// validateUnsigned is Validate but for the signature.
+func validateUnsigned(raw []byte, network cid.Cid, now time.Time) (*Record, error) {
 	r, err := Decode(raw)
 	if err != nil {
 		return nil, err
@@ -228,9 +300,6 @@ func Validate(raw []byte, network cid.Cid, now time.Time) (*Record, error) {
 	if limit := now.Add(MaxClockSkew).UnixMilli(); r.Env.Time > limit {
 		return nil, Errorf(ReasonFutureTime, "claimed time %s is %s ahead of this node's clock",
 			r.ClaimedTime().UTC().Format(time.RFC3339), r.ClaimedTime().Sub(now).Round(time.Second))
-	}
-	if err := r.Verify(); err != nil {
-		return nil, err
 	}
 	return r, nil
 }

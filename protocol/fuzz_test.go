@@ -49,6 +49,11 @@ func FuzzDecode(f *testing.F) {
 		if !r.CID.Equals(protocol.RecordCID(raw)) {
 			t.Fatalf("CID mismatch")
 		}
+		sliced, ok := protocol.SlicedSigningInput(raw, &r.Env)
+		want, err := protocol.SigningInput(&r.Env)
+		if err != nil || !ok || !bytes.Equal(sliced, want) {
+			t.Fatalf("signing input cut from the record (ok %v) differs from the re-encoded one (err %v)", ok, err)
+		}
 	})
 }
 

@@ -251,7 +251,7 @@ func (g *Genesis) SignatureStatus() ([]bool, error) {
 	out := make([]bool, len(g.Founders))
 	for _, s := range g.Sigs {
 		i := g.founder(s.Key)
-		if i >= 0 && ed25519.Verify(s.Key, msg, s.Sig) {
+		if i >= 0 && verifySig(s.Key, msg, s.Sig) {
 			out[i] = true
 		}
 	}
@@ -273,7 +273,7 @@ func (g *Genesis) Verify() error {
 		if g.founder(s.Key) < 0 {
 			return Errorf(ReasonBadSignature, "genesis: signature by %x, who is not a founder", s.Key[:min(8, len(s.Key))])
 		}
-		if !ed25519.Verify(s.Key, msg, s.Sig) {
+		if !verifySig(s.Key, msg, s.Sig) {
 			return Errorf(ReasonBadSignature, "genesis: signature of %s does not verify", g.Founders[g.founder(s.Key)].Org)
 		}
 	}

@@ -3,9 +3,11 @@ package store
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/ipfs/go-cid"
@@ -112,7 +114,7 @@ func (s *Store) commitLoop() {
 
 // pending is the state of one group commit under construction.
 type pending struct {
-	batch  *pebble.Batch
+	ops    ops // the writes
 	totals Stats
 	// byCID holds the entries accepted into this batch, by CID key string.
 	byCID map[string]Meta
@@ -127,13 +129,11 @@ type pending struct {
 // the error and the in-memory totals are left as they were.
 func (s *Store) commit(group []*putReq) {
 	p := pending{
-		batch:  s.db.NewBatch(),
 		totals: s.totals,
 		byCID:  make(map[string]Meta, len(group)),
 		bySlot: make(map[string]cid.Cid, len(group)),
 		topics: make(map[string]topicStat),
 	}
-	defer p.batch.Close()
 
 	results := make([]putResult, len(group))
 	// inBatch[i] reports whether result i depends on this batch committing.
@@ -151,10 +151,10 @@ func (s *Store) commit(group []*putReq) {
 			s.hookBeforeCommit(len(group))
 		}
 		for topic, ts := range p.topics {
-			_ = p.batch.Set(topicStatKey(topic), ts.encode(), nil)
+			p.set(topicStatKey(topic), ts.encode())
 		}
-		_ = p.batch.Set(statsKey, p.totals.encode(), nil)
-		err := s.db.Apply(p.batch, pebble.Sync)
+		p.set(statsKey, p.totals.encode())
+		err := s.apply(&p.ops)
 		s.commits.Add(1)
 		if err != nil {
 			err = fmt.Errorf("store: commit %d records: %w", accepted, err)
@@ -166,12 +166,66 @@ func (s *Store) commit(group []*putReq) {
 			}
 		} else {
 			s.totals = p.totals
+			s.tops.mu.Lock()
+			for slot := range p.bySlot {
+				n := len(slot) - 8
+				s.tops.raise(slot[:n], binary.BigEndian.Uint64([]byte(slot[n:])))
+			}
+			s.tops.mu.Unlock()
 		}
 	}
 	for i, r := range group {
 		r.done <- results[i]
 	}
 }
+
+// op is one write of a group commit.
+type op struct {
+	key, value []byte
+	del        bool
+}
+
+// ops holds a group commit's writes by key prefix, each list in the order
+// written.
+type ops [pPending + 1][]op
+
+func (p *pending) set(key, value []byte) {
+	p.ops[key[0]] = append(p.ops[key[0]], op{key: key, value: value})
+}
+
+func (p *pending) del(key []byte) { p.ops[key[0]] = append(p.ops[key[0]], op{key: key, del: true}) }
+
+// apply writes ops as one synced pebble batch, grouped by key prefix and,
+// for the indexes whose keys cluster (a topic's, a kind's, an author's
+// chain), in key order: pebble inserts a batch into its memtable with a
+// cursor that it reuses while keys are adjacent, and a group commit's
+// writes arrive interleaved by record (block, meta, arrival, topic, ... of
+// each). Writes of the same key keep their order, so their meaning.
+func (s *Store) apply(all *ops) error {
+	b := s.db.NewBatch()
+	defer b.Close()
+	for prefix, list := range all {
+		switch byte(prefix) {
+		case pTopic, pKind, pChain:
+			// Keys are unique within these indexes in one commit.
+			if !slices.IsSortedFunc(list, cmpOp) {
+				slices.SortFunc(list, cmpOp)
+			}
+		}
+		// Batch.Set and Delete copy their arguments and fail only on a
+		// batch already committed or closed, which this one is not.
+		for _, o := range list {
+			if o.del {
+				_ = b.Delete(o.key, nil)
+			} else {
+				_ = b.Set(o.key, o.value, nil)
+			}
+		}
+	}
+	return s.db.Apply(b, pebble.Sync)
+}
+
+func cmpOp(a, b op) int { return bytes.Compare(a.key, b.key) }
 
 // add adds r to the batch p unless it is a duplicate or a chain conflict. It
 // reports whether the result depends on the batch committing.
@@ -182,24 +236,28 @@ func (s *Store) add(p *pending, r *putReq) (putResult, bool) {
 		m.Author = bytes.Clone(m.Author)
 		return putResult{meta: m, err: fmt.Errorf("%w: %s", ErrExists, e.CID)}, true
 	}
-	// Another Put of the same CID may have committed since this one passed
-	// its fast-path check.
-	switch m, err := s.getMeta(metaKey(e.CID)); {
-	case err == nil:
-		return putResult{meta: m, err: fmt.Errorf("%w: %s", ErrExists, e.CID)}, false
-	case !errors.Is(err, ErrNotFound):
-		return putResult{err: err}, false
-	}
-
 	slot := chainKey(e.Author, e.Topic, e.Seq)
 	if other, ok := p.bySlot[string(slot)]; ok {
 		return putResult{err: chainConflict(e, other)}, true
 	}
-	switch m, err := s.getMeta(slot); {
-	case err == nil:
-		return putResult{err: chainConflict(e, m.CID)}, false
-	case !errors.Is(err, ErrNotFound):
+	// Another Put of the same CID may have committed since this one passed
+	// its fast-path check; a stored record of the same CID holds the same
+	// chain slot, so one look at the slot settles both. Appending to a
+	// chain, the usual case, needs no look at all.
+	free, err := s.slotFree(slot[:len(slot)-8], e.Seq)
+	if err != nil {
 		return putResult{err: err}, false
+	}
+	if !free {
+		switch m, err := s.getMeta(slot); {
+		case err == nil && m.CID.Equals(e.CID):
+			// Every index entry holds the record's whole Meta.
+			return putResult{meta: m, err: fmt.Errorf("%w: %s", ErrExists, e.CID)}, false
+		case err == nil:
+			return putResult{err: chainConflict(e, m.CID)}, false
+		case !errors.Is(err, ErrNotFound):
+			return putResult{err: err}, false
+		}
 	}
 
 	ts, ok := p.topics[e.Topic]
@@ -235,25 +293,22 @@ func (s *Store) add(p *pending, r *putReq) (putResult, bool) {
 	p.byCID[ck] = m
 	p.bySlot[string(slot)] = e.CID
 
-	// Batch.Set and Delete copy their arguments and fail only on a batch
-	// already committed or closed, which this one is not.
-	b := p.batch
 	mv := encodeMeta(&m)
-	_ = b.Set(blockKey(e.CID), e.Data, nil)
-	_ = b.Set(metaKey(e.CID), mv, nil)
-	_ = b.Set(arrivalKey(m.Arrival), mv, nil)
-	_ = b.Set(topicKey(e.Topic, m.Arrival), mv, nil)
-	_ = b.Set(kindKey(e.Kind, m.Arrival), mv, nil)
-	_ = b.Set(slot, mv, nil)
+	p.set(blockKey(e.CID), e.Data)
+	p.set(metaKey(e.CID), mv)
+	p.set(arrivalKey(m.Arrival), mv)
+	p.set(topicKey(e.Topic, m.Arrival), mv)
+	p.set(kindKey(e.Kind, m.Arrival), mv)
+	p.set(slot, mv)
 	// Operations apply in batch order, so a head set earlier in this batch
 	// is correctly removed by a later entry that names it.
 	if e.Prev.Defined() {
-		_ = b.Delete(headKey(e.Topic, e.Prev), nil)
+		p.del(headKey(e.Topic, e.Prev))
 	}
 	for _, d := range e.Deps {
-		_ = b.Delete(headKey(e.Topic, d), nil)
+		p.del(headKey(e.Topic, d))
 	}
-	_ = b.Set(headKey(e.Topic, e.CID), nil, nil)
+	p.set(headKey(e.Topic, e.CID), nil)
 	return putResult{meta: m}, true
 }
 

@@ -50,6 +50,8 @@ type Store struct {
 	// hookQueued, if set by a test before the first Put, is called by Put
 	// after it has queued its request.
 	hookQueued func()
+	// tops caches the top seq of recently used chains (see chainTops).
+	tops *chainTops
 	// openReads counts the keys Open read to recover its state. Tests read
 	// it to show that Open rebuilds nothing.
 	openReads int
@@ -100,6 +102,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		log:      o.logger,
 		reqs:     make(chan *putReq, o.maxBatch),
 		maxBatch: o.maxBatch,
+		tops:     newChainTops(),
 	}
 	if err := s.recover(); err != nil {
 		return nil, errors.Join(err, db.Close())
@@ -380,7 +383,14 @@ func (s *Store) ChainAt(author []byte, topic string, seq uint64) (cid.Cid, error
 		return cid.Undef, err
 	}
 	defer s.mu.RUnlock()
-	m, err := s.getMeta(chainKey(author, topic, seq))
+	key := chainKey(author, topic, seq)
+	switch free, err := s.slotFree(key[:len(key)-8], seq); {
+	case err != nil:
+		return cid.Undef, err
+	case free:
+		return cid.Undef, ErrNotFound
+	}
+	m, err := s.getMeta(key)
 	if err != nil {
 		return cid.Undef, err
 	}
@@ -401,27 +411,41 @@ func (s *Store) ChainHead(author []byte, topic string) (seq uint64, c cid.Cid, e
 		return 0, cid.Undef, err
 	}
 	defer s.mu.RUnlock()
-	p := chainPrefix(author, topic)
+	m, err := s.chainLast(chainPrefix(author, topic))
+	return m.Seq, m.CID, err
+}
+
+// chainLast returns the Meta of the last record of the chain whose keys
+// start with p, the zero Meta if it has none.
+func (s *Store) chainLast(p []byte) (Meta, error) {
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
 	if err != nil {
-		return 0, cid.Undef, fmt.Errorf("store: chain head: %w", err)
+		return Meta{}, fmt.Errorf("store: chain head: %w", err)
 	}
+	var m Meta
 	if it.Last() {
 		var v []byte
 		if v, err = it.ValueAndErr(); err == nil {
-			var m Meta
-			if m, err = decodeMeta(v); err == nil {
-				seq, c = m.Seq, m.CID
-			}
+			m, err = decodeMeta(v)
 		}
 	}
 	if cerr := it.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("store: chain head: %w", cerr)
 	}
 	if err != nil {
-		return 0, cid.Undef, err
+		return Meta{}, err
 	}
-	return seq, c, nil
+	return m, nil
+}
+
+// slotFree reports whether seq is above the highest seq stored on the
+// chain of prefix, from memory when it can (see chainTops): then nothing
+// is stored at the slot and no record of the slot is stored at all.
+func (s *Store) slotFree(prefix []byte, seq uint64) (bool, error) {
+	return s.tops.above(prefix, seq, func() (uint64, error) {
+		m, err := s.chainLast(prefix)
+		return m.Seq, err
+	})
 }
 
 // Heads returns the current heads of topic's causal DAG (the records of the

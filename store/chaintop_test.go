@@ -1,0 +1,139 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+
+	"github.com/ipfs/go-cid"
+)
+
+// TestChainTopsAfterReopen: a store reopened with an empty cache still
+// finds duplicates and chain conflicts of records stored before, and
+// appends after them.
+func TestChainTopsAfterReopen(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, WithLogger(testLogger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := author(7)
+	var chain []Entry
+	prev := cid.Undef
+	for seq := uint64(1); seq <= 5; seq++ {
+		e := mkEntry(t, "r", a, "issue/x", seq, prev)
+		mustPut(t, s, e)
+		chain = append(chain, e)
+		prev = e.CID
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(dir, WithLogger(testLogger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+
+	m, err := s.Put(context.Background(), chain[2], 99)
+	wantErr(t, err, ErrExists)
+	if m.Arrival != 3 || !m.CID.Equals(chain[2].CID) {
+		t.Fatalf("duplicate of seq 3 returned %+v, want the stored Meta (arrival 3)", m)
+	}
+	_, err = s.Put(context.Background(), mkEntry(t, "other", a, "issue/x", 2, chain[0].CID), 99)
+	wantErr(t, err, ErrChainConflict)
+	if c, err := s.ChainAt(a, "issue/x", 5); err != nil || !c.Equals(chain[4].CID) {
+		t.Fatalf("ChainAt 5 = %s, %v; want %s", c, err, chain[4].CID)
+	}
+	if _, err := s.ChainAt(a, "issue/x", 6); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("ChainAt 6: %v, want ErrNotFound", err)
+	}
+	mustPut(t, s, mkEntry(t, "r", a, "issue/x", 6, prev))
+	if _, err := s.ChainAt(a, "issue/x", 6); err != nil {
+		t.Fatalf("ChainAt 6 after Put: %v", err)
+	}
+}
+
+// TestChainTopsForgetting: with room for two chains in the cache, records
+// of many interleaved chains are still checked correctly as entries are
+// forgotten and read again.
+func TestChainTopsForgetting(t *testing.T) {
+	s := openMem(t)
+	s.tops.max = 2
+	const chains, length = 6, 5
+	entries := make([][]Entry, chains)
+	for seq := uint64(1); seq <= length; seq++ {
+		for i := range chains {
+			prev := cid.Undef
+			if seq > 1 {
+				prev = entries[i][seq-2].CID
+			}
+			e := mkEntry(t, "r", author(byte(i+1)), "issue/x", seq, prev)
+			mustPut(t, s, e)
+			entries[i] = append(entries[i], e)
+		}
+	}
+	if n := len(s.tops.m); n > 2 {
+		t.Fatalf("cache holds %d chains, limit 2", n)
+	}
+	for i := range chains {
+		for _, e := range entries[i] {
+			_, err := s.Put(context.Background(), e, 1)
+			wantErr(t, err, ErrExists)
+			_, err = s.Put(context.Background(), mkEntry(t, "forked", e.Author, e.Topic, e.Seq, e.Prev), 1)
+			wantErr(t, err, ErrChainConflict)
+		}
+		if _, err := s.ChainAt(author(byte(i+1)), "issue/x", length+1); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("chain %d: ChainAt past the top: %v", i, err)
+		}
+	}
+	if st, _ := s.Stats(); st.Records != chains*length {
+		t.Fatalf("stored %d records, want %d", st.Records, chains*length)
+	}
+}
+
+// TestChainAtSeesEveryCommit: once Put returns, ChainAt finds the record,
+// while other goroutines load and forget cache entries concurrently (run
+// it with -race).
+func TestChainAtSeesEveryCommit(t *testing.T) {
+	s := openMem(t)
+	s.tops.max = 3
+	const writers, length = 4, 150
+	ctx, cancel := context.WithCancel(context.Background())
+	var readers sync.WaitGroup
+	for r := range 2 {
+		readers.Go(func() {
+			for i := 0; ctx.Err() == nil; i++ {
+				_, _ = s.ChainAt(author(byte(1+(i+r)%writers)), "issue/x", uint64(1+i%length))
+			}
+		})
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := range writers {
+		wg.Go(func() {
+			a := author(byte(1 + w))
+			prev := cid.Undef
+			for seq := uint64(1); seq <= length; seq++ {
+				e := mkEntry(t, "r", a, "issue/x", seq, prev)
+				if _, err := s.Put(context.Background(), e, 1); err != nil {
+					errs <- err
+					return
+				}
+				if c, err := s.ChainAt(a, "issue/x", seq); err != nil || !c.Equals(e.CID) {
+					errs <- errors.Join(errors.New("ChainAt after Put returned"), err)
+					return
+				}
+				prev = e.CID
+			}
+		})
+	}
+	wg.Wait()
+	cancel()
+	readers.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
