@@ -13,6 +13,7 @@ type metrics struct {
 	accepted *prometheus.CounterVec // by topic and source
 	rejected *prometheus.CounterVec // by reason and topic
 	ingest   prometheus.Histogram   // seconds from receipt to durable store
+	batch    prometheus.Histogram   // records per signature batch
 	pending  prometheus.GaugeFunc   // records waiting for their causal past
 	stored   prometheus.GaugeFunc   // records in the store
 	bytes    prometheus.GaugeFunc   // bytes of records in the store
@@ -36,6 +37,11 @@ func newMetrics(reg *prometheus.Registry, n *Node) *metrics {
 			Namespace: "clearinghouse", Name: "ingest_seconds",
 			Help:    "Time from receipt of a valid record to its durable store.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 12),
+		}),
+		batch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "clearinghouse", Name: "verify_batch_records",
+			Help:    "Records validated together by one verifier (their signatures checked in one batch).",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64},
 		}),
 		info: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: "clearinghouse", Name: "node_info",
@@ -76,7 +82,7 @@ func newMetrics(reg *prometheus.Registry, n *Node) *metrics {
 // register adds the metrics to the registry; duplicates (a shared
 // registry) are an error.
 func (m *metrics) register(withProcess bool) error {
-	cs := []prometheus.Collector{m.accepted, m.rejected, m.ingest, m.pending, m.stored, m.bytes, m.peers, m.info}
+	cs := []prometheus.Collector{m.accepted, m.rejected, m.ingest, m.batch, m.pending, m.stored, m.bytes, m.peers, m.info}
 	if withProcess {
 		cs = append(cs, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}

@@ -151,10 +151,6 @@ func New(ctx context.Context, opts ...Option) (_ *Node, err error) {
 	n.ing = newIngester(n)
 	// The apply loop is the store's only writer; it runs until Close.
 	n.wg.Go(func() { n.ing.run(n.ctx) })
-	n.verifyJobs = make(chan *verifyJob, verifyQueue*runtime.GOMAXPROCS(0))
-	for range runtime.GOMAXPROCS(0) {
-		n.wg.Go(func() { n.runVerifier(n.ctx) })
-	}
 
 	// 4. Metrics, before the host so libp2p can register its own.
 	reg := o.registry
@@ -163,6 +159,11 @@ func New(ctx context.Context, opts ...Option) (_ *Node, err error) {
 		reg = prometheus.NewRegistry()
 	}
 	n.metrics = newMetrics(reg, n)
+	// The verifiers check every record before the apply loop sees it.
+	n.verifyJobs = make(chan *verifyJob, verifyQueue*runtime.GOMAXPROCS(0))
+	for range runtime.GOMAXPROCS(0) {
+		n.wg.Go(func() { n.runVerifier(n.ctx) })
+	}
 	// The syncer exists before any validator can report a gap to it; it
 	// starts serving and pulling in step 7.
 	n.sync = newSyncer(n)

@@ -55,6 +55,7 @@ func (n *Node) runVerifier(ctx context.Context) {
 				break drain
 			}
 		}
+		n.metrics.batch.Observe(float64(len(jobs)))
 		raws = raws[:0]
 		for _, j := range jobs {
 			raws = append(raws, j.raw)
