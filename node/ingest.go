@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -394,8 +395,13 @@ func (n *Node) stored(rec *protocol.Record) (bool, error) {
 	return c.Equals(rec.CID), nil
 }
 
+// slotKey names an author's chain slot: author (32 bytes), seq (8 bytes,
+// big-endian), topic. Only used as a map key.
 func slotKey(author []byte, topic string, seq uint64) string {
-	return fmt.Sprintf("%x|%s|%d", author, topic, seq)
+	b := make([]byte, 0, len(author)+8+len(topic))
+	b = append(b, author...)
+	b = binary.BigEndian.AppendUint64(b, seq)
+	return string(append(b, topic...))
 }
 
 func parentOf(r *protocol.Record) protocol.Parent {

@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"os"
 	"runtime"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -31,8 +33,15 @@ import (
 //	records/s     catch-up throughput
 //
 // Run: go test ./node -run '^$' -bench BenchmarkSyncCatchUp -benchtime 5x
+// (5,000 records; SYNC_BENCH_RECORDS=100000 for a larger history).
 func BenchmarkSyncCatchUp(b *testing.B) {
-	const n = 5000
+	n := 5000
+	if v := os.Getenv("SYNC_BENCH_RECORDS"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n < 1 {
+			b.Fatalf("SYNC_BENCH_RECORDS=%q: want a positive number of records", v)
+		}
+	}
 	ctx := context.Background()
 	net := testnet.New(b, 2, testnet.WithObservers(1), testnet.WithTopology(testnet.None),
 		testnet.WithFollow(slug), testnet.WithNodeOptions(noPeriodicSync))

@@ -64,6 +64,26 @@ func BenchmarkValidate(b *testing.B) {
 			}
 		}
 	})
+	b.Run("zip215-verify", func(b *testing.B) {
+		for b.Loop() {
+			if !verifySig(r.Env.Author, msg, r.Env.Sig) {
+				b.Fatal("verify")
+			}
+		}
+	})
+	b.Run("validate-batch-64", func(b *testing.B) {
+		raws := make([][]byte, MaxSigBatch)
+		for i := range raws {
+			raws[i] = r.Raw
+		}
+		now := time.Now()
+		for b.Loop() {
+			if _, errs := ValidateBatch(raws, r.Env.Network.Cid, now); errs[0] != nil {
+				b.Fatal(errs[0])
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*MaxSigBatch), "ns/record")
+	})
 	b.Run("validate", func(b *testing.B) {
 		now := time.Now()
 		for b.Loop() {

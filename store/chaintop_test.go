@@ -3,6 +3,9 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 
@@ -136,4 +139,74 @@ func TestChainAtSeesEveryCommit(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
+}
+
+// TestHeadsCacheMatchesIndex: over a random DAG on three topics, with room
+// for two topics in the cache, Heads always equals a scan of the head
+// index in pebble, before and after a reopen.
+func TestHeadsCacheMatchesIndex(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, WithLogger(testLogger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.heads.max = 2
+	topics := []string{"issue/a", "issue/b", "issue/c"}
+	rng := rand.New(rand.NewPCG(3, 4))
+	byTopic := map[string][]cid.Cid{}
+	tops := map[string]cid.Cid{} // author|topic -> last
+	seqs := map[string]uint64{}
+	check := func(s *Store) {
+		t.Helper()
+		for _, tp := range topics {
+			got, err := s.Heads(tp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			scan, err := s.scanHeads(tp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			slices.Sort(scan)
+			if len(got) != len(scan) {
+				t.Fatalf("%s: Heads has %d, index %d", tp, len(got), len(scan))
+			}
+			for i := range got {
+				if got[i].KeyString() != scan[i] {
+					t.Fatalf("%s: head %d differs from the index", tp, i)
+				}
+			}
+		}
+	}
+	for round := range 60 {
+		var batch []Entry
+		for range 1 + rng.IntN(6) {
+			tp := topics[rng.IntN(len(topics))]
+			a := author(byte(1 + rng.IntN(4)))
+			key := string(a) + tp
+			seqs[key]++
+			var deps []cid.Cid
+			for range rng.IntN(3) {
+				if c := byTopic[tp]; len(c) > 0 {
+					deps = append(deps, c[rng.IntN(len(c))])
+				}
+			}
+			e := mkEntry(t, fmt.Sprint(round), a, tp, seqs[key], tops[key], deps...)
+			batch = append(batch, e)
+			tops[key] = e.CID
+			byTopic[tp] = append(byTopic[tp], e.CID)
+		}
+		if _, err := s.PutBatch(context.Background(), batch, 1); err != nil {
+			t.Fatal(err)
+		}
+		check(s)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = Open(dir, WithLogger(testLogger(t))); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	check(s)
 }

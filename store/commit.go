@@ -120,6 +120,8 @@ type pending struct {
 	byCID map[string]Meta
 	// bySlot holds the CIDs accepted into this batch, by chain key.
 	bySlot map[string]cid.Cid
+	// accepted holds the entries accepted into this batch, in order.
+	accepted []*Entry
 	// topics holds the counters of the topics touched by this batch.
 	topics map[string]topicStat
 }
@@ -172,6 +174,11 @@ func (s *Store) commit(group []*putReq) {
 				s.tops.raise(slot[:n], binary.BigEndian.Uint64([]byte(slot[n:])))
 			}
 			s.tops.mu.Unlock()
+			s.heads.mu.Lock()
+			for _, e := range p.accepted {
+				s.heads.apply(e)
+			}
+			s.heads.mu.Unlock()
 		}
 	}
 	for i, r := range group {
@@ -292,6 +299,7 @@ func (s *Store) add(p *pending, r *putReq) (putResult, bool) {
 	p.topics[e.Topic] = ts
 	p.byCID[ck] = m
 	p.bySlot[string(slot)] = e.CID
+	p.accepted = append(p.accepted, e)
 
 	mv := encodeMeta(&m)
 	p.set(blockKey(e.CID), e.Data)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -52,6 +53,8 @@ type Store struct {
 	hookQueued func()
 	// tops caches the top seq of recently used chains (see chainTops).
 	tops *chainTops
+	// heads caches the heads of recently asked-for topics (see topicHeads).
+	heads *topicHeads
 	// openReads counts the keys Open read to recover its state. Tests read
 	// it to show that Open rebuilds nothing.
 	openReads int
@@ -103,6 +106,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		reqs:     make(chan *putReq, o.maxBatch),
 		maxBatch: o.maxBatch,
 		tops:     newChainTops(),
+		heads:    newTopicHeads(),
 	}
 	if err := s.recover(); err != nil {
 		return nil, errors.Join(err, db.Close())
@@ -450,7 +454,8 @@ func (s *Store) slotFree(prefix []byte, seq uint64) (bool, error) {
 
 // Heads returns the current heads of topic's causal DAG (the records of the
 // topic that no record of the topic names as Prev or in Deps), sorted by CID
-// bytes.
+// bytes. It answers from memory after the first call for a topic (see
+// topicHeads).
 func (s *Store) Heads(topic string) ([]cid.Cid, error) {
 	if err := validName("topic", topic); err != nil {
 		return nil, err
@@ -459,19 +464,35 @@ func (s *Store) Heads(topic string) ([]cid.Cid, error) {
 		return nil, err
 	}
 	defer s.mu.RUnlock()
+	keys, err := s.heads.get(topic, func() ([]string, error) { return s.scanHeads(topic) })
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(keys) // a CID's key string is its bytes
+	out := make([]cid.Cid, len(keys))
+	for i, k := range keys {
+		if out[i], err = cid.Cast([]byte(k)); err != nil {
+			return nil, fmt.Errorf("%w: head %x: %w", ErrCorrupt, k, err)
+		}
+	}
+	return out, nil
+}
+
+// scanHeads reads the head index of topic from pebble.
+func (s *Store) scanHeads(topic string) ([]string, error) {
 	p := namePrefix(pHead, topic)
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
 	if err != nil {
 		return nil, fmt.Errorf("store: heads: %w", err)
 	}
-	var out []cid.Cid
+	var out []string
 	for ok := it.First(); ok; ok = it.Next() {
-		c, err := cid.Cast(it.Key()[len(p):])
-		if err != nil {
+		k := it.Key()[len(p):]
+		if _, err := cid.Cast(k); err != nil {
 			_ = it.Close()
 			return nil, fmt.Errorf("%w: head key %x: %w", ErrCorrupt, it.Key(), err)
 		}
-		out = append(out, c)
+		out = append(out, string(k))
 	}
 	if err := it.Close(); err != nil {
 		return nil, fmt.Errorf("store: heads: %w", err)
