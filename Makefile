@@ -42,10 +42,15 @@ unit:
 race:
 	go test -race -timeout 20m $(PKGS)
 
-## bench: the benchmarks of docs/benchmarks.md.
+## bench: the benchmarks of docs/benchmarks.md, one command per section
+## (several minutes; not part of `make test`).
 bench:
-	go test -run '^$$' -bench . -benchtime 20000x ./node/
-	go test -run '^$$' -bench . ./store/
+	go test -run '^$$' -bench BenchmarkIngest -benchtime 20000x -count 3 ./node/
+	go test -run '^$$' -bench BenchmarkValidate -benchmem ./protocol/
+	go test -run '^$$' -bench BenchmarkPut -benchtime 2000x ./store/
+	go test -run '^$$' -bench . -benchmem -count 3 ./protocol/gov/
+	go test -run '^$$' -bench 'BenchmarkDeriveMembers|BenchmarkCheckMembership' ./protocol/
+	go test -run '^$$' -bench 'BenchmarkSyncCatchUp|BenchmarkReconcile' -benchtime 3x ./node/
 
 ## fuzz: a short fuzzing session per target (the seeds run in `make test`).
 fuzz:

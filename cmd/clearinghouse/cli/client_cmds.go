@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -693,26 +694,43 @@ func newRecordGet(a *app) *cobra.Command {
 
 func newWatch(a *app) *cobra.Command {
 	var topic, kind, after string
-	var asJSON bool
+	var asJSON, once bool
 	cmd := &cobra.Command{
 		Use: "watch", Short: "Print accepted records as they arrive",
 		Long: `Follow the node's event stream and print one line per accepted record:
-arrival, claimed time, topic, kind, CID and author key. With --after it first
-prints the stored records after that arrival number. It runs until interrupted.`,
-		Example: "  clearinghouse watch\n  clearinghouse watch --topic issue/privacy --kind process.feedback --json",
+arrival, claimed time, topic, kind, CID and author key. It starts with the
+records stored from now on; with --after N it first prints the stored records
+after arrival number N (--after 0: all of them).
+
+It says on stderr when it is following. If the stream breaks (the node
+restarts, the network drops), watch reconnects
+with growing pauses (1 s up to 30 s), telling so on stderr, and resumes after
+the last record it printed: nothing is missed or printed twice. --once exits
+with an error instead. It runs until interrupted.`,
+		Example: "  clearinghouse watch\n  clearinghouse watch --after 0 --topic issue/privacy\n  clearinghouse watch --kind process.feedback --json",
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := a.client()
 			if err != nil {
 				return err
 			}
-			q := url.Values{}
-			for k, v := range map[string]string{"topic": topic, "kind": kind, "after": after} {
+			ctx := cmd.Context()
+			if after == "" {
+				// From now on: the stream replays what is stored after
+				// the cursor, so nothing arriving meanwhile is missed.
+				var st api.StatusView
+				if _, err := c.get(ctx, "/status", &st); err != nil {
+					return err
+				}
+				after = strconv.FormatUint(st.LastArrival, 10)
+			}
+			q := url.Values{"after": {after}}
+			for k, v := range map[string]string{"topic": topic, "kind": kind} {
 				if v != "" {
 					q.Set(k, v)
 				}
 			}
-			return c.watch(cmd.Context(), q, func(id string, data []byte) error {
+			print := func(id string, data []byte) error {
 				if asJSON {
 					printJSON(a.stdout, data)
 					return nil
@@ -727,19 +745,68 @@ prints the stored records after that arrival number. It runs until interrupted.`
 				}
 				fmt.Fprintf(a.stdout, "%s %s %s %s %s %s\n", id, v.Time, v.Topic, v.Kind, v.CID, author)
 				return nil
-			})
+			}
+			return c.watchResume(ctx, q, print, once, a.stderr)
 		},
 	}
 	cmd.Flags().StringVar(&topic, "topic", "", "only records of this topic")
 	cmd.Flags().StringVar(&kind, "kind", "", "only records of this kind")
-	cmd.Flags().StringVar(&after, "after", "", "first replay stored records after this arrival number")
+	cmd.Flags().StringVar(&after, "after", "", "first print the stored records after this arrival number (0: all)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print each record's JSON view on one line")
+	cmd.Flags().BoolVar(&once, "once", false, "exit with an error when the stream breaks instead of reconnecting")
 	return cmd
 }
 
-// watch reads the event stream until ctx ends or the server closes it,
-// calling f for every record event.
-func (c *apiClient) watch(ctx context.Context, q url.Values, f func(id string, data []byte) error) error {
+// Pauses between reconnections of watch: the first, doubled each time up
+// to the last. Tests shorten them.
+var watchRetryFirst, watchRetryMax = time.Second, 30 * time.Second
+
+// errStreamLost marks a watch stream that was established and then broke,
+// as opposed to one the node refused.
+var errStreamLost = errors.New("event stream lost")
+
+// watchResume runs watch, reconnecting after a broken stream from the
+// arrival number of the last event delivered (q's "after" at first),
+// unless once is set. Errors the node answers with (a bad topic, say) end
+// it at once, as does a first connection that fails.
+func (c *apiClient) watchResume(ctx context.Context, q url.Values, f func(id string, data []byte) error, once bool, stderr io.Writer) error {
+	last := q.Get("after")
+	track := func(id string, data []byte) error {
+		if err := f(id, data); err != nil {
+			return err
+		}
+		last = id
+		return nil
+	}
+	pause := watchRetryFirst
+	connected := false
+	for {
+		q.Set("after", last)
+		err := c.watch(ctx, q, func() {
+			if connected {
+				fmt.Fprintf(stderr, "watch: reconnected, resuming after arrival %s\n", last)
+			} else {
+				fmt.Fprintf(stderr, "watch: following records after arrival %s (interrupt to stop)\n", last)
+			}
+			connected, pause = true, watchRetryFirst
+		}, track)
+		if err == nil || once || !connected || !errors.Is(err, errStreamLost) {
+			return err
+		}
+		fmt.Fprintf(stderr, "watch: %v; reconnecting in %s\n", err, pause)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, watchRetryMax)
+	}
+}
+
+// watch reads the event stream until ctx ends (it returns nil) or the
+// stream breaks (an error wrapping errStreamLost), calling live once the
+// node has accepted the stream and f for every record event.
+func (c *apiClient) watch(ctx context.Context, q url.Values, live func(), f func(id string, data []byte) error) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+api.Prefix+"/events?"+q.Encode(), nil)
 	if err != nil {
 		return err
@@ -750,13 +817,14 @@ func (c *apiClient) watch(ctx context.Context, q url.Values, f func(id string, d
 		if ctx.Err() != nil {
 			return nil
 		}
-		return fmt.Errorf("cannot reach the node API at %s: %w", c.base, err)
+		return fmt.Errorf("%w: cannot reach the node API at %s: %w", errStreamLost, c.base, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(resp.Body)
 		return apiError(resp.StatusCode, b)
 	}
+	live()
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(nil, 4<<20)
 	var id string
@@ -779,9 +847,9 @@ func (c *apiClient) watch(ctx context.Context, q url.Values, f func(id string, d
 		return nil // interrupted
 	}
 	if err := sc.Err(); err != nil {
-		return fmt.Errorf("event stream: %w", err)
+		return fmt.Errorf("%w: %w", errStreamLost, err)
 	}
-	return errors.New("event stream closed by the node")
+	return fmt.Errorf("%w: closed by the node", errStreamLost)
 }
 
 // clientLong is the part of every client command's long help that says

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -29,6 +30,7 @@ const testToken = "cli-test-token-0123456789abcdef0123456789"
 // apiEnv is a two-member testnet with node 0's API behind a test server.
 type apiEnv struct {
 	net  *testnet.Network
+	ts   *httptest.Server
 	url  string
 	dir  string // an empty data directory, so no real one is read
 	keys []string
@@ -43,7 +45,7 @@ func newAPIEnv(t *testing.T) *apiEnv {
 	}
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(func() { _ = srv.Close(); ts.Close() })
-	e := &apiEnv{net: net, url: ts.URL, dir: t.TempDir()}
+	e := &apiEnv{net: net, ts: ts, url: ts.URL, dir: t.TempDir()}
 	for _, k := range net.Keys {
 		raw, _ := k.GetPublic().Raw()
 		e.keys = append(e.keys, hex.EncodeToString(raw))
@@ -202,6 +204,107 @@ func TestClientWatch(t *testing.T) {
 	go func() { _, _ = io.Copy(io.Discard, pr) }()
 	if code := <-done; code != 0 {
 		t.Fatalf("watch exit %d after interrupt", code)
+	}
+}
+
+// TestClientWatchReconnects: watch without --after prints only records
+// stored from then on; when the node drops the stream it says so on
+// stderr, reconnects and resumes after the last record it printed, so
+// every record is printed once; with --once it exits with an error.
+func TestClientWatchReconnects(t *testing.T) {
+	first, max := watchRetryFirst, watchRetryMax
+	watchRetryFirst, watchRetryMax = 10*time.Millisecond, 20*time.Millisecond
+	t.Cleanup(func() { watchRetryFirst, watchRetryMax = first, max })
+	e := newAPIEnv(t)
+	e.run(t, "issue", "open", "before", "--title", "Before watch").mustSucceed(t)
+	// breakStreams drops every connection to the API, the watch stream's
+	// and the idle ones the client commands of this process keep.
+	breakStreams := func() {
+		e.ts.CloseClientConnections()
+		http.DefaultClient.CloseIdleConnections()
+	}
+
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	wctx, stop := context.WithCancel(ctx)
+	out, diag, done := startWatch(t, wctx, e, "--topic", "index")
+	waitLine(t, diag, "watch: following records after arrival 1")
+	e.run(t, "issue", "open", "one", "--title", "One").mustSucceed(t)
+	l1 := waitLine(t, out, "")
+	breakStreams()
+	waitLine(t, diag, "reconnecting in")
+	waitLine(t, diag, "watch: reconnected, resuming after arrival 2")
+	e.run(t, "issue", "open", "two", "--title", "Two").mustSucceed(t)
+	l2 := waitLine(t, out, "")
+	breakStreams()
+	e.run(t, "issue", "open", "three", "--title", "Three").mustSucceed(t) // while it is away
+	waitLine(t, diag, "watch: reconnected, resuming after arrival 3")
+	l3 := waitLine(t, out, "")
+	for i, l := range []string{l1, l2, l3} {
+		if f := strings.Fields(l); len(f) != 6 || f[0] != strconv.Itoa(i+2) || f[3] != protocol.KindIssueOpen {
+			t.Fatalf("line %d is %q: want the records with arrivals 2, 3, 4, once each", i+1, l)
+		}
+	}
+	stop()
+	if code := <-done; code != 0 {
+		t.Fatalf("watch exit %d after interrupt", code)
+	}
+
+	// --once: the first break ends it, with an error.
+	out, diag, done = startWatch(t, ctx, e, "--once", "--after", "0")
+	waitLine(t, diag, "watch: following records after arrival 0")
+	waitLine(t, out, "")
+	breakStreams()
+	waitLine(t, diag, "event stream lost")
+	if code := <-done; code != 1 {
+		t.Fatalf("watch --once after a break: exit %d", code)
+	}
+}
+
+// startWatch runs the watch command with args against e until ctx ends.
+// Its stdout and stderr lines arrive on out and diag; its exit code on
+// done.
+func startWatch(t *testing.T, ctx context.Context, e *apiEnv, args ...string) (out, diag <-chan string, done <-chan int) {
+	t.Helper()
+	lines := func(r io.Reader) <-chan string {
+		c := make(chan string, 100)
+		go func() {
+			defer close(c)
+			sc := bufio.NewScanner(r)
+			for sc.Scan() {
+				c <- sc.Text()
+			}
+		}()
+		return c
+	}
+	or, ow := io.Pipe()
+	er, ew := io.Pipe()
+	d := make(chan int, 1)
+	go func() {
+		code := Main(ctx, append([]string{"--data-dir", e.dir, "--api", e.url, "watch"}, args...), ow, ew)
+		ow.Close()
+		ew.Close()
+		d <- code
+	}()
+	return lines(or), lines(er), d
+}
+
+// waitLine returns the next line from c that contains want.
+func waitLine(t *testing.T, c <-chan string, want string) string {
+	t.Helper()
+	timeout := time.After(20 * time.Second)
+	for {
+		select {
+		case l, ok := <-c:
+			if !ok {
+				t.Fatalf("output ended before a line with %q", want)
+			}
+			if strings.Contains(l, want) {
+				return l
+			}
+		case <-timeout:
+			t.Fatalf("no line with %q", want)
+		}
 	}
 }
 
