@@ -104,16 +104,17 @@ func (l Link) MarshalCBOR() ([]byte, error) {
 
 // UnmarshalCBOR decodes tag 42 into l.
 func (l *Link) UnmarshalCBOR(data []byte) error {
-	var raw cbor.RawTag
-	if err := decMode.Unmarshal(data, &raw); err != nil {
+	// One pass: the tag and its content, which must be a byte string.
+	var tag cbor.Tag
+	if err := decMode.Unmarshal(data, &tag); err != nil {
 		return err
 	}
-	if raw.Number != cidTag {
-		return fmt.Errorf("protocol: link: tag %d, want %d", raw.Number, cidTag)
+	if tag.Number != cidTag {
+		return fmt.Errorf("protocol: link: tag %d, want %d", tag.Number, cidTag)
 	}
-	var content []byte
-	if err := decMode.Unmarshal(raw.Content, &content); err != nil {
-		return fmt.Errorf("protocol: link: %w", err)
+	content, ok := tag.Content.([]byte)
+	if !ok {
+		return fmt.Errorf("protocol: link: tag %d content is %T, want a byte string", cidTag, tag.Content)
 	}
 	if len(content) < 2 || content[0] != 0x00 {
 		return errors.New("protocol: link: CID bytes must start with the 0x00 multibase prefix")
