@@ -14,11 +14,17 @@
 // bounded pending set and is applied when its past arrives, so the store
 // only ever holds causally complete records.
 //
+// Every ingest path hands its records to GOMAXPROCS verifier goroutines
+// (verify.go), which validate whatever is queued together and check the
+// signatures in batches (protocol.ValidateBatch); one apply loop
+// (ingest.go), the store's only writer, then checks each record against
+// the store and the derived state and writes them in group commits.
+//
 // Sync (sync.go) guarantees what gossip only announces: on every connection,
 // periodically, on following a topic, on a gossip gap and on [Node.Sync],
 // the node reconciles each joined topic's record set with its peers
 // (range-based reconciliation from the protocol package), fetches what it
 // lacks by CID in pipelined batches, and ingests the records through the
-// same validation as gossip, verified on all cores (ingestMany). It also
+// same validation as gossip, on the verifier pool (ingestMany). It also
 // serves the same protocol to its peers, observers included.
 package node

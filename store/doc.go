@@ -57,5 +57,12 @@
 // the arrival index (one reverse seek), and checks that the last two agree.
 // It does no other reads: nothing is counted or rebuilt by scanning.
 //
+// Two caches spare the hot paths pebble reads, both filled on demand,
+// bounded, and updated by the committer after each commit and before it
+// answers (chaintop.go): the highest seq stored per recently used chain, so
+// that the duplicate and chain-slot checks of a record that extends its
+// chain read nothing; and the heads of recently asked-for topics, whose
+// index range fills with deletion tombstones until compaction.
+//
 // Tests use the same code on pebble's in-memory file system ([WithInMemory]).
 package store
