@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -46,6 +47,8 @@ type Node struct {
 	ps      *pubsub.PubSub
 	metrics *metrics
 	ing     *ingester
+	// joinMu serializes joining and leaving topics (held before mu).
+	joinMu sync.Mutex
 	// verifyJobs hands records to the verifier goroutines (runVerifier).
 	verifyJobs chan *verifyJob
 	state      *fedState
@@ -72,6 +75,7 @@ type Node struct {
 type joined struct {
 	topic *pubsub.Topic
 	sub   *pubsub.Subscription
+	done  chan struct{} // closed when the subscription has ended
 }
 
 // New starts a node: it opens the store, starts the libp2p host and
@@ -226,6 +230,20 @@ func New(ctx context.Context, opts ...Option) (_ *Node, err error) {
 		}
 	}
 	for _, slug := range o.follow {
+		if err := n.join(protocol.IssueTopic(slug)); err != nil {
+			return nil, err
+		}
+	}
+	// The issues followed at runtime (Follow), kept in the store.
+	follows, err := n.store.Follows()
+	if err != nil {
+		return nil, err
+	}
+	for _, slug := range follows {
+		if !protocol.ValidSlug(slug) {
+			n.log.Warn("ignoring an invalid slug in the follow list", "slug", slug)
+			continue
+		}
 		if err := n.join(protocol.IssueTopic(slug)); err != nil {
 			return nil, err
 		}
@@ -427,6 +445,8 @@ func messageID(m *pb.Message) string {
 // join subscribes to a record topic and installs its validator. Joining a
 // topic twice is a no-op.
 func (n *Node) join(topic string) error {
+	n.joinMu.Lock()
+	defer n.joinMu.Unlock()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
@@ -450,10 +470,12 @@ func (n *Node) join(topic string) error {
 	if err != nil {
 		return fmt.Errorf("node: subscribe %s: %w", topic, err)
 	}
-	n.topics[topic] = &joined{topic: t, sub: sub}
+	j := &joined{topic: t, sub: sub, done: make(chan struct{})}
+	n.topics[topic] = j
 	// The validator has already stored every delivered record; the
 	// subscription only keeps the node in the topic's mesh.
 	n.wg.Go(func() {
+		defer close(j.done)
 		for {
 			if _, err := sub.Next(n.ctx); err != nil {
 				return
@@ -466,7 +488,8 @@ func (n *Node) join(topic string) error {
 
 // Follow joins the topic of an issue so the node receives, stores and
 // forwards its records, and syncs the topic's history from the connected
-// peers in the background.
+// peers in the background. The node remembers it (in its store) and
+// follows the issue again after a restart, until Unfollow.
 func (n *Node) Follow(slug string) error {
 	if !protocol.ValidSlug(slug) {
 		return fmt.Errorf("node: follow: invalid issue slug %q", slug)
@@ -475,7 +498,56 @@ func (n *Node) Follow(slug string) error {
 	if err := n.join(t); err != nil {
 		return err
 	}
+	if err := n.store.SetFollow(slug, true); err != nil {
+		return fmt.Errorf("node: follow %s: %w", slug, err)
+	}
 	n.sync.syncTopicWithAll(t)
+	return nil
+}
+
+// ErrFollowedByConfig is returned by Unfollow for an issue the node was
+// started to follow (topics.follow, WithFollow).
+var ErrFollowedByConfig = errors.New("followed by the node's configuration (topics.follow)")
+
+// Unfollow leaves the topic of an issue: the node stops receiving,
+// forwarding and syncing its records, and forgets the Follow. The records
+// it holds stay in its store and readable. Unfollowing an issue the node
+// does not follow does nothing; one it follows by its configuration fails
+// with ErrFollowedByConfig.
+func (n *Node) Unfollow(slug string) error {
+	if !protocol.ValidSlug(slug) {
+		return fmt.Errorf("node: unfollow: invalid issue slug %q", slug)
+	}
+	if slices.Contains(n.opts.follow, slug) {
+		return fmt.Errorf("node: unfollow %s: %w", slug, ErrFollowedByConfig)
+	}
+	if err := n.store.SetFollow(slug, false); err != nil {
+		return fmt.Errorf("node: unfollow %s: %w", slug, err)
+	}
+	t := protocol.IssueTopic(slug)
+	n.joinMu.Lock() // no join of t until it is left
+	defer n.joinMu.Unlock()
+	n.mu.Lock()
+	j, ok := n.topics[t]
+	if ok && !n.closed {
+		delete(n.topics, t)
+	}
+	closed := n.closed
+	n.mu.Unlock()
+	if !ok || closed {
+		return nil
+	}
+	// The topic can close once the subscription is gone, which its
+	// reader sees first.
+	j.sub.Cancel()
+	<-j.done
+	if err := j.topic.Close(); err != nil {
+		return fmt.Errorf("node: unfollow %s: %w", slug, err)
+	}
+	if err := n.ps.UnregisterTopicValidator(protocol.PubsubTopic(n.network, t)); err != nil {
+		return fmt.Errorf("node: unfollow %s: %w", slug, err)
+	}
+	n.log.Debug("left topic", "topic", t)
 	return nil
 }
 

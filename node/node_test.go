@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -468,5 +469,53 @@ func TestPendingSurvivesRestart(t *testing.T) {
 	}
 	if err := nd.WaitRecords(ctx, recs[1].CID, recs[2].CID); err != nil {
 		t.Fatalf("records pending before the restart were lost: %v", err)
+	}
+}
+
+// TestFollowPersists: an issue followed at runtime is followed again after
+// a restart; an unfollowed one is not, and can be followed again at once;
+// an issue the node follows by its configuration cannot be unfollowed.
+func TestFollowPersists(t *testing.T) {
+	ctx := testContext(t)
+	net := testnet.New(t, 1, testnet.WithDataDir(t.TempDir()), testnet.WithFollow(slug))
+	following := func(s string) bool {
+		return slices.Contains(net.Nodes[0].Topics(), protocol.IssueTopic(s))
+	}
+	if err := net.Nodes[0].Follow("later"); err != nil {
+		t.Fatal(err)
+	}
+	if err := net.Restart(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	if !following("later") || !following(slug) {
+		t.Fatalf("after a restart the node follows %v", net.Nodes[0].Topics())
+	}
+	if err := net.Nodes[0].Unfollow(slug); !errors.Is(err, node.ErrFollowedByConfig) {
+		t.Fatalf("unfollow of a configured issue: %v", err)
+	}
+	if err := net.Nodes[0].Unfollow("later"); err != nil {
+		t.Fatal(err)
+	}
+	if following("later") {
+		t.Fatal("still following after Unfollow")
+	}
+	if err := net.Nodes[0].Unfollow("never"); err != nil {
+		t.Fatalf("unfollow of an issue not followed: %v", err)
+	}
+	// The topic was left cleanly: it can be joined and published on again.
+	if err := net.Nodes[0].Follow("later"); err != nil {
+		t.Fatalf("follow after unfollow: %v", err)
+	}
+	if _, err := net.Nodes[0].Publish(ctx, protocol.KindStatement, protocol.IssueTopic("later"), statement(1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := net.Nodes[0].Unfollow("later"); err != nil {
+		t.Fatal(err)
+	}
+	if err := net.Restart(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	if following("later") {
+		t.Fatalf("an unfollowed issue is followed after a restart: %v", net.Nodes[0].Topics())
 	}
 }

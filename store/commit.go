@@ -194,7 +194,7 @@ type op struct {
 
 // ops holds a group commit's writes by key prefix, each list in the order
 // written.
-type ops [pPending + 1][]op
+type ops [pFollow + 1][]op
 
 func (p *pending) set(key, value []byte) {
 	p.ops[key[0]] = append(p.ops[key[0]], op{key: key, value: value})

@@ -40,6 +40,7 @@
 //	0x08 | topic                          topic counter: records | last arrival
 //	0x09                                  totals: records | data bytes | last arrival
 //	0x0a | cid                            pending area: raw record waiting for its past
+//	0x0b | slug                           follow list: an issue followed at runtime
 //
 // Here cid is the binary CID (cid.Cid.Bytes), arrival and seq are 8-byte
 // big-endian numbers. The index values repeat the encoded Meta rather than

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -602,5 +603,40 @@ func TestPendingArea(t *testing.T) {
 	}
 	if len(got) != 1 || !got[0].Equals(b.CID) {
 		t.Fatalf("pending after restart: %v, want [%s]", got, b.CID)
+	}
+}
+
+// TestFollowList: the follow list keeps what was set, sorted, across a
+// reopen, and forgets what was removed.
+func TestFollowList(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, WithLogger(testLogger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, slug := range []string{"privacy", "jurisdiction", "dns"} {
+		if err := s.SetFollow(slug, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.SetFollow("dns", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetFollow("", true); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("empty slug: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = Open(dir, WithLogger(testLogger(t))); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	got, err := s.Follows()
+	if err != nil || !slices.Equal(got, []string{"jurisdiction", "privacy"}) {
+		t.Fatalf("Follows = %v, %v", got, err)
+	}
+	if st, _ := s.Stats(); st.Records != 0 {
+		t.Fatalf("the follow list counted as records: %+v", st)
 	}
 }

@@ -199,6 +199,19 @@ func TestAPI(t *testing.T) {
 	if !issues.Issues[0].Following {
 		t.Fatalf("not following after follow: %+v", issues)
 	}
+	anon.wantErr("DELETE", "/issues/privacy/follow", "", 401, api.CodeUnauthorized, "")
+	c.wantErr("DELETE", "/issues/Bad%20Slug/follow", "", 400, api.CodeBadRequest, "")
+	var left map[string]any
+	c.json("DELETE", "/issues/privacy/follow", "", 200, &left)
+	c.json("GET", "/issues", "", 200, &issues)
+	if left["following"] != false || issues.Issues[0].Following {
+		t.Fatalf("following after unfollow: %v, %+v", left, issues)
+	}
+	c.json("POST", "/issues/privacy/follow", "", 200, nil) // and again
+	c.json("GET", "/issues", "", 200, &issues)
+	if !issues.Issues[0].Following {
+		t.Fatalf("not following after a second follow: %+v", issues)
+	}
 
 	// A process.
 	b64 := func(h string) string { b, _ := hex.DecodeString(h); return base64.StdEncoding.EncodeToString(b) }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/clearinghouse-net/clearinghouse/node"
 	"github.com/clearinghouse-net/clearinghouse/protocol"
 	"github.com/clearinghouse-net/clearinghouse/store"
 )
@@ -26,6 +27,9 @@ const (
 	CodeNotFound = "not-found"
 	// CodeMethodNotAllowed: the route exists, the method does not. Status 405.
 	CodeMethodNotAllowed = "method-not-allowed"
+	// CodeConflict: the request conflicts with the node's configuration
+	// (unfollowing an issue listed in topics.follow). Status 409.
+	CodeConflict = "conflict"
 	// CodeRejected: the protocol refused the record; the error's reason is
 	// the protocol reason. Status 422.
 	CodeRejected = "rejected"
@@ -73,6 +77,8 @@ func (s *Server) writeErr(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusForbidden, CodeObserver, "this node is a read-only observer: it serves no writes", protocol.ReasonObserver)
 	case reason != "":
 		writeError(w, http.StatusUnprocessableEntity, CodeRejected, err.Error(), reason)
+	case errors.Is(err, node.ErrFollowedByConfig):
+		writeError(w, http.StatusConflict, CodeConflict, err.Error()+"; remove it from topics.follow in config.toml and restart the node", "")
 	case errors.Is(err, store.ErrNotFound):
 		writeError(w, http.StatusNotFound, CodeNotFound, err.Error(), "")
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded), errors.Is(err, store.ErrClosed):

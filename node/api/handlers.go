@@ -475,3 +475,16 @@ func (s *Server) follow(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"issue": slug, "topic": protocol.IssueTopic(slug), "following": true})
 }
+
+func (s *Server) unfollow(w http.ResponseWriter, r *http.Request) {
+	slug := r.PathValue("slug")
+	if !protocol.ValidSlug(slug) {
+		writeError(w, http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("%q is not a valid issue slug", slug), "")
+		return
+	}
+	if err := s.n.Unfollow(slug); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"issue": slug, "topic": protocol.IssueTopic(slug), "following": false})
+}

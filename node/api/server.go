@@ -214,6 +214,7 @@ func (s *Server) routes() http.Handler {
 	} else {
 		mux.Handle("POST "+Prefix+"/records", s.auth(s.publish))
 		mux.Handle("POST "+Prefix+"/issues/{slug}/follow", s.auth(s.follow))
+		mux.Handle("DELETE "+Prefix+"/issues/{slug}/follow", s.auth(s.unfollow))
 		mux.Handle("POST "+Prefix+"/sync", s.auth(s.sync))
 		mux.HandleFunc(Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusNotFound, CodeNotFound, "no such route: "+r.Method+" "+r.URL.Path, "")

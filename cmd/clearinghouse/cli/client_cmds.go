@@ -27,7 +27,7 @@ import (
 func clientCommands(a *app) []*cobra.Command {
 	issue := &cobra.Command{Use: "issue", Short: "Open, list and follow issues", Args: noArgs,
 		Example: "  clearinghouse issue list\n  clearinghouse issue open privacy --title Privacy"}
-	issue.AddCommand(newIssueOpen(a), newIssueList(a), newIssueFollow(a))
+	issue.AddCommand(newIssueOpen(a), newIssueList(a), newIssueFollow(a), newIssueUnfollow(a))
 	process := &cobra.Command{Use: "process", Short: "Start, list and show processes", Args: noArgs,
 		Example: "  clearinghouse process list privacy\n  clearinghouse process charter --file charter.toml"}
 	process.AddCommand(newProcessCharter(a), newProcessList(a), newProcessShow(a))
@@ -216,7 +216,12 @@ func newIssueList(a *app) *cobra.Command {
 
 func newIssueFollow(a *app) *cobra.Command {
 	return &cobra.Command{
-		Use: "follow SLUG", Short: "Make the node follow an issue's topic (until it restarts; add it to topics.follow to keep it)",
+		Use: "follow SLUG", Short: "Make the node follow an issue's topic, also after restarts",
+		Long: `Make the node join an issue's topic: it receives, stores and forwards the
+issue's records from now on and fetches its history from its peers. The node
+remembers the follow in its store and follows the issue again after a restart,
+until "issue unfollow". (Issues in topics.follow of config.toml are always
+followed.)`,
 		Example: "  clearinghouse issue follow privacy",
 		Args:    argsN(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -228,6 +233,29 @@ func newIssueFollow(a *app) *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(a.stdout, "following %s\n", protocol.IssueTopic(args[0]))
+			return nil
+		},
+	}
+}
+
+func newIssueUnfollow(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use: "unfollow SLUG", Short: "Make the node stop following an issue's topic",
+		Long: `Make the node leave an issue's topic: it stops receiving, forwarding and
+syncing the issue's records, and forgets an earlier "issue follow". The records
+it holds stay in its store and readable. An issue listed in topics.follow of
+config.toml cannot be unfollowed this way: remove it there and restart.`,
+		Example: "  clearinghouse issue unfollow privacy",
+		Args:    argsN(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			if _, err := c.do(cmd.Context(), http.MethodDelete, "/issues/"+url.PathEscape(args[0])+"/follow", nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "not following %s\n", protocol.IssueTopic(args[0]))
 			return nil
 		},
 	}

@@ -103,6 +103,12 @@ func TestClientCommands(t *testing.T) {
 	wantContains(t, e.run(t, "issue", "list").mustSucceed(t).stdout, "privacy", "Privacy", "Org 0")
 	wantContains(t, e.run(t, "issue", "list", "--json").mustSucceed(t).stdout, `"slug":"privacy"`)
 	wantContains(t, e.run(t, "issue", "follow", "privacy").mustSucceed(t).stdout, "following issue/privacy")
+	// privacy is in the node's topics.follow: unfollowing it is refused.
+	if r := e.run(t, "issue", "unfollow", "privacy"); r.code != 1 || !strings.Contains(r.stderr, "topics.follow") {
+		t.Fatalf("unfollow of a configured issue: exit %d, stderr %q", r.code, r.stderr)
+	}
+	wantContains(t, e.run(t, "issue", "follow", "dns").mustSucceed(t).stdout, "following issue/dns")
+	wantContains(t, e.run(t, "issue", "unfollow", "dns").mustSucceed(t).stdout, "not following issue/dns")
 
 	// A process from the example charter, with the test keys as convenors.
 	ex, err := os.ReadFile("../../../docs/examples/charter.toml")
