@@ -7,9 +7,12 @@
 // Errors are JSON objects with a stable code, a message and, for records
 // the protocol refuses, the protocol reason. GET /api/v1/events is a
 // resumable Server-Sent Events stream of accepted records, and GET
-// /metrics serves the node's Prometheus registry.
+// /metrics serves the node's Prometheus registry. The same server answers
+// the read-only web view (web.go): HTML pages of the issues, processes and
+// their audits at /, /issues/{slug} and /processes/{cid}.
 //
-// The API only reads the node and calls Node.Publish and Node.Follow; it
+// The API only reads the node and calls Node.Publish, Node.Follow and
+// Node.Unfollow; it
 // holds no state of its own besides its open event streams, which end when
 // the server is closed.
 package api

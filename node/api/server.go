@@ -198,6 +198,7 @@ func (s *Server) routes() http.Handler {
 	if !s.opts.noMetrics {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(s.n.Registry(), promhttp.HandlerOpts{}))
 	}
+	s.webRoutes(mux)
 
 	if s.n.IsObserver() {
 		// Sync fetches and verifies; it signs nothing, so an observer
@@ -253,7 +254,7 @@ func (s *Server) jsonErrors(mux *http.ServeMux) http.Handler {
 			return
 		}
 		var allow []string
-		for _, m := range []string{http.MethodGet, http.MethodPost} {
+		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodDelete} {
 			probe := r.Clone(r.Context())
 			probe.Method = m
 			if _, p := mux.Handler(probe); !fallback(p) {
