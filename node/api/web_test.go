@@ -22,7 +22,7 @@ type webClock struct {
 	t  time.Time
 }
 
-func (c *webClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *webClock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *webClock) Set(t time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.t = t }
 
 // getPage fetches a web page and returns its status, body and headers.
