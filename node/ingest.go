@@ -341,10 +341,6 @@ func (in *ingester) check(rec *protocol.Record, inBatch map[cid.Cid]*staged, slo
 			parents = append(parents, p)
 			continue
 		}
-		if prev := rec.PrevCID(); c == prev && !in.prevStored(rec) {
-			missing++
-			continue
-		}
 		m, err := st.Meta(c)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
@@ -371,14 +367,6 @@ func (in *ingester) check(rec *protocol.Record, inBatch map[cid.Cid]*staged, slo
 	// Last, the rules of the causal past: membership, issues, processes.
 	// admit applies the record to the derived state when it passes.
 	return in.n.state.admit(rec)
-}
-
-// prevStored reports whether the store holds rec's prev, by the author's
-// chain slot before rec's (answered from memory when the chain's top is
-// below it, as it is for a record that arrived before its prev).
-func (in *ingester) prevStored(rec *protocol.Record) bool {
-	c, err := in.n.store.ChainAt(rec.Env.Author, rec.Env.Topic, rec.Env.Seq-1)
-	return err == nil && c.Equals(rec.PrevCID())
 }
 
 // stored reports whether the store holds rec, by its chain slot (a stored
@@ -425,12 +413,6 @@ func (in *ingester) addPending(req *applyReq, inBatch map[cid.Cid]*staged) error
 		_, flying := in.inflight[c]
 		in.inflightMu.Unlock()
 		if flying {
-			continue
-		}
-		if c == rec.PrevCID() {
-			if !in.prevStored(rec) {
-				missing = append(missing, c)
-			}
 			continue
 		}
 		if ok, _ := in.n.store.Has(c); !ok {

@@ -298,6 +298,13 @@ func Start(ctx context.Context, n int, opts ...Option) (_ *Network, err error) {
 	return net, nil
 }
 
+// SyncInterval is how often testnet nodes sync every joined topic with
+// their peers (node.WithSyncInterval; WithNodeOptions may override it).
+// It is much shorter than a real node's, so that a gossip message lost in
+// a busy test run (gossip announces, sync guarantees) is repaired well
+// within a test's deadline.
+const SyncInterval = 2 * time.Second
+
 func (net *Network) startNode(ctx context.Context, i int) (*node.Node, error) {
 	o := net.opts
 	opts := []node.Option{
@@ -307,6 +314,7 @@ func (net *Network) startNode(ctx context.Context, i int) (*node.Node, error) {
 		node.WithListenAddrs([]string{"/ip4/127.0.0.1/tcp/0"}),
 		node.WithObserver(i >= len(net.Keys)-o.observers),
 		node.WithFollow(o.follow),
+		node.WithSyncInterval(SyncInterval),
 	}
 	if o.dataDir != "" {
 		opts = append(opts, node.WithDataDir(filepath.Join(o.dataDir, fmt.Sprintf("node-%d", i))))
