@@ -314,7 +314,7 @@ func (in *ingester) check(rec *protocol.Record, inBatch map[cid.Cid]*staged, slo
 		other, ok = in.inflightSlots[slot]
 	}
 	if !ok {
-		c, err := st.ChainAt(rec.Env.Author, rec.Env.Topic, rec.Env.Seq)
+		c, err := st.ChainAtFast(rec.Env.Author, rec.Env.Topic, rec.Env.Seq)
 		switch {
 		case err == nil:
 			other, ok = c, true
@@ -371,9 +371,10 @@ func (in *ingester) check(rec *protocol.Record, inBatch map[cid.Cid]*staged, slo
 
 // stored reports whether the store holds rec, by its chain slot (a stored
 // record holds its slot): for a record that extends its author's chain the
-// store answers from memory.
+// store answers from memory. A record whose commit is just returning may
+// be reported absent; the apply loop then refuses it as a duplicate.
 func (n *Node) stored(rec *protocol.Record) (bool, error) {
-	c, err := n.store.ChainAt(rec.Env.Author, rec.Env.Topic, rec.Env.Seq)
+	c, err := n.store.ChainAtFast(rec.Env.Author, rec.Env.Topic, rec.Env.Seq)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return false, nil

@@ -15,11 +15,14 @@ const chainTopsMax = 1 << 18
 // chain slot), so the hot path of ingest, appending to a chain, needs no
 // pebble lookup for its duplicate and chain-slot checks.
 //
-// Invariant: a cached value is >= the highest seq committed for the chain.
-// The committer raises a cached value after each commit, before it answers
-// the waiters; a missing entry is loaded from pebble under mu, so a commit
-// cannot slip between the load and the insertion. Forgetting an entry is
-// always safe.
+// Invariant: a cached value is >= the highest seq of the chain in every
+// commit that has returned to its Put or batch. The committer raises a
+// cached value after each commit is durable, before it answers the
+// waiters; between the two, a reader of pebble may already see a record
+// the cache does not know of (so only the writer, who knows what it has
+// in flight, uses the cache: Store.ChainAtFast). A missing entry is loaded
+// from pebble under mu, so a commit cannot slip between the load and the
+// insertion. Forgetting an entry is always safe.
 type chainTops struct {
 	mu  sync.Mutex
 	m   map[string]uint64 // chainPrefix(author, topic) -> top seq
@@ -77,10 +80,11 @@ const headsMax = 4096
 // records the topic ever had (35 ms at 50,000). Publish asks for a topic's
 // heads for every record it builds.
 //
-// Invariant: a cached set equals the head index as of the last commit. The
-// committer applies each commit's changes after it is durable and before
-// it answers the waiters; a missing topic is loaded from pebble under mu,
-// so no commit slips between the load and the insertion.
+// Invariant: a cached set equals the head index as readers of pebble see
+// it. The committer holds mu while it applies a commit to pebble and then
+// to the cached sets, so a reader of Heads sees either neither or both; a
+// missing topic is loaded from pebble under mu, so no commit slips between
+// the load and the insertion.
 type topicHeads struct {
 	mu  sync.Mutex
 	m   map[string]map[string]struct{} // topic -> CID key strings

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -46,15 +47,15 @@ func TestChainTopsAfterReopen(t *testing.T) {
 	}
 	_, err = s.Put(context.Background(), mkEntry(t, "other", a, "issue/x", 2, chain[0].CID), 99)
 	wantErr(t, err, ErrChainConflict)
-	if c, err := s.ChainAt(a, "issue/x", 5); err != nil || !c.Equals(chain[4].CID) {
-		t.Fatalf("ChainAt 5 = %s, %v; want %s", c, err, chain[4].CID)
+	if c, err := s.ChainAtFast(a, "issue/x", 5); err != nil || !c.Equals(chain[4].CID) {
+		t.Fatalf("ChainAtFast 5 = %s, %v; want %s", c, err, chain[4].CID)
 	}
-	if _, err := s.ChainAt(a, "issue/x", 6); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("ChainAt 6: %v, want ErrNotFound", err)
+	if _, err := s.ChainAtFast(a, "issue/x", 6); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("ChainAtFast 6: %v, want ErrNotFound", err)
 	}
 	mustPut(t, s, mkEntry(t, "r", a, "issue/x", 6, prev))
-	if _, err := s.ChainAt(a, "issue/x", 6); err != nil {
-		t.Fatalf("ChainAt 6 after Put: %v", err)
+	if _, err := s.ChainAtFast(a, "issue/x", 6); err != nil {
+		t.Fatalf("ChainAtFast 6 after Put: %v", err)
 	}
 }
 
@@ -87,7 +88,7 @@ func TestChainTopsForgetting(t *testing.T) {
 			_, err = s.Put(context.Background(), mkEntry(t, "forked", e.Author, e.Topic, e.Seq, e.Prev), 1)
 			wantErr(t, err, ErrChainConflict)
 		}
-		if _, err := s.ChainAt(author(byte(i+1)), "issue/x", length+1); !errors.Is(err, ErrNotFound) {
+		if _, err := s.ChainAtFast(author(byte(i+1)), "issue/x", length+1); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("chain %d: ChainAt past the top: %v", i, err)
 		}
 	}
@@ -96,7 +97,7 @@ func TestChainTopsForgetting(t *testing.T) {
 	}
 }
 
-// TestChainAtSeesEveryCommit: once Put returns, ChainAt finds the record,
+// TestChainAtSeesEveryCommit: once Put returns, ChainAtFast finds the record,
 // while other goroutines load and forget cache entries concurrently (run
 // it with -race).
 func TestChainAtSeesEveryCommit(t *testing.T) {
@@ -108,7 +109,7 @@ func TestChainAtSeesEveryCommit(t *testing.T) {
 	for r := range 2 {
 		readers.Go(func() {
 			for i := 0; ctx.Err() == nil; i++ {
-				_, _ = s.ChainAt(author(byte(1+(i+r)%writers)), "issue/x", uint64(1+i%length))
+				_, _ = s.ChainAtFast(author(byte(1+(i+r)%writers)), "issue/x", uint64(1+i%length))
 			}
 		})
 	}
@@ -124,8 +125,8 @@ func TestChainAtSeesEveryCommit(t *testing.T) {
 					errs <- err
 					return
 				}
-				if c, err := s.ChainAt(a, "issue/x", seq); err != nil || !c.Equals(e.CID) {
-					errs <- errors.Join(errors.New("ChainAt after Put returned"), err)
+				if c, err := s.ChainAtFast(a, "issue/x", seq); err != nil || !c.Equals(e.CID) {
+					errs <- errors.Join(errors.New("ChainAtFast after Put returned"), err)
 					return
 				}
 				prev = e.CID
@@ -209,4 +210,55 @@ func TestHeadsCacheMatchesIndex(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = s.Close() })
 	check(s)
+}
+
+// TestHeadsNeverLagReads: a reader that finds a record in the store finds
+// it, or a record after it, among the heads: the cached heads change with
+// the records becoming readable (a commit's records are readable in pebble
+// before its Put returns).
+func TestHeadsNeverLagReads(t *testing.T) {
+	s := openMem(t)
+	a := author(3)
+	const n = 300
+	chain := make([]Entry, n)
+	prev := cid.Undef
+	for i := range chain {
+		chain[i] = mkEntry(t, "r", a, "issue/x", uint64(i+1), prev)
+		prev = chain[i].CID
+	}
+	done := make(chan error, 1)
+	go func() {
+		for _, e := range chain {
+			if _, err := s.Put(context.Background(), e, 1); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	for i := range chain {
+		for {
+			ok, err := s.Has(chain[i].CID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok {
+				break
+			}
+			runtime.Gosched() // the writer is making progress
+		}
+		heads, err := s.Heads("issue/x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(heads) != 1 || !slices.ContainsFunc(chain[i:], func(e Entry) bool { return e.CID.Equals(heads[0]) }) {
+			t.Fatalf("record %d is readable but the heads are %v", i+1, heads)
+		}
+		if c, err := s.ChainAt(a, "issue/x", uint64(i+1)); err != nil || !c.Equals(chain[i].CID) {
+			t.Fatalf("record %d is readable but ChainAt says %s, %v", i+1, c, err)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
 }

@@ -156,7 +156,16 @@ func (s *Store) commit(group []*putReq) {
 			p.set(topicStatKey(topic), ts.encode())
 		}
 		p.set(statsKey, p.totals.encode())
+		// Heads readers wait for the commit: the cached heads change
+		// with the records becoming readable, never before or after.
+		s.heads.mu.Lock()
 		err := s.apply(&p.ops)
+		if err == nil {
+			for _, e := range p.accepted {
+				s.heads.apply(e)
+			}
+		}
+		s.heads.mu.Unlock()
 		s.commits.Add(1)
 		if err != nil {
 			err = fmt.Errorf("store: commit %d records: %w", accepted, err)
@@ -174,11 +183,6 @@ func (s *Store) commit(group []*putReq) {
 				s.tops.raise(slot[:n], binary.BigEndian.Uint64([]byte(slot[n:])))
 			}
 			s.tops.mu.Unlock()
-			s.heads.mu.Lock()
-			for _, e := range p.accepted {
-				s.heads.apply(e)
-			}
-			s.heads.mu.Unlock()
 		}
 	}
 	for i, r := range group {

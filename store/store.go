@@ -387,6 +387,33 @@ func (s *Store) ChainAt(author []byte, topic string, seq uint64) (cid.Cid, error
 		return cid.Undef, err
 	}
 	defer s.mu.RUnlock()
+	m, err := s.getMeta(chainKey(author, topic, seq))
+	if err != nil {
+		return cid.Undef, err
+	}
+	return m.CID, nil
+}
+
+// ChainAtFast is ChainAt for the store's writer: it answers ErrNotFound
+// from memory, without reading pebble, when seq is above the highest seq
+// it knows of on the chain (see chainTops), as it is for a record that
+// extends its author's chain. The memory is updated when a commit is
+// durable, just before the Put or batch that wrote it returns: a record
+// of a commit that has not returned yet may be reported absent although
+// a pebble read would already find it. A writer that keeps track of what
+// it has queued and not yet seen return (the node's apply loop does) is
+// not misled by that; other readers should use ChainAt.
+func (s *Store) ChainAtFast(author []byte, topic string, seq uint64) (cid.Cid, error) {
+	if err := validAuthor(author); err != nil {
+		return cid.Undef, err
+	}
+	if err := validName("topic", topic); err != nil {
+		return cid.Undef, err
+	}
+	if err := s.rlock(); err != nil {
+		return cid.Undef, err
+	}
+	defer s.mu.RUnlock()
 	key := chainKey(author, topic, seq)
 	switch free, err := s.slotFree(key[:len(key)-8], seq); {
 	case err != nil:

@@ -53,7 +53,8 @@ and store/, so every client command works against node i with
 --data-dir DIR/node-i.
 
 The testnet federation has no minimum notice (rules.minNoticeSeconds = 0), so a
-process can move from notice to consultation within seconds.`,
+process can move from notice to consultation within seconds, and its nodes sync
+with each other every 2 s (a real node: sync.interval, 30 s by default).`,
 		Example: `  clearinghouse testnet
   clearinghouse testnet --nodes 6 --observers 1 --dir /tmp/ch-testnet --follow privacy
   clearinghouse --data-dir /tmp/ch-testnet/node-0 status`,
