@@ -190,6 +190,9 @@ func (m *Member) Check(groups, regions []string) error {
 	if len(m.Key) != ed25519.PublicKeySize {
 		return fmt.Errorf("key is %d bytes, want %d", len(m.Key), ed25519.PublicKeySize)
 	}
+	if smallOrder(m.Key) {
+		return fmt.Errorf("key %x is a point of small order: anyone can sign for it", m.Key[:8])
+	}
 	if err := checkText("org", m.Org, 1, 200); err != nil {
 		return err
 	}

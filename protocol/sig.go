@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/oasisprotocol/curve25519-voi/curve"
 	voi "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
 )
 
@@ -18,8 +19,19 @@ import (
 // guarantee; every node must reach the same verdict on every record, so
 // every check of a record or genesis signature goes through verifySig or
 // verifyBatch. Every signature the Go standard library accepts is accepted
-// here too (its cofactorless equation implies the cofactored one).
-var sigOptions = &voi.Options{Verify: voi.VerifyOptionsZIP_215}
+// here too (its cofactorless equation implies the cofactored one), but
+// for those of keys of small order.
+//
+// One exception to ZIP-215: a public key that is a point of small order is
+// refused (ZIP-215 accepts it). For such a key, anyone can make a
+// signature that verifies, of any message, under either equation; a
+// founder or member key of that kind would let anyone act as that member.
+var sigOptions = &voi.Options{Verify: &voi.VerifyOptions{
+	AllowSmallOrderA:   false,
+	AllowSmallOrderR:   true,
+	AllowNonCanonicalA: true,
+	AllowNonCanonicalR: true,
+}}
 
 // verifySig reports whether sig is a valid signature of msg by pub.
 func verifySig(pub, msg, sig []byte) bool {
@@ -151,5 +163,21 @@ func ValidateBatch(raws [][]byte, network cid.Cid, now time.Time) ([]*Record, []
 }
 
 func badSignature(r *Record) error {
+	if smallOrder(r.Env.Author) {
+		return Errorf(ReasonBadSignature, "author key %x is a point of small order: anyone can sign for it, so no signature by it is valid", r.Env.Author[:8])
+	}
 	return Errorf(ReasonBadSignature, "signature does not verify for author %x", r.Env.Author[:8])
+}
+
+// smallOrder reports whether pub decodes to a point of small order.
+func smallOrder(pub []byte) bool {
+	var c curve.CompressedEdwardsY
+	if _, err := c.SetBytes(pub); err != nil {
+		return false
+	}
+	var p curve.EdwardsPoint
+	if _, err := p.SetCompressedY(&c); err != nil {
+		return false
+	}
+	return p.IsSmallOrder()
 }

@@ -3,11 +3,14 @@ package protocol_test
 import (
 	"bytes"
 	"crypto/ed25519"
+	"crypto/sha512"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/oasisprotocol/curve25519-voi/curve/scalar"
 
 	"github.com/clearinghouse-net/clearinghouse/protocol"
 )
@@ -77,44 +80,120 @@ func TestValidateBatchMatchesValidate(t *testing.T) {
 }
 
 // TestSignatureRuleZIP215 pins the verification rule (docs/protocol.md
-// 3.1): a signature whose R is a non-canonical encoding of a valid point
-// verifies by the cofactored ZIP-215 equation, where the Go standard
-// library's cofactorless check rejects it. Here A and R are the identity
-// point, R written as y = p+1 instead of y = 1, and S = 0.
+// 3.1). A signature whose R is a non-canonical encoding of a valid point
+// (here the identity, written as y = p+1) verifies by the cofactored
+// ZIP-215 equation, where the Go standard library's cofactorless check
+// rejects it; S = k*a makes [8][S]B = [8][k]A hold for a real key. A key
+// of small order (the identity) is refused even for a signature that the
+// standard library accepts. S must be below L.
 func TestSignatureRuleZIP215(t *testing.T) {
-	pub := make([]byte, 32)
-	pub[0] = 0x01 // the identity, canonical
-	sig := make([]byte, 64)
-	sig[0] = 0xee // y = 2^255-18 = p+1: the identity, non-canonical
-	for i := 1; i < 31; i++ {
-		sig[i] = 0xff
-	}
-	sig[31] = 0x7f
+	key := fixedKey(9)
+	pub := key.Public().(ed25519.PublicKey)
 	msg := []byte("any message")
+	nonCanonicalIdentity := make([]byte, 32)
+	nonCanonicalIdentity[0] = 0xee // y = 2^255-18 = p+1
+	for i := 1; i < 31; i++ {
+		nonCanonicalIdentity[i] = 0xff
+	}
+	nonCanonicalIdentity[31] = 0x7f
+	// a: the secret scalar of key (RFC 8032 5.1.5); k = H(R || A || M).
+	h := sha512.Sum512(key.Seed())
+	h[0] &= 248
+	h[31] &= 127
+	h[31] |= 64
+	a, err := scalar.NewFromBytesModOrder(h[:32])
+	if err != nil {
+		t.Fatal(err)
+	}
+	kh := sha512.New()
+	kh.Write(nonCanonicalIdentity)
+	kh.Write(pub)
+	kh.Write(msg)
+	k, err := scalar.NewFromBytesModOrderWide(kh.Sum(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig := make([]byte, 64)
+	copy(sig, nonCanonicalIdentity)
+	if err := scalar.New().Mul(k, a).ToBytes(sig[32:]); err != nil {
+		t.Fatal(err)
+	}
 	if !protocol.VerifySig(pub, msg, sig) {
-		t.Fatal("ZIP-215 rule: the non-canonical R should verify")
+		t.Fatal("ZIP-215 rule: a non-canonical R should verify")
 	}
 	if ed25519.Verify(pub, msg, sig) {
 		t.Fatal("the standard library accepts it too: the test no longer shows the difference")
 	}
-	// And the other way: what the standard library accepts, the rule
-	// accepts.
-	k := fixedKey(9)
-	good := ed25519.Sign(k, msg)
-	if !protocol.VerifySig(k.Public().(ed25519.PublicKey), msg, good) {
+
+	// What the standard library accepts, the rule accepts; damage fails.
+	good := ed25519.Sign(key, msg)
+	if !protocol.VerifySig(pub, msg, good) {
 		t.Fatal("a standard signature does not verify")
 	}
 	bad := bytes.Clone(good)
 	bad[40] ^= 1
-	if protocol.VerifySig(k.Public().(ed25519.PublicKey), msg, bad) {
+	if protocol.VerifySig(pub, msg, bad) {
 		t.Fatal("a damaged signature verifies")
 	}
-	// S must be below L: with S = L, [S]B is the identity as with S = 0,
-	// so only the rule S < L refuses it.
+
+	// The identity as a key: R = identity, S = 0 is a valid signature of
+	// any message under both equations, by anyone. Refused.
+	identity := make([]byte, 32)
+	identity[0] = 0x01
+	forged := make([]byte, 64)
+	forged[0] = 0x01
+	if !ed25519.Verify(identity, msg, forged) {
+		t.Fatal("the standard library refuses the forgery: the test no longer shows why small-order keys are refused")
+	}
+	if protocol.VerifySig(identity, msg, forged) {
+		t.Fatal("a signature by a small-order key verifies")
+	}
+
+	// S must be below L: with S = L, [S]B is the identity as with S = 0.
 	high := bytes.Clone(sig)
 	copy(high[32:], []byte{0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
 		0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10})
 	if protocol.VerifySig(pub, msg, high) {
 		t.Fatal("a signature with S = L verifies")
+	}
+}
+
+// TestSmallOrderAuthorRefused: a record by a key of small order is refused
+// as bad-signature, saying why, alone and in a batch.
+func TestSmallOrderAuthorRefused(t *testing.T) {
+	key := fixedKey(1)
+	net := devNetwork(t, key)
+	r := statement(t, key, net, 1, cid.Undef)
+	env := r.Env
+	env.Author = make([]byte, 32)
+	env.Author[0] = 0x01 // the identity
+	env.Sig = make([]byte, 64)
+	env.Sig[0] = 0x01 // R = identity, S = 0
+	raw, err := protocol.Marshal(&env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := vectorTime.Add(time.Hour)
+	_, err = protocol.Validate(raw, net, now)
+	if protocol.ReasonOf(err) != protocol.ReasonBadSignature || !strings.Contains(err.Error(), "small order") {
+		t.Fatalf("Validate: %v", err)
+	}
+	_, errs := protocol.ValidateBatch([][]byte{raw, r.Raw, raw}, net, now)
+	if protocol.ReasonOf(errs[0]) != protocol.ReasonBadSignature || errs[1] != nil || protocol.ReasonOf(errs[2]) != protocol.ReasonBadSignature {
+		t.Fatalf("ValidateBatch: %v", errs)
+	}
+}
+
+// TestSmallOrderFounderRefused: a genesis naming a key of small order as a
+// founder is malformed.
+func TestSmallOrderFounderRefused(t *testing.T) {
+	identity := make([]byte, 32)
+	identity[0] = 0x01
+	g := protocol.NewGenesis("weak", []protocol.Member{
+		{Key: fixedKey(1).Public().(ed25519.PublicKey), Org: "A", Group: protocol.DefaultGroups[0], Region: protocol.DefaultRegions[0]},
+		{Key: identity, Org: "Anyone", Group: protocol.DefaultGroups[1], Region: protocol.DefaultRegions[1]},
+	}, vectorTime)
+	if err := g.CheckShape(); err == nil || !strings.Contains(err.Error(), "small order") {
+		t.Fatalf("CheckShape: %v", err)
 	}
 }

@@ -58,12 +58,14 @@
 // the arrival index (one reverse seek), and checks that the last two agree.
 // It does no other reads: nothing is counted or rebuilt by scanning.
 //
-// Two caches spare the hot paths pebble reads, both filled on demand,
-// bounded, and updated by the committer after each commit and before it
-// answers (chaintop.go): the highest seq stored per recently used chain, so
-// that the duplicate and chain-slot checks of a record that extends its
-// chain read nothing; and the heads of recently asked-for topics, whose
-// index range fills with deletion tombstones until compaction.
+// Two caches spare the hot paths pebble reads, both filled on demand and
+// bounded (chaintop.go): the highest seq stored per recently used chain, so
+// that the writer's duplicate and chain-slot checks of a record that
+// extends its chain read nothing ([Store.ChainAtFast]; it may lag a commit
+// that has not returned yet, which only the writer can account for); and
+// the heads of recently asked-for topics, whose index range fills with
+// deletion tombstones until compaction, updated with each commit so that
+// [Store.Heads] never lags what pebble readers see.
 //
 // Tests use the same code on pebble's in-memory file system ([WithInMemory]).
 package store
