@@ -256,5 +256,8 @@ func checkKey(field string, key []byte) error {
 	if len(key) != ed25519.PublicKeySize {
 		return fmt.Errorf("%s: %d bytes, want a %d-byte ed25519 key", field, len(key), ed25519.PublicKeySize)
 	}
+	if smallOrder(key) {
+		return fmt.Errorf("%s: %x is a point of small order: anyone can sign for it", field, key[:8])
+	}
 	return nil
 }

@@ -197,3 +197,17 @@ func TestSmallOrderFounderRefused(t *testing.T) {
 		t.Fatalf("CheckShape: %v", err)
 	}
 }
+
+// TestSmallOrderNewKeyRefused: a member cannot rotate to, or be replaced
+// by, a key of small order.
+func TestSmallOrderNewKeyRefused(t *testing.T) {
+	identity := make([]byte, 32)
+	identity[0] = 0x01
+	if err := (&protocol.MemberRotate{NewKey: identity}).Check(); err == nil || !strings.Contains(err.Error(), "small order") {
+		t.Fatalf("rotate to a small-order key: %v", err)
+	}
+	good := fixedKey(2).Public().(ed25519.PublicKey)
+	if err := (&protocol.MemberRotate{NewKey: good}).Check(); err != nil {
+		t.Fatalf("rotate to a good key: %v", err)
+	}
+}
