@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/ipfs/go-cid"
+
 	"github.com/clearinghouse-net/clearinghouse/protocol"
 )
 
@@ -64,6 +66,7 @@ func (n *Node) ingestMany(ctx context.Context, raws [][]byte, topic string, src 
 		}
 		return bytes.Compare(ra.CID.Bytes(), rb.CID.Bytes())
 	})
+	order = parentsFirst(order, res)
 	reqs := make([]*applyReq, len(order))
 	for k, i := range order {
 		reqs[k] = &applyReq{rec: res[i].rec, src: src, received: received, done: make(chan error, 1)}
@@ -105,4 +108,35 @@ func (n *Node) waitMany(ctx context.Context, res []ingestResult, order []int, re
 			res[i].err = errClosed
 		}
 	}
+}
+
+// parentsFirst reorders order (indexes into res, sorted by claimed time)
+// so that a record comes after its parents in the same batch, keeping the
+// time order otherwise. Records of one millisecond sort by CID, which can
+// put a child first; the apply loop would then hold it as pending and look
+// its parent up in the store before the parent arrives a moment later.
+func parentsFirst(order []int, res []ingestResult) []int {
+	at := make(map[cid.Cid]int, len(order)) // CID -> index into res
+	for _, i := range order {
+		at[res[i].rec.CID] = i
+	}
+	out := make([]int, 0, len(order))
+	done := make(map[int]bool, len(order))
+	var emit func(i int)
+	emit = func(i int) {
+		if done[i] {
+			return
+		}
+		done[i] = true // before the parents: a cycle (impossible by hashing) cannot loop
+		for _, l := range res[i].rec.Links() {
+			if j, ok := at[l]; ok {
+				emit(j)
+			}
+		}
+		out = append(out, i)
+	}
+	for _, i := range order {
+		emit(i)
+	}
+	return out
 }

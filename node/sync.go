@@ -567,6 +567,9 @@ type client struct {
 	peer   peer.ID
 	stream network.Stream
 	r      *bufio.Reader
+	// stored holds the records fetched that the node stored or already
+	// held, so the report need not ask the store about them again.
+	stored map[cid.Cid]bool
 }
 
 func (s *syncer) open(ctx context.Context, p peer.ID) (*client, error) {
@@ -644,13 +647,18 @@ func (s *syncer) syncTopic(ctx context.Context, p peer.ID, topic string) (rep Sy
 	got, _, err := c.fetchClosure(ctx, topic, cids, true, syncClosureDepth)
 	rep.Fetched = got
 	fetched = got
-	rep.Stored, lag = s.countStored(cids)
+	rep.Stored, lag = s.countStored(cids, c.stored)
 	return rep, err
 }
 
-// countStored returns how many of cids are stored and how many are not.
-func (s *syncer) countStored(cids []cid.Cid) (stored, missing int) {
+// countStored returns how many of cids are stored and how many are not;
+// those in known are stored, the others are looked up.
+func (s *syncer) countStored(cids []cid.Cid, known map[cid.Cid]bool) (stored, missing int) {
 	for _, c := range cids {
+		if known[c] {
+			stored++
+			continue
+		}
 		if ok, _ := s.n.store.Has(c); ok {
 			stored++
 		} else {
@@ -671,7 +679,7 @@ func (s *syncer) fetchFrom(ctx context.Context, p peer.ID, topic string, cids []
 	got, complete, err := c.fetchClosure(ctx, topic, cids, false, syncGapDepth)
 	c.close()
 	rep := SyncReport{Fetched: got}
-	rep.Stored, _ = s.countStored(cids)
+	rep.Stored, _ = s.countStored(cids, c.stored)
 	if err != nil {
 		return rep, err
 	}
@@ -704,6 +712,22 @@ func (c *client) reconcile(set *protocol.ItemSet, topic string) (need [][32]byte
 // sends one message and returns the answer, chunking messages to
 // syncChunkRanges active ranges. bad is called with a malformed answer.
 func reconcileWith(set *protocol.ItemSet, roundTrip func([]protocol.Range) ([]protocol.Range, error), bad func(error)) (need [][32]byte, rounds int, err error) {
+	var uppers []protocol.Bound
+	defer func() {
+		// Oldest first, as the responder orders them: the fetch then
+		// delivers parents before their children, whatever round found
+		// them.
+		idx := make([]int, len(need))
+		for i := range idx {
+			idx[i] = i
+		}
+		slices.SortStableFunc(idx, func(a, b int) int { return protocol.CompareBounds(uppers[a], uppers[b]) })
+		sorted := make([][32]byte, len(need))
+		for i, j := range idx {
+			sorted[i] = need[j]
+		}
+		need = sorted
+	}()
 	msg := set.Initiate()
 	for msg != nil {
 		var next []protocol.Range
@@ -715,12 +739,13 @@ func reconcileWith(set *protocol.ItemSet, roundTrip func([]protocol.Range) ([]pr
 			if err != nil {
 				return need, rounds, err
 			}
-			nd, nx, err := set.Continue(resp)
+			nd, up, nx, err := set.ContinueBounds(resp)
 			if err != nil {
 				bad(err)
 				return need, rounds, fmt.Errorf("%w: %w", ErrBadPeer, err)
 			}
 			need = append(need, nd...)
+			uppers = append(uppers, up...)
 			if nx == nil {
 				nx = []protocol.Range{{Upper: chunk[len(chunk)-1].Upper, Mode: protocol.ModeSkip}}
 			}
@@ -827,6 +852,12 @@ func (c *client) fetch(ctx context.Context, topic string, cids []cid.Cid, strict
 	// outside asked and fails on a record no honest peer serves.
 	check := func(results []ingestResult) error {
 		for _, r := range results {
+			if r.rec != nil && (r.err == nil || protocol.ReasonOf(r.err) == protocol.ReasonDuplicate) {
+				if c.stored == nil {
+					c.stored = map[cid.Cid]bool{}
+				}
+				c.stored[r.rec.CID] = true
+			}
 			if protocol.ReasonOf(r.err) == protocol.ReasonMissingDeps && r.rec != nil {
 				for _, l := range r.rec.Links() {
 					if asked[l] || seen[l] {

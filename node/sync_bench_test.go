@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 	"testing"
@@ -33,7 +34,8 @@ import (
 //	records/s     catch-up throughput
 //
 // Run: go test ./node -run '^$' -bench BenchmarkSyncCatchUp -benchtime 5x
-// (5,000 records; SYNC_BENCH_RECORDS=100000 for a larger history).
+// (5,000 records; SYNC_BENCH_RECORDS=100000 for a larger history;
+// SYNC_PROFILE=FILE writes a CPU profile of the first catch-up alone).
 func BenchmarkSyncCatchUp(b *testing.B) {
 	n := 5000
 	if v := os.Getenv("SYNC_BENCH_RECORDS"); v != "" {
@@ -65,6 +67,13 @@ func BenchmarkSyncCatchUp(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StartTimer()
+		if f := os.Getenv("SYNC_PROFILE"); f != "" && i == 0 {
+			pf, err := os.Create(f)
+			if err != nil {
+				b.Fatal(err)
+			}
+			_ = pprof.StartCPUProfile(pf)
+		}
 		start := time.Now()
 		if err := net.Connect(ctx, 1, 0); err != nil {
 			b.Fatal(err)
@@ -75,6 +84,9 @@ func BenchmarkSyncCatchUp(b *testing.B) {
 		}
 		cancel()
 		total += time.Since(start)
+		if i == 0 {
+			pprof.StopCPUProfile()
+		}
 	}
 	per := total / time.Duration(b.N)
 	b.ReportMetric(float64(per.Microseconds())/1000, "catchup-ms")

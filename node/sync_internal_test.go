@@ -1,6 +1,8 @@
 package node
 
 import (
+	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
 	"math/rand/v2"
@@ -53,6 +55,10 @@ func reconcileSets(t testing.TB, server, client *protocol.ItemSet) (need [][32]b
 // empty set, a set missing a few, and a set missing many.
 func TestReconcileChunked(t *testing.T) {
 	all := randomItems(150_000, 1)
+	times := map[[32]byte]int64{}
+	for _, it := range all {
+		times[it.ID] = it.Time
+	}
 	for _, tc := range []struct {
 		name    string
 		missing int
@@ -76,6 +82,16 @@ func TestReconcileChunked(t *testing.T) {
 			need, rounds, _ := reconcileSets(t, protocol.NewItemSet(slices.Clone(all)), protocol.NewItemSet(have))
 			if len(need) != len(want) {
 				t.Fatalf("found %d missing, want %d", len(need), len(want))
+			}
+			// Oldest first, in the responder's (time, id) order, whatever
+			// round found each.
+			if !slices.IsSortedFunc(need, func(a, b [32]byte) int {
+				if ta, tb := times[a], times[b]; ta != tb {
+					return cmp.Compare(ta, tb)
+				}
+				return bytes.Compare(a[:], b[:])
+			}) {
+				t.Fatalf("the %d ids needed are not in (time, id) order", len(need))
 			}
 			for _, id := range need {
 				if !want[id] {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -111,5 +112,37 @@ func TestVerifierClosed(t *testing.T) {
 		if !errors.Is(r.err, context.Canceled) {
 			t.Fatalf("validateAll record %d with an ended context: %v", i, r.err)
 		}
+	}
+}
+
+// TestParentsFirst: within a batch, a record follows its parents whatever
+// the order it was given in; records unrelated keep their order.
+func TestParentsFirst(t *testing.T) {
+	network := protocol.RecordCID([]byte("pool network"))
+	raws, _ := poolRecords(t, network, 4) // a chain: 0 <- 1 <- 2 <- 3
+	res := make([]ingestResult, len(raws)+1)
+	for i, raw := range raws {
+		r, err := protocol.Decode(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res[i].rec = r
+	}
+	// An unrelated record: another author's first.
+	other, err := protocol.Build(ed25519.NewKeyFromSeed(bytes.Repeat([]byte{8}, ed25519.SeedSize)), protocol.Draft{
+		Network: network, Kind: protocol.KindStatement, Topic: "issue/pool", Seq: 1,
+		Time: time.Now(), Body: &protocol.Statement{Title: "t", Text: "other"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res[4].rec = other
+	got := parentsFirst([]int{3, 4, 1, 2, 0}, res)
+	want := []int{0, 1, 2, 3, 4}
+	if !slices.Equal(got, want) {
+		t.Fatalf("order %v, want %v", got, want)
+	}
+	if got := parentsFirst([]int{4, 0, 2, 1, 3}, res); !slices.Equal(got, []int{4, 0, 1, 2, 3}) {
+		t.Fatalf("order %v, want [4 0 1 2 3]", got)
 	}
 }

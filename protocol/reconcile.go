@@ -215,12 +215,22 @@ func (s *ItemSet) Respond(msg []Range) ([]Range, error) {
 // responder holds that this set lacks, and the next message (nil when the
 // reconciliation is complete).
 func (s *ItemSet) Continue(msg []Range) (need [][32]byte, next []Range, err error) {
+	need, _, next, err = s.ContinueBounds(msg)
+	return need, next, err
+}
+
+// ContinueBounds is Continue that also returns, for each id needed, the
+// upper bound of the range it was listed in. Ranges are disjoint and a
+// range lists its ids in (time, id) order, so sorting the ids needed over
+// all the messages of a reconciliation by bound (stably) puts them in the
+// responder's (time, id) order: parents, which are older, come first.
+func (s *ItemSet) ContinueBounds(msg []Range) (need [][32]byte, uppers []Bound, next []Range, err error) {
 	lo := 0
 	var prev *Bound
 	for i := range msg {
 		r := &msg[i]
 		if err := checkRange(r, prev); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		prev = &r.Upper
 		hi := s.index(r.Upper)
@@ -240,6 +250,7 @@ func (s *ItemSet) Continue(msg []Range) (need [][32]byte, next []Range, err erro
 				copy(k[:], id)
 				if !mine[k] {
 					need = append(need, k)
+					uppers = append(uppers, r.Upper)
 				}
 			}
 			next = appendSkip(next, r.Upper)
@@ -256,8 +267,11 @@ func (s *ItemSet) Continue(msg []Range) (need [][32]byte, next []Range, err erro
 	if !slices.ContainsFunc(next, func(r Range) bool { return r.Mode != ModeSkip }) {
 		next = nil
 	}
-	return need, next, nil
+	return need, uppers, next, nil
 }
+
+// CompareBounds orders bounds as ranges are ordered: by time, then id.
+func CompareBounds(a, b Bound) int { return compareBound(a, b) }
 
 func checkRange(r *Range, prev *Bound) error {
 	switch r.Mode {
