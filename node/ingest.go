@@ -209,9 +209,9 @@ func (in *ingester) apply(ctx context.Context, work []*applyReq, commits chan<- 
 	for i := 0; i < len(work); i++ {
 		req := work[i]
 		rec := req.rec
-		if err := in.check(rec, inBatch, slots); err != nil {
-			if protocol.ReasonOf(err) == protocol.ReasonMissingDeps {
-				err = in.addPending(req, inBatch)
+		if missing, err := in.check(rec, inBatch, slots); err != nil {
+			if len(missing) > 0 {
+				err = in.addPending(req, missing)
 			}
 			in.finish(req, err)
 			continue
@@ -288,21 +288,21 @@ func (in *ingester) complete(ctx context.Context, commits <-chan *commitBatch) {
 // check decides whether rec can join the batch: not a duplicate, every
 // parent stored or staged, links and times consistent with the parents, and
 // no other record by the author in the same chain slot.
-func (in *ingester) check(rec *protocol.Record, inBatch map[cid.Cid]*staged, slots map[string]cid.Cid) error {
+func (in *ingester) check(rec *protocol.Record, inBatch map[cid.Cid]*staged, slots map[string]cid.Cid) (missing []cid.Cid, err error) {
 	st := in.n.store
 	in.inflightMu.Lock()
 	defer in.inflightMu.Unlock()
 	if _, ok := inBatch[rec.CID]; ok {
-		return protocol.Errorf(protocol.ReasonDuplicate, "record %s already stored", rec.CID)
+		return nil, protocol.Errorf(protocol.ReasonDuplicate, "record %s already stored", rec.CID)
 	}
 	if _, ok := in.inflight[rec.CID]; ok {
-		return protocol.Errorf(protocol.ReasonDuplicate, "record %s already stored", rec.CID)
+		return nil, protocol.Errorf(protocol.ReasonDuplicate, "record %s already stored", rec.CID)
 	}
 	if _, ok := in.recent[rec.CID]; ok {
-		return protocol.Errorf(protocol.ReasonDuplicate, "record %s already stored", rec.CID)
+		return nil, protocol.Errorf(protocol.ReasonDuplicate, "record %s already stored", rec.CID)
 	}
 	if _, ok := in.pending[rec.CID]; ok {
-		return protocol.Errorf(protocol.ReasonMissingDeps, "record %s already waits for its causal past", rec.CID)
+		return nil, protocol.Errorf(protocol.ReasonMissingDeps, "record %s already waits for its causal past", rec.CID)
 	}
 	// The record's chain slot says both whether it is stored (a stored
 	// record holds its slot) and whether the author signed another record
@@ -319,15 +319,14 @@ func (in *ingester) check(rec *protocol.Record, inBatch map[cid.Cid]*staged, slo
 		case err == nil:
 			other, ok = c, true
 		case !errors.Is(err, store.ErrNotFound):
-			return fmt.Errorf("node: store: %w", err)
+			return nil, fmt.Errorf("node: store: %w", err)
 		}
 	}
 	if ok && other.Equals(rec.CID) {
-		return protocol.Errorf(protocol.ReasonDuplicate, "record %s already stored", rec.CID)
+		return nil, protocol.Errorf(protocol.ReasonDuplicate, "record %s already stored", rec.CID)
 	}
 	links := rec.Links()
 	parents := make([]protocol.Parent, 0, len(links))
-	missing := 0
 	for _, c := range links {
 		if s, ok := inBatch[c]; ok {
 			parents = append(parents, s.meta)
@@ -344,29 +343,29 @@ func (in *ingester) check(rec *protocol.Record, inBatch map[cid.Cid]*staged, slo
 		m, err := st.Meta(c)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
-			missing++
+			missing = append(missing, c)
 			continue
 		case err != nil:
-			return fmt.Errorf("node: store: %w", err)
+			return nil, fmt.Errorf("node: store: %w", err)
 		}
 		parents = append(parents, protocol.Parent{CID: c, Author: m.Author, Topic: m.Topic, Seq: m.Seq, Time: m.Time})
 	}
-	if missing > 0 {
-		return protocol.Errorf(protocol.ReasonMissingDeps, "record %s lacks %d of its parents", rec.CID, missing)
+	if len(missing) > 0 {
+		return missing, protocol.Errorf(protocol.ReasonMissingDeps, "record %s lacks %d of its parents", rec.CID, len(missing))
 	}
 	if err := protocol.CheckParents(rec, parents); err != nil {
-		return err
+		return nil, err
 	}
 	if ok {
 		in.n.log.Warn("equivocation", "author", fmt.Sprintf("%x", rec.Env.Author[:8]), "topic", rec.Env.Topic,
 			"seq", rec.Env.Seq, "held", other, "new", rec.CID)
 		in.n.reportEquivocation(other, rec)
-		return protocol.Errorf(protocol.ReasonEquivocation, "author %x already signed %s at %s seq %d; %s conflicts",
+		return nil, protocol.Errorf(protocol.ReasonEquivocation, "author %x already signed %s at %s seq %d; %s conflicts",
 			rec.Env.Author[:8], other, rec.Env.Topic, rec.Env.Seq, rec.CID)
 	}
 	// Last, the rules of the causal past: membership, issues, processes.
 	// admit applies the record to the derived state when it passes.
-	return in.n.state.admit(rec)
+	return nil, in.n.state.admit(rec)
 }
 
 // stored reports whether the store holds rec, by its chain slot (a stored
@@ -397,28 +396,13 @@ func parentOf(r *protocol.Record) protocol.Parent {
 	return protocol.Parent{CID: r.CID, Author: r.Env.Author, Topic: r.Env.Topic, Seq: r.Env.Seq, Time: r.Env.Time}
 }
 
-// addPending registers req as waiting for its missing parents (neither
-// stored nor staged in the current batch), within the pending limits, and
-// returns the missing-deps error to answer it with.
-func (in *ingester) addPending(req *applyReq, inBatch map[cid.Cid]*staged) error {
+// addPending registers req as waiting for missing, the parents check found
+// neither stored, in flight nor staged in the current batch, within the
+// pending limits, and returns the missing-deps error to answer it with.
+func (in *ingester) addPending(req *applyReq, missing []cid.Cid) error {
 	rec := req.rec
 	if _, dup := in.pending[rec.CID]; dup {
 		return protocol.Errorf(protocol.ReasonMissingDeps, "record %s already waits for its causal past", rec.CID)
-	}
-	var missing []cid.Cid
-	for _, c := range rec.Links() {
-		if _, staged := inBatch[c]; staged {
-			continue
-		}
-		in.inflightMu.Lock()
-		_, flying := in.inflight[c]
-		in.inflightMu.Unlock()
-		if flying {
-			continue
-		}
-		if ok, _ := in.n.store.Has(c); !ok {
-			missing = append(missing, c)
-		}
 	}
 	o := in.n.opts
 	if len(in.pending) >= o.pendingRecords || in.pendingBytes+len(rec.Raw) > o.pendingBytes {
