@@ -3,7 +3,6 @@ package node_test
 import (
 	"bytes"
 	"crypto/ed25519"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,24 +13,6 @@ import (
 	"github.com/clearinghouse-net/clearinghouse/testnet"
 )
 
-// fakeClock is a clock shared by the nodes of a test, moved by the test.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
-
 // TestGovernanceEndToEnd: six nodes covering three stakeholder groups and
 // three regions run a whole process through the node's Go API, from
 // opening the issue to conclusion; every node derives the same state and
@@ -39,7 +20,7 @@ func (c *fakeClock) Set(t time.Time) {
 func TestGovernanceEndToEnd(t *testing.T) {
 	ctx := testContext(t)
 	t0 := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
-	clock := &fakeClock{t: t0}
+	clock := testnet.NewClock(t0)
 	groups := []string{"government", "civil-society", "private-sector"}
 	regions := []string{"africa", "asia-pacific", "western-europe-others"}
 	net := testnet.New(t, 6,
@@ -56,14 +37,9 @@ func TestGovernanceEndToEnd(t *testing.T) {
 	publish := func(i int, at time.Duration, kind, tp string, body protocol.Body, deps ...cid.Cid) *protocol.Record {
 		t.Helper()
 		clock.Set(t0.Add(at))
-		r, err := net.Nodes[i].Publish(ctx, kind, tp, body, deps...)
+		r, err := net.PublishAll(ctx, i, kind, tp, body, deps...)
 		if err != nil {
-			t.Fatalf("node %d %s: %v", i, kind, err)
-		}
-		for j, nd := range net.Nodes {
-			if err := nd.WaitRecords(ctx, r.CID); err != nil {
-				t.Fatalf("node %d waiting for %s: %v", j, kind, err)
-			}
+			t.Fatal(err)
 		}
 		return r
 	}

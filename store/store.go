@@ -377,21 +377,7 @@ func (s *Store) scan(lo, hi []byte, limit int) ([]Meta, error) {
 // ChainAt returns the CID of the author's record number seq on topic, or
 // ErrNotFound.
 func (s *Store) ChainAt(author []byte, topic string, seq uint64) (cid.Cid, error) {
-	if err := validAuthor(author); err != nil {
-		return cid.Undef, err
-	}
-	if err := validName("topic", topic); err != nil {
-		return cid.Undef, err
-	}
-	if err := s.rlock(); err != nil {
-		return cid.Undef, err
-	}
-	defer s.mu.RUnlock()
-	m, err := s.getMeta(chainKey(author, topic, seq))
-	if err != nil {
-		return cid.Undef, err
-	}
-	return m.CID, nil
+	return s.chainAt(author, topic, seq, false)
 }
 
 // ChainAtFast is ChainAt for the store's writer: it answers ErrNotFound
@@ -404,6 +390,10 @@ func (s *Store) ChainAt(author []byte, topic string, seq uint64) (cid.Cid, error
 // it has queued and not yet seen return (the node's apply loop does) is
 // not misled by that; other readers should use ChainAt.
 func (s *Store) ChainAtFast(author []byte, topic string, seq uint64) (cid.Cid, error) {
+	return s.chainAt(author, topic, seq, true)
+}
+
+func (s *Store) chainAt(author []byte, topic string, seq uint64, fast bool) (cid.Cid, error) {
 	if err := validAuthor(author); err != nil {
 		return cid.Undef, err
 	}
@@ -415,11 +405,13 @@ func (s *Store) ChainAtFast(author []byte, topic string, seq uint64) (cid.Cid, e
 	}
 	defer s.mu.RUnlock()
 	key := chainKey(author, topic, seq)
-	switch free, err := s.slotFree(key[:len(key)-8], seq); {
-	case err != nil:
-		return cid.Undef, err
-	case free:
-		return cid.Undef, ErrNotFound
+	if fast {
+		switch free, err := s.slotFree(key[:len(key)-8], seq); {
+		case err != nil:
+			return cid.Undef, err
+		case free:
+			return cid.Undef, ErrNotFound
+		}
 	}
 	m, err := s.getMeta(key)
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,14 +15,6 @@ import (
 	"github.com/clearinghouse-net/clearinghouse/protocol"
 	"github.com/clearinghouse-net/clearinghouse/testnet"
 )
-
-type webClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *webClock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *webClock) Set(t time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.t = t }
 
 // getPage fetches a web page and returns its status, body and headers.
 func getPage(t *testing.T, url string) (int, string, http.Header) {
@@ -47,7 +38,7 @@ func getPage(t *testing.T, url string) (int, string, http.Header) {
 func TestWebView(t *testing.T) {
 	ctx := testContext(t)
 	t0 := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
-	clock := &webClock{t: t0}
+	clock := testnet.NewClock(t0)
 	net := testnet.New(t, 3, testnet.WithObservers(1), testnet.WithFollow("privacy"),
 		testnet.WithAffiliation(func(i int) (string, string) {
 			return []string{"government", "civil-society"}[i%2], []string{"africa", "asia-pacific"}[i%2]
@@ -62,14 +53,9 @@ func TestWebView(t *testing.T) {
 	publish := func(i int, at time.Duration, kind, tp string, body protocol.Body, deps ...cid.Cid) *protocol.Record {
 		t.Helper()
 		clock.Set(t0.Add(at))
-		r, err := net.Nodes[i].Publish(ctx, kind, tp, body, deps...)
+		r, err := net.PublishAll(ctx, i, kind, tp, body, deps...)
 		if err != nil {
-			t.Fatalf("node %d %s: %v", i, kind, err)
-		}
-		for j, nd := range net.Nodes {
-			if err := nd.WaitRecords(ctx, r.CID); err != nil {
-				t.Fatalf("node %d waiting for %s: %v", j, kind, err)
-			}
+			t.Fatal(err)
 		}
 		return r
 	}
