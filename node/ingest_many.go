@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -10,6 +11,9 @@ import (
 
 	"github.com/clearinghouse-net/clearinghouse/protocol"
 )
+
+// errHeld is the result of a record ingestMany's hold kept back.
+var errHeld = errors.New("node: held for a later batch")
 
 // ingestResult is the outcome of one record of ingestMany.
 type ingestResult struct {
@@ -26,7 +30,13 @@ type ingestResult struct {
 // caller can verify the next batch while the loop writes this one; batches
 // queued one after the other are applied in that order. Records must be of
 // topic if it is not empty.
-func (n *Node) ingestMany(ctx context.Context, raws [][]byte, topic string, src Source) func() []ingestResult {
+//
+// If hold is not nil, ingestMany asks it about each valid record, parents
+// first; a record it holds is not queued: it gets errHeld and its bytes are
+// returned in held, for the caller to hand in again with a later batch (a
+// catch-up holds a record whose parent is yet to come, so that it does not
+// wait in the pending set).
+func (n *Node) ingestMany(ctx context.Context, raws [][]byte, topic string, src Source, hold func(*protocol.Record) bool) (wait func() []ingestResult, held [][]byte) {
 	res := make([]ingestResult, len(raws))
 	received := n.opts.clock()
 	for i, j := range n.validateAll(ctx, raws) {
@@ -67,6 +77,18 @@ func (n *Node) ingestMany(ctx context.Context, raws [][]byte, topic string, src 
 		return bytes.Compare(ra.CID.Bytes(), rb.CID.Bytes())
 	})
 	order = parentsFirst(order, res)
+	if hold != nil {
+		kept := order[:0]
+		for _, i := range order {
+			if hold(res[i].rec) {
+				res[i].err = errHeld
+				held = append(held, raws[i])
+				continue
+			}
+			kept = append(kept, i)
+		}
+		order = kept
+	}
 	reqs := make([]*applyReq, len(order))
 	for k, i := range order {
 		reqs[k] = &applyReq{rec: res[i].rec, src: src, received: received, done: make(chan error, 1)}
@@ -86,7 +108,7 @@ send:
 	return func() []ingestResult {
 		n.waitMany(ctx, res, order, reqs, sent)
 		return res
-	}
+	}, held
 }
 
 // waitMany fills in the results of the queued requests.

@@ -884,6 +884,23 @@ func (c *client) fetch(ctx context.Context, topic string, cids []cid.Cid, strict
 		return nil
 	}
 	var prev func() []ingestResult
+	// Records are applied parents first: one whose parent was asked for
+	// and is yet to come is held back and handed in again with the next
+	// response, rather than left to wait in the pending set. (The records
+	// of one millisecond are fetched in CID order, which can put a child
+	// in an earlier response than its parent.) The last response takes
+	// whatever is held.
+	queued := map[cid.Cid]bool{}
+	var held [][]byte
+	hold := func(r *protocol.Record) bool {
+		for _, l := range r.Links() {
+			if asked[l] && !queued[l] && !c.stored[l] {
+				return true
+			}
+		}
+		queued[r.CID] = true
+		return false
+	}
 	queue := slices.Clone(cids)
 	var inflight [][]cid.Cid
 	received := 0
@@ -930,7 +947,17 @@ func (c *client) fetch(ctx context.Context, topic string, cids []cid.Cid, strict
 		received += len(resp.Records)
 		c.s.fetched.WithLabelValues(topic).Add(float64(len(resp.Records)))
 		// Verify this batch while the apply loop writes the previous one.
-		wait := c.s.n.ingestMany(ctx, resp.Records, ingestTopic, SourceSync)
+		raws := resp.Records
+		if len(held) > 0 {
+			raws = append(held, raws...)
+		}
+		last := len(queue) == 0 && len(inflight) == 0
+		h := hold
+		if last {
+			h = nil
+		}
+		wait, keep := c.s.n.ingestMany(ctx, raws, ingestTopic, SourceSync, h)
+		held = keep
 		if prev != nil {
 			if err := check(prev()); err != nil {
 				return received, outside, err

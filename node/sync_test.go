@@ -135,6 +135,11 @@ func TestSyncCatchUp(t *testing.T) {
 	if got := counter(t, late, "clearinghouse_records_accepted_total", string(node.SourceSync)); got != catchUpRecords {
 		t.Fatalf("%v records accepted from sync, want %d", got, catchUpRecords)
 	}
+	// Parents first: a record whose parent comes in a later response is
+	// held back, so none waits in the pending set.
+	if got := counter(t, late, "clearinghouse_records_rejected_total", string(protocol.ReasonMissingDeps)); got != 0 {
+		t.Fatalf("%v records waited for their parents during the catch-up, want 0", got)
+	}
 	// Nothing is left to fetch, and the progress says so.
 	rep, err := late.Sync(ctx)
 	if err != nil {
