@@ -59,13 +59,20 @@ func (t *chainTops) raise(prefix string, seq uint64) {
 // insert adds an entry, forgetting an arbitrary one if the map is full.
 // The caller holds mu.
 func (t *chainTops) insert(prefix string, top uint64) {
-	if len(t.m) >= t.max {
-		for k := range t.m {
-			delete(t.m, k)
-			break
-		}
-	}
+	makeRoom(t.m, t.max)
 	t.m[prefix] = top
+}
+
+// makeRoom forgets an arbitrary entry of m if it holds max or more, so a
+// bounded cache can take one more.
+func makeRoom[K comparable, V any](m map[K]V, max int) {
+	if len(m) < max {
+		return
+	}
+	for k := range m {
+		delete(m, k)
+		return
+	}
 }
 
 // headsMax bounds the number of topics whose heads the store keeps in
@@ -107,12 +114,7 @@ func (h *topicHeads) get(topic string, load func() ([]string, error)) ([]string,
 		if err != nil {
 			return nil, err
 		}
-		if len(h.m) >= h.max {
-			for t := range h.m {
-				delete(h.m, t)
-				break
-			}
-		}
+		makeRoom(h.m, h.max)
 		set = make(map[string]struct{}, len(keys))
 		for _, k := range keys {
 			set[k] = struct{}{}
