@@ -140,12 +140,7 @@ func slicedSigningInput(raw []byte, env *Envelope) ([]byte, bool) {
 	if end > len(raw) || !bytes.Equal(raw[off:off+len(sigKey)], sigKey) || !bytes.Equal(raw[off+len(sigKey):end], env.Sig) {
 		return nil, false
 	}
-	out := make([]byte, 0, binary.MaxVarintLen64+len(recordDomain)+len(raw)-(end-off))
-	out = binary.AppendUvarint(out, uint64(len(recordDomain)))
-	out = append(out, recordDomain...)
-	out = append(out, mapHead10)
-	out = append(out, raw[1:off]...)
-	return append(out, raw[end:]...), true
+	return domainPrefixed(recordDomain, []byte{mapHead10}, raw[1:off], raw[end:]), true
 }
 
 // headLen is the length of a CBOR head (major type and argument) whose
@@ -165,11 +160,20 @@ func headLen(n uint64) int {
 	}
 }
 
-func domainPrefixed(domain string, payload []byte) []byte {
-	out := make([]byte, 0, binary.MaxVarintLen64+len(domain)+len(payload))
+// domainPrefixed returns uvarint(len(domain)) || domain || the parts of
+// the payload, in one allocation.
+func domainPrefixed(domain string, payload ...[]byte) []byte {
+	n := binary.MaxVarintLen64 + len(domain)
+	for _, p := range payload {
+		n += len(p)
+	}
+	out := make([]byte, 0, n)
 	out = binary.AppendUvarint(out, uint64(len(domain)))
 	out = append(out, domain...)
-	return append(out, payload...)
+	for _, p := range payload {
+		out = append(out, p...)
+	}
+	return out
 }
 
 // Decode parses raw as a record and checks everything that does not need
