@@ -74,22 +74,8 @@ func (n *Node) runVerifier(ctx context.Context) {
 // at about the current time. It returns ctx's error, or errClosed, if ctx
 // ends or the node closes first.
 func (n *Node) validate(ctx context.Context, raw []byte) (*protocol.Record, error) {
-	j := &verifyJob{raw: raw, done: make(chan struct{})}
-	select {
-	case n.verifyJobs <- j:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-n.ctx.Done():
-		return nil, errClosed
-	}
-	select {
-	case <-j.done:
-		return j.rec, j.err
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-n.ctx.Done():
-		return nil, errClosed
-	}
+	r := n.validateAll(ctx, [][]byte{raw})[0]
+	return r.rec, r.err
 }
 
 // validateAll is validate for many records: it queues them all, so the
