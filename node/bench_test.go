@@ -109,11 +109,7 @@ func BenchmarkIngest(b *testing.B) {
 	var failed atomic.Int64
 	workers := runtime.GOMAXPROCS(0) * 1024 // concurrent deliveries, as from many peers and sync batches
 	b.ResetTimer()
-	if f := os.Getenv("INGEST_PROFILE"); f != "" {
-		pf, _ := os.Create(f)
-		_ = pprof.StartCPUProfile(pf)
-		defer pprof.StopCPUProfile()
-	}
+	stopProfile := profileTo(b, os.Getenv("INGEST_PROFILE"))
 	cpu0 := cpuTime()
 	var wg sync.WaitGroup
 	for range workers {
@@ -132,7 +128,7 @@ func BenchmarkIngest(b *testing.B) {
 	}
 	wg.Wait()
 	b.StopTimer()
-	pprof.StopCPUProfile()
+	stopProfile()
 	ingestCPU := cpuTime() - cpu0
 	if f := failed.Load(); f > 0 {
 		b.Fatalf("%d records failed to ingest", f)
@@ -238,4 +234,27 @@ func cpuTime() time.Duration {
 		panic(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// profileTo starts a CPU profile written to file, if file is not empty,
+// and returns the function that stops it: benchmarks profile their
+// measured phase alone (INGEST_PROFILE, SYNC_PROFILE).
+func profileTo(b *testing.B, file string) (stop func()) {
+	b.Helper()
+	if file == "" {
+		return func() {}
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			b.Error(err)
+		}
+	}
 }

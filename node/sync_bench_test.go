@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"runtime/pprof"
 	"strconv"
 	"sync"
 	"testing"
@@ -67,12 +66,9 @@ func BenchmarkSyncCatchUp(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StartTimer()
-		if f := os.Getenv("SYNC_PROFILE"); f != "" && i == 0 {
-			pf, err := os.Create(f)
-			if err != nil {
-				b.Fatal(err)
-			}
-			_ = pprof.StartCPUProfile(pf)
+		stopProfile := func() {}
+		if i == 0 {
+			stopProfile = profileTo(b, os.Getenv("SYNC_PROFILE"))
 		}
 		start := time.Now()
 		if err := net.Connect(ctx, 1, 0); err != nil {
@@ -84,9 +80,7 @@ func BenchmarkSyncCatchUp(b *testing.B) {
 		}
 		cancel()
 		total += time.Since(start)
-		if i == 0 {
-			pprof.StopCPUProfile()
-		}
+		stopProfile()
 	}
 	per := total / time.Duration(b.N)
 	b.ReportMetric(float64(per.Microseconds())/1000, "catchup-ms")
