@@ -43,7 +43,7 @@ func TestGovernanceEndToEnd(t *testing.T) {
 		}
 		return r
 	}
-	pub := func(i int) []byte { return ed25519Key(t, net, i).Public().(ed25519.PublicKey) }
+	pub := func(i int) []byte { return net.SigningKey(i).Public().(ed25519.PublicKey) }
 	ms := func(d time.Duration) int64 { return t0.Add(d).UnixMilli() }
 	link := protocol.LinkTo
 

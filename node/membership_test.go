@@ -197,7 +197,7 @@ func TestKeyRotation(t *testing.T) {
 	ctx := testContext(t)
 	net := testnet.New(t, 3, testnet.WithDataDir(t.TempDir()), testnet.WithTopology(testnet.None), testnet.WithFollow(slug))
 	nd := net.Nodes[0]
-	old := ed25519Key(t, net, 1)
+	old := net.SigningKey(1)
 	newKey := seededKey(2)
 	build := func(key ed25519.PrivateKey, kind, topic string, seq uint64, prev cid.Cid, body protocol.Body, at time.Duration, deps ...cid.Cid) *protocol.Record {
 		t.Helper()
@@ -257,7 +257,7 @@ func TestEquivocationEvidence(t *testing.T) {
 	if err := net.WaitTopicMesh(ctx, protocol.TopicMembers); err != nil {
 		t.Fatal(err)
 	}
-	cheat := ed25519Key(t, net, 2)
+	cheat := net.SigningKey(2)
 	pub := cheat.Public().(ed25519.PublicKey)
 	mk := func(i int) *protocol.Record {
 		r, err := protocol.Build(cheat, protocol.Draft{

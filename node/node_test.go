@@ -3,7 +3,6 @@ package node_test
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"slices"
@@ -222,7 +221,7 @@ func TestRawPeerBadRecords(t *testing.T) {
 	raw.waitPeers(t, ctx, len(net.Nodes))
 
 	// Valid material to corrupt: a record signed by a founder's key.
-	key := ed25519Key(t, net, 1)
+	key := net.SigningKey(1)
 	good, err := protocol.Build(key, protocol.Draft{
 		Network: net.Nodes[0].NetworkID(), Kind: protocol.KindStatement, Topic: topic,
 		Seq: 1, Time: time.Now(), Body: statement(0),
@@ -302,15 +301,6 @@ func TestRawPeerBadRecords(t *testing.T) {
 			t.Fatalf("node %d: %v", i, err)
 		}
 	}
-}
-
-func ed25519Key(t *testing.T, net *testnet.Network, i int) ed25519.PrivateKey {
-	t.Helper()
-	raw, err := net.Keys[i].Raw()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ed25519.PrivateKey(raw)
 }
 
 // counter sums a counter's samples whose labels contain value.
@@ -404,7 +394,7 @@ func TestPendingUntilPastArrives(t *testing.T) {
 	ctx := testContext(t)
 	net := testnet.New(t, 1, testnet.WithTopology(testnet.None))
 	nd := net.Nodes[0]
-	key := ed25519Key(t, net, 0)
+	key := net.SigningKey(0)
 	var recs []*protocol.Record
 	prev := cid.Undef
 	for i := range 5 {
@@ -441,7 +431,7 @@ func TestPendingUntilPastArrives(t *testing.T) {
 func TestPendingSurvivesRestart(t *testing.T) {
 	ctx := testContext(t)
 	net := testnet.New(t, 1, testnet.WithDataDir(t.TempDir()), testnet.WithTopology(testnet.None))
-	key := ed25519Key(t, net, 0)
+	key := net.SigningKey(0)
 	var recs []*protocol.Record
 	prev := cid.Undef
 	for i := range 3 {

@@ -415,7 +415,7 @@ func TestSyncGossipGap(t *testing.T) {
 	net := testnet.New(t, 2, testnet.WithTopology(testnet.None), testnet.WithFollow(slug),
 		testnet.WithNodeOptions(noPeriodicSync))
 	nd := net.Nodes[1]
-	key := ed25519Key(t, net, 0)
+	key := net.SigningKey(0)
 	now := time.Now()
 	parent, err := protocol.Build(key, protocol.Draft{Network: nd.NetworkID(), Kind: protocol.KindStatement,
 		Topic: topic, Seq: 1, Time: now, Body: statement(1)})
@@ -472,7 +472,7 @@ func TestSyncMaliciousPeer(t *testing.T) {
 
 	// A forged record: a valid one by node 0, never published, with one
 	// signature byte flipped.
-	key := ed25519Key(t, net, 0)
+	key := net.SigningKey(0)
 	build := func(i int) *protocol.Record {
 		r, err := protocol.Build(key, protocol.Draft{Network: honest.NetworkID(), Kind: protocol.KindStatement,
 			Topic: topic, Seq: 1000 + uint64(i), Prev: cids[len(cids)-1], Time: r0Time(t, honest, cids), Body: statement(i)})
@@ -577,7 +577,7 @@ func TestSyncPeriodic(t *testing.T) {
 	if _, err := net.Nodes[1].Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
-	key := ed25519Key(t, net, 0)
+	key := net.SigningKey(0)
 	var prev cid.Cid
 	var cids []cid.Cid
 	for i := range 20 {

@@ -2,6 +2,7 @@ package testnet
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"sync"
 	"time"
@@ -49,4 +50,19 @@ func (net *Network) PublishAll(ctx context.Context, i int, kind, topic string, b
 		}
 	}
 	return r, nil
+}
+
+// SigningKey returns node i's identity key as the ed25519 key its records
+// are signed with.
+func (net *Network) SigningKey(i int) ed25519.PrivateKey {
+	raw, err := net.Keys[i].Raw()
+	if err != nil {
+		panic(err) // the keys of a network are ed25519 keys, which always export
+	}
+	return ed25519.PrivateKey(raw)
+}
+
+// PublicKey returns node i's record signing key, public half.
+func (net *Network) PublicKey(i int) []byte {
+	return net.SigningKey(i).Public().(ed25519.PublicKey)
 }

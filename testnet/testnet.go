@@ -263,10 +263,9 @@ func Start(ctx context.Context, n int, opts ...Option) (_ *Network, err error) {
 		k := Key(o.keySeed, i)
 		net.Keys = append(net.Keys, k)
 		if i < n-o.observers {
-			raw, _ := k.GetPublic().Raw()
 			group, region := o.affiliation(i)
 			founders = append(founders, protocol.Member{
-				Key: raw, Org: fmt.Sprintf("Org %d", i),
+				Key: net.PublicKey(i), Org: fmt.Sprintf("Org %d", i),
 				Group:  group,
 				Region: region,
 			})
@@ -277,8 +276,7 @@ func Start(ctx context.Context, n int, opts ...Option) (_ *Network, err error) {
 		g.Rules = *o.rules
 	}
 	for i := range founders {
-		raw, _ := net.Keys[i].Raw()
-		if err := g.Sign(ed25519.PrivateKey(raw)); err != nil {
+		if err := g.Sign(net.SigningKey(i)); err != nil {
 			return nil, err
 		}
 	}

@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"crypto/ed25519"
 	"io"
 	"net/http"
 	"strings"
@@ -59,13 +58,7 @@ func TestWebView(t *testing.T) {
 		}
 		return r
 	}
-	pub := func(i int) []byte {
-		raw, err := net.Keys[i].Raw()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return ed25519.PrivateKey(raw).Public().(ed25519.PublicKey)
-	}
+	pub := net.PublicKey
 	ms := func(d time.Duration) int64 { return t0.Add(d).UnixMilli() }
 	topic := "issue/privacy"
 

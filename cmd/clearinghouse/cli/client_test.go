@@ -369,8 +369,7 @@ func TestClientProcessFlow(t *testing.T) {
 		ts := httptest.NewServer(srv.Handler())
 		t.Cleanup(func() { _ = srv.Close(); ts.Close() })
 		urls = append(urls, ts.URL)
-		raw, _ := net.Keys[i].GetPublic().Raw()
-		keys = append(keys, hex.EncodeToString(raw))
+		keys = append(keys, hex.EncodeToString(net.PublicKey(i)))
 	}
 	dir := t.TempDir()
 	// on runs a command on node i's API and returns the last CID it
