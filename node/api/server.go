@@ -195,6 +195,7 @@ func (s *Server) routes() http.Handler {
 	get("/records/{cid}", s.record)
 	get("/topics/{rest...}", s.topicRecords)
 	get("/events", s.events)
+	s.exportRoutes(mux)
 	if !s.opts.noMetrics {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(s.n.Registry(), promhttp.HandlerOpts{}))
 	}

@@ -114,6 +114,7 @@ A node keeps its configuration, identity key and records in a data directory:
 		newTestnetCommand(a),
 	)
 	root.AddCommand(clientCommands(a)...)
+	root.AddCommand(openDataCommands(a)...)
 	return root
 }
 

@@ -1,0 +1,218 @@
+package opendata
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/clearinghouse-net/clearinghouse/node"
+	"github.com/clearinghouse-net/clearinghouse/protocol"
+	"github.com/clearinghouse-net/clearinghouse/store"
+)
+
+// ErrUnknownTopic is returned by SelectTopic for a topic the store holds no
+// record of.
+var ErrUnknownTopic = fmt.Errorf("opendata: no records on this topic: %w", store.ErrNotFound)
+
+// ErrBadTopic is returned by SelectTopic for a malformed topic name.
+var ErrBadTopic = errors.New("opendata: bad topic")
+
+// Selection says which records an archive holds. The zero Selection is the
+// whole federation. Build one with SelectTopic or SelectProcess.
+type Selection struct {
+	// Roots are the CAR roots after the network id (docs/protocol.md
+	// section 12): the topic's heads, or the process's charter.
+	Roots []cid.Cid
+	// Seeds are the records whose causal past, with themselves, is
+	// exported; nil means every stored record.
+	Seeds []cid.Cid
+	// Name describes the selection in messages ("federation", a topic, a
+	// process CID).
+	Name string
+}
+
+// SelectTopic selects the records of a record topic ("index", "members",
+// "issue/<slug>") and their causal past: the causal past of the topic's
+// current heads, which are the roots.
+func SelectTopic(n *node.Node, topic string) (Selection, error) {
+	if err := protocol.ValidTopic(topic); err != nil {
+		return Selection{}, fmt.Errorf("%w: %w", ErrBadTopic, err)
+	}
+	heads, err := n.Store().Heads(topic)
+	if err != nil {
+		return Selection{}, fmt.Errorf("opendata: heads of %s: %w", topic, err)
+	}
+	if len(heads) == 0 {
+		return Selection{}, fmt.Errorf("%w: %s", ErrUnknownTopic, topic)
+	}
+	return Selection{Roots: heads, Seeds: heads, Name: topic}, nil
+}
+
+// SelectProcess selects every record of the process chartered by charter
+// and their causal past; the charter is the root. It fails with an error
+// wrapping node.ErrUnknownProcess if the node has no such process.
+func SelectProcess(n *node.Node, charter cid.Cid) (Selection, error) {
+	p, err := n.Process(charter)
+	if err != nil {
+		return Selection{}, err
+	}
+	return Selection{Roots: []cid.Cid{charter}, Seeds: p.Records(), Name: "process " + charter.String()}, nil
+}
+
+// Progress is how far an export or import has got.
+type Progress struct {
+	// Blocks and Bytes are the blocks handled so far (the genesis
+	// included) and their size in the archive.
+	Blocks int
+	Bytes  int64
+	// Total is the number of blocks expected, 0 if unknown.
+	Total int
+}
+
+// progressEvery is how many blocks pass between two progress calls.
+const progressEvery = 1000
+
+// ExportCAR writes the selected records of the store st of the federation
+// g to cw's archive, in the block order of docs/protocol.md section 12:
+// the genesis first, then the records in the store's arrival order, which
+// is causal (every record after its causal past). The caller made cw with
+// Roots(g, sel). For the whole federation the store is read in one pass,
+// in pages, up to the last record stored when the export started, so its
+// memory does not grow with the store; a topic or a process first
+// collects the CIDs of the records selected (about 100 bytes each).
+// progress, if not nil, is called every 1000 blocks and at the end, on the
+// caller's goroutine. ExportCAR does not flush cw.
+func ExportCAR(ctx context.Context, cw *CARWriter, st *store.Store, g *protocol.Genesis, sel Selection, progress func(Progress)) error {
+	gen, err := g.Encode()
+	if err != nil {
+		return fmt.Errorf("opendata: genesis: %w", err)
+	}
+	net, err := g.NetworkID()
+	if err != nil {
+		return fmt.Errorf("opendata: genesis: %w", err)
+	}
+	stats, err := st.Stats()
+	if err != nil {
+		return fmt.Errorf("opendata: %w", err)
+	}
+	var want map[cid.Cid]struct{}
+	total := int(stats.Records) + 1
+	if sel.Seeds != nil {
+		if want, err = closure(ctx, st, sel.Seeds); err != nil {
+			return err
+		}
+		total = len(want) + 1
+	}
+	report := func(force bool) {
+		if progress != nil && (force || cw.Blocks()%progressEvery == 0) {
+			progress(Progress{Blocks: cw.Blocks(), Bytes: cw.Size(), Total: total})
+		}
+	}
+	if err := cw.Put(net, gen); err != nil {
+		return err
+	}
+	report(false)
+	var after uint64
+	left := len(want)
+	for after < stats.LastArrival && (want == nil || left > 0) {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		metas, err := st.Since(after, 1000)
+		if err != nil {
+			return fmt.Errorf("opendata: read store: %w", err)
+		}
+		if len(metas) == 0 {
+			break
+		}
+		for _, m := range metas {
+			if m.Arrival > stats.LastArrival {
+				break
+			}
+			after = m.Arrival
+			if want != nil {
+				if _, ok := want[m.CID]; !ok {
+					continue
+				}
+				left--
+			}
+			raw, err := st.Get(m.CID)
+			if err != nil {
+				return fmt.Errorf("opendata: read %s: %w", m.CID, err)
+			}
+			if err := cw.Put(m.CID, raw); err != nil {
+				return err
+			}
+			report(false)
+		}
+	}
+	if left > 0 {
+		// The closure was read from the store, which is causally closed;
+		// a record it found and the scan did not is a damaged index.
+		return fmt.Errorf("opendata: %d selected records were not found in the arrival index", left)
+	}
+	report(true)
+	return nil
+}
+
+// Roots returns the CAR roots of a selection: the network id, then the
+// selection's roots.
+func Roots(g *protocol.Genesis, sel Selection) ([]cid.Cid, error) {
+	net, err := g.NetworkID()
+	if err != nil {
+		return nil, fmt.Errorf("opendata: genesis: %w", err)
+	}
+	return append([]cid.Cid{net}, sel.Roots...), nil
+}
+
+// closure returns the seeds and every record in their causal past.
+func closure(ctx context.Context, st *store.Store, seeds []cid.Cid) (map[cid.Cid]struct{}, error) {
+	set := make(map[cid.Cid]struct{}, len(seeds))
+	stack := append([]cid.Cid(nil), seeds...)
+	for len(stack) > 0 {
+		if len(set)%progressEvery == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
+		c := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if _, ok := set[c]; ok {
+			continue
+		}
+		raw, err := st.Get(c)
+		if err != nil {
+			return nil, fmt.Errorf("opendata: read %s: %w", c, err)
+		}
+		r, err := protocol.Decode(raw)
+		if err != nil {
+			return nil, fmt.Errorf("opendata: stored record %s: %w", c, err)
+		}
+		set[c] = struct{}{}
+		for _, l := range r.Links() {
+			if _, ok := set[l]; !ok {
+				stack = append(stack, l)
+			}
+		}
+	}
+	return set, nil
+}
+
+// WriteCAR is ExportCAR to a CARv1 stream on w, flushed at the end: what
+// the HTTP API serves. It returns the number of blocks and bytes written.
+func WriteCAR(ctx context.Context, w io.Writer, st *store.Store, g *protocol.Genesis, sel Selection, progress func(Progress)) (Progress, error) {
+	roots, err := Roots(g, sel)
+	if err != nil {
+		return Progress{}, err
+	}
+	cw, err := NewCARWriter(w, roots)
+	if err != nil {
+		return Progress{}, err
+	}
+	err = ExportCAR(ctx, cw, st, g, sel, progress)
+	err = errors.Join(err, cw.Flush())
+	return Progress{Blocks: cw.Blocks(), Bytes: cw.Size()}, err
+}
