@@ -424,4 +424,3 @@ func (c *csvWriter) flush() error {
 	c.w.Flush()
 	return c.w.Error()
 }
-
