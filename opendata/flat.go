@@ -38,11 +38,11 @@ const TimeFormat = "2006-01-02T15:04:05.000Z07:00"
 
 // Column is one column of a table: its name and the kind of its values.
 type Column struct {
-	Name string
+	Name string `json:"name"`
 	// Type is "text", "int", "bool", "time" (TimeFormat), "cid" (base32
 	// CIDv1 text), "key" (64 hex digits), or "list" (a JSON array of text:
 	// an array in JSON Lines, its JSON text in CSV).
-	Type string
+	Type string `json:"type"`
 }
 
 // recordColumns start every table of records.
