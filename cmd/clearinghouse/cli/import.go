@@ -39,9 +39,9 @@ Each record not stored is listed with its CID and the reason.
 
 Exit status: 0 when every record was stored or already held; 1 when some
 were refused (the valid ones are stored all the same) or on any error.`,
-		Example: `  clearinghouse --data-dir /srv/observer init --observer --genesis genesis.cbor
+		Example: `  clearinghouse --data-dir /srv/observer init --genesis genesis.cbor
   clearinghouse --data-dir /srv/observer import federation.car
-  clearinghouse --data-dir /srv/observer run`,
+  clearinghouse --data-dir /srv/observer run --observer`,
 		Args: exactArgs(1, "the archive FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.importFile(cmd.Context(), args[0], asJSON, quiet)
@@ -63,7 +63,7 @@ func (a *app) importFile(ctx context.Context, path string, asJSON, quiet bool) e
 	}
 	cfg, err := config.Load(dd.ConfigPath())
 	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("no node in %s: run 'clearinghouse init' first (with --observer --genesis FILE for an observer)", dd.Path)
+		return fmt.Errorf("no node in %s: run 'clearinghouse init' first (with --genesis FILE: the federation to import into)", dd.Path)
 	}
 	if err != nil {
 		return err
