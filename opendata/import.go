@@ -86,8 +86,10 @@ type item struct {
 // judged. Import returns ErrWrongFederation without storing anything if
 // the archive's first root is not n's network id; otherwise every block
 // not stored is listed in the report with its reason, and the error is
-// only for a file that cannot be read on, or ctx's end. progress, if not
-// nil, is called every 1000 blocks and at the end.
+// only for a file that cannot be read on, or ctx's end. Import keeps the
+// fate of every record read (about 150 bytes each) to judge the records
+// that link to it, and at most importWindow records' bytes. progress, if
+// not nil, is called every 1000 blocks and at the end.
 func Import(ctx context.Context, n *node.Node, cr *CARReader, progress func(Progress)) (*ImportReport, error) {
 	net := n.NetworkID()
 	rep := &ImportReport{Version: cr.Version(), Roots: cr.Roots()}
