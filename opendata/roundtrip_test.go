@@ -3,6 +3,7 @@ package opendata_test
 import (
 	"bytes"
 	"errors"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -99,10 +100,28 @@ func TestRoundTripFederation(t *testing.T) {
 		t.Fatalf("observer: %d members, %d issues", len(obs.Members()), len(obs.Issues()))
 	}
 
+	// The observer serves the same records, the genesis first and each
+	// record after its parents (its own arrival order, which may differ
+	// from the file's: the import is concurrent). Its API has no token:
+	// an observer serves open data like every read.
+	srv, err := api.New(obs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	defer hs.Close()
+	again, err := get(testContext(t), hs.URL+api.Prefix+"/export/car")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := causalCIDs(t, again), causalCIDs(t, f.car); !slices.Equal(got, want) {
+		t.Fatalf("the observer's archive holds %d blocks, the member's %d", len(got), len(want))
+	}
+
 	// A second import stores nothing and refuses nothing.
-	again := importInto(t, obs, f.car)
-	if again.Stored != 0 || again.Held != int(stats.Records) {
-		t.Fatalf("second import: %+v", again)
+	second := importInto(t, obs, f.car)
+	if second.Stored != 0 || second.Held != int(stats.Records) {
+		t.Fatalf("second import: %+v", second)
 	}
 }
 
@@ -269,4 +288,35 @@ func TestImportWrongFederation(t *testing.T) {
 	if !errors.Is(err, opendata.ErrWrongFederation) || rep.Blocks != 0 {
 		t.Fatalf("err %v, report %+v", err, rep)
 	}
+}
+
+// causalCIDs requires an archive to start with the genesis its first root
+// names and to hold each record after its parents, and returns its block
+// CIDs, sorted.
+func causalCIDs(t *testing.T, data []byte) []string {
+	t.Helper()
+	bs, roots := blocks(t, data)
+	if len(bs) == 0 || !bs[0].CID.Equals(roots[0]) {
+		t.Fatal("the first block is not the genesis")
+	}
+	seen := map[cid.Cid]bool{bs[0].CID: true}
+	var out []string
+	for _, b := range bs {
+		out = append(out, b.CID.String())
+		if seen[b.CID] {
+			continue
+		}
+		r, err := protocol.Decode(b.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range r.Links() {
+			if !seen[l] {
+				t.Fatalf("block %s comes before its parent %s", b.CID, l)
+			}
+		}
+		seen[b.CID] = true
+	}
+	slices.Sort(out)
+	return out
 }
