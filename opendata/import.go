@@ -208,9 +208,7 @@ func ingestOne(ctx context.Context, n *node.Node, b Block, parents []cid.Cid, it
 	retried := false
 	if protocol.ReasonOf(err) == protocol.ReasonMissingDeps {
 		// The parents in the file were read before this record; wait
-		// until each has been judged. A record whose last parent has
-		// just been stored was stored with it (released from the pending
-		// set in the same write), and the second Ingest says duplicate.
+		// until each has been judged.
 		var absent []cid.Cid
 		for _, p := range parents {
 			mu.Lock()
@@ -230,6 +228,15 @@ func ingestOne(ctx context.Context, n *node.Node, b Block, parents []cid.Cid, it
 					Detail: fmt.Sprintf("parent %s was not stored (%s)", p, pit.fail.Reason)})
 				return
 			}
+		}
+		// Usually the record was released from the pending set with its
+		// last parent, and stored in the same write: the store says so
+		// without a second verification.
+		if ok, herr := n.Store().Has(b.CID); herr == nil && ok {
+			mu.Lock()
+			rep.Stored++
+			mu.Unlock()
+			return
 		}
 		retried = true
 		_, err = n.Ingest(ctx, b.Data, "", SourceImport)
