@@ -190,6 +190,9 @@ func Import(ctx context.Context, n *node.Node, cr *CARReader, progress func(Prog
 		})
 	}
 	wg.Wait()
+	if readErr == nil && ctx.Err() != nil {
+		readErr = ctx.Err() // records were left unjudged
+	}
 	if progress != nil {
 		progress(Progress{Blocks: rep.Blocks, Bytes: bytesRead})
 	}

@@ -2,12 +2,15 @@ package opendata_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/ipfs/go-cid"
 	car "github.com/ipld/go-car/v2"
@@ -319,4 +322,66 @@ func causalCIDs(t *testing.T, data []byte) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// TestImportCancelled: an import whose context ends says so.
+func TestImportCancelled(t *testing.T) {
+	f := federation(t)
+	obs := observer(t, f)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	cr, err := opendata.NewCARReader(bytes.NewReader(f.car))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := opendata.Import(ctx, obs, cr, nil); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err %v", err)
+	}
+}
+
+// TestImportBadCID: a record filed under a CID that hashes its bytes but is
+// not its record CID (another codec) is refused as bad-cid, and a record
+// that links it waits in vain: missing-deps, naming it.
+func TestImportBadCID(t *testing.T) {
+	f := federation(t)
+	bs, roots := blocks(t, f.car)
+	last := f.fp.Records[len(f.fp.Records)-1]
+	raw := cid.NewCidV1(cid.Raw, last.CID.Hash())
+	child := statement(t, f, f.net.SigningKey(2), "issue/archive-e",
+		time.UnixMilli(last.Env.Time).Add(time.Hour), last.CID)
+	var kept []opendata.Block
+	for _, b := range bs {
+		if b.CID.Equals(last.CID) {
+			b.CID = raw
+		}
+		kept = append(kept, b)
+	}
+	kept = append(kept, opendata.Block{CID: child.CID, Data: child.Raw})
+	var buf bytes.Buffer
+	cw, err := opendata.NewCARWriter(&buf, roots)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range kept {
+		if err := cw.Put(b.CID, b.Data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := cw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	cr, err := opendata.NewCARReader(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := opendata.Import(testContext(t), observer(t, f), cr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Failures) != 2 ||
+		!rep.Failures[0].CID.Equals(raw) || rep.Failures[0].Reason != opendata.ReasonBadCID ||
+		!rep.Failures[1].CID.Equals(child.CID) || rep.Failures[1].Reason != protocol.ReasonMissingDeps ||
+		!strings.Contains(rep.Failures[1].Detail, last.CID.String()) {
+		t.Fatalf("failures %v", rep.Failures)
+	}
 }
