@@ -75,53 +75,79 @@ type Progress struct {
 // progressEvery is how many blocks pass between two progress calls.
 const progressEvery = 1000
 
-// ExportCAR writes the selected records of the store st of the federation
-// g to cw's archive, in the block order of docs/protocol.md section 12:
-// the genesis first, then the records in the store's arrival order, which
-// is causal (every record after its causal past). The caller made cw with
-// Roots(g, sel). For the whole federation the store is read in one pass,
-// in pages, up to the last record stored when the export started, so its
-// memory does not grow with the store; a topic or a process first
-// collects the CIDs of the records selected (about 100 bytes each).
-// progress, if not nil, is called every 1000 blocks and at the end, on the
-// caller's goroutine. ExportCAR does not flush cw.
-func ExportCAR(ctx context.Context, cw *CARWriter, st *store.Store, g *protocol.Genesis, sel Selection, progress func(Progress)) error {
+// Plan is an export whose content is fixed: the records stored when it
+// was made (for a topic or a process, the CIDs selected). Make it with
+// NewPlan, then Write it; Blocks says how many blocks Write will write, so
+// that a server can announce it before the first byte.
+type Plan struct {
+	st    *store.Store
+	net   cid.Cid
+	gen   []byte
+	roots []cid.Cid
+	last  uint64               // the last arrival exported
+	want  map[cid.Cid]struct{} // nil: every record up to last
+	total int
+}
+
+// NewPlan plans the export of the selected records of the store st of the
+// federation g. For a topic or a process it collects the CIDs of the
+// selected records (about 100 bytes each); for the whole federation it
+// only notes the last record stored.
+func NewPlan(ctx context.Context, st *store.Store, g *protocol.Genesis, sel Selection) (*Plan, error) {
 	gen, err := g.Encode()
 	if err != nil {
-		return fmt.Errorf("opendata: genesis: %w", err)
+		return nil, fmt.Errorf("opendata: genesis: %w", err)
 	}
-	net, err := g.NetworkID()
+	roots, err := Roots(g, sel)
 	if err != nil {
-		return fmt.Errorf("opendata: genesis: %w", err)
+		return nil, err
 	}
 	stats, err := st.Stats()
 	if err != nil {
-		return fmt.Errorf("opendata: %w", err)
+		return nil, fmt.Errorf("opendata: %w", err)
 	}
-	var want map[cid.Cid]struct{}
-	total := int(stats.Records) + 1
+	p := &Plan{st: st, net: roots[0], gen: gen, roots: roots, last: stats.LastArrival, total: int(stats.Records) + 1}
 	if sel.Seeds != nil {
-		if want, err = closure(ctx, st, sel.Seeds); err != nil {
-			return err
+		if p.want, err = closure(ctx, st, sel.Seeds); err != nil {
+			return nil, err
 		}
-		total = len(want) + 1
+		p.total = len(p.want) + 1
 	}
+	return p, nil
+}
+
+// Blocks returns the number of blocks the archive will hold, the genesis
+// included.
+func (p *Plan) Blocks() int { return p.total }
+
+// Roots returns the archive's roots.
+func (p *Plan) Roots() []cid.Cid { return p.roots }
+
+// Write writes the planned archive's blocks to cw, in the block order of
+// docs/protocol.md section 12: the genesis first, then the records in the
+// store's arrival order, which is causal (every record after its causal
+// past). The caller made cw with p.Roots(). The store is read in pages, so
+// Write's memory does not grow with the store. progress, if not nil, is
+// called every 1000 blocks and at the end, on the caller's goroutine.
+// Write does not flush cw.
+func (p *Plan) Write(ctx context.Context, cw *CARWriter, progress func(Progress)) error {
+	start := cw.Blocks()
 	report := func(force bool) {
-		if progress != nil && (force || cw.Blocks()%progressEvery == 0) {
-			progress(Progress{Blocks: cw.Blocks(), Bytes: cw.Size(), Total: total})
+		if n := cw.Blocks() - start; progress != nil && (force || n%progressEvery == 0) {
+			progress(Progress{Blocks: n, Bytes: cw.Size(), Total: p.total})
 		}
 	}
-	if err := cw.Put(net, gen); err != nil {
+	if err := cw.Put(p.net, p.gen); err != nil {
 		return err
 	}
 	report(false)
 	var after uint64
-	left := len(want)
-	for after < stats.LastArrival && (want == nil || left > 0) {
+	left := len(p.want)
+	for after < p.last && (p.want == nil || left > 0) {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		metas, err := st.Since(after, 1000)
+		metas, err := p.st.Since(after, 1000)
 		if err != nil {
 			return fmt.Errorf("opendata: read store: %w", err)
 		}
@@ -129,17 +155,17 @@ func ExportCAR(ctx context.Context, cw *CARWriter, st *store.Store, g *protocol.
 			break
 		}
 		for _, m := range metas {
-			if m.Arrival > stats.LastArrival {
+			after = m.Arrival
+			if after > p.last {
 				break
 			}
-			after = m.Arrival
-			if want != nil {
-				if _, ok := want[m.CID]; !ok {
+			if p.want != nil {
+				if _, ok := p.want[m.CID]; !ok {
 					continue
 				}
 				left--
 			}
-			raw, err := st.Get(m.CID)
+			raw, err := p.st.Get(m.CID)
 			if err != nil {
 				return fmt.Errorf("opendata: read %s: %w", m.CID, err)
 			}
@@ -156,6 +182,16 @@ func ExportCAR(ctx context.Context, cw *CARWriter, st *store.Store, g *protocol.
 	}
 	report(true)
 	return nil
+}
+
+// ExportCAR plans and writes an export to cw (NewPlan, then Plan.Write).
+// The caller made cw with Roots(g, sel).
+func ExportCAR(ctx context.Context, cw *CARWriter, st *store.Store, g *protocol.Genesis, sel Selection, progress func(Progress)) error {
+	p, err := NewPlan(ctx, st, g, sel)
+	if err != nil {
+		return err
+	}
+	return p.Write(ctx, cw, progress)
 }
 
 // Roots returns the CAR roots of a selection: the network id, then the
@@ -201,18 +237,24 @@ func closure(ctx context.Context, st *store.Store, seeds []cid.Cid) (map[cid.Cid
 	return set, nil
 }
 
-// WriteCAR is ExportCAR to a CARv1 stream on w, flushed at the end: what
-// the HTTP API serves. It returns the number of blocks and bytes written.
-func WriteCAR(ctx context.Context, w io.Writer, st *store.Store, g *protocol.Genesis, sel Selection, progress func(Progress)) (Progress, error) {
-	roots, err := Roots(g, sel)
+// WriteCAR writes a planned export as a CARv1 stream on w, flushed at the
+// end: what the HTTP API serves. It returns the number of blocks and bytes
+// written.
+func (p *Plan) WriteCAR(ctx context.Context, w io.Writer, progress func(Progress)) (Progress, error) {
+	cw, err := NewCARWriter(w, p.roots)
 	if err != nil {
 		return Progress{}, err
 	}
-	cw, err := NewCARWriter(w, roots)
-	if err != nil {
-		return Progress{}, err
-	}
-	err = ExportCAR(ctx, cw, st, g, sel, progress)
+	err = p.Write(ctx, cw, progress)
 	err = errors.Join(err, cw.Flush())
-	return Progress{Blocks: cw.Blocks(), Bytes: cw.Size()}, err
+	return Progress{Blocks: cw.Blocks(), Bytes: cw.Size(), Total: p.total}, err
+}
+
+// WriteCAR plans an export and writes it as a CARv1 stream on w.
+func WriteCAR(ctx context.Context, w io.Writer, st *store.Store, g *protocol.Genesis, sel Selection, progress func(Progress)) (Progress, error) {
+	p, err := NewPlan(ctx, st, g, sel)
+	if err != nil {
+		return Progress{}, err
+	}
+	return p.WriteCAR(ctx, w, progress)
 }

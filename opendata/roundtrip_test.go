@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -202,6 +204,15 @@ func TestExportProcessAndTopic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	resp, err := http.Get(f.api.URL + api.Prefix + "/export/car?process=" + ch.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Header.Get("Content-Type") != "application/vnd.ipld.car; version=1" ||
+		resp.Header.Get(api.HeaderBlocks) != strconv.Itoa(len(blocksOf(t, data))) {
+		t.Fatalf("headers %v; the archive holds %d blocks", resp.Header, len(blocksOf(t, data)))
+	}
 	obs := observer(t, f)
 	rep := importInto(t, obs, data)
 	if len(rep.Roots) != 2 || !rep.Roots[1].Equals(ch) {
@@ -384,4 +395,10 @@ func TestImportBadCID(t *testing.T) {
 		!strings.Contains(rep.Failures[1].Detail, last.CID.String()) {
 		t.Fatalf("failures %v", rep.Failures)
 	}
+}
+
+// blocksOf returns the blocks of an archive.
+func blocksOf(t *testing.T, data []byte) []opendata.Block {
+	bs, _ := blocks(t, data)
+	return bs
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -11,6 +12,11 @@ import (
 
 	"github.com/clearinghouse-net/clearinghouse/opendata"
 )
+
+// HeaderBlocks is the response header of GET /export/car that gives the
+// number of blocks the archive holds, the genesis included, so that a
+// client can show its progress.
+const HeaderBlocks = "Clearinghouse-Blocks"
 
 // exportRoutes registers the open-data routes (docs/api.md, "Open data"):
 // CAR archives and flat tables, streamed. They are reads, served without a
@@ -66,13 +72,19 @@ func (s *Server) exportCAR(w http.ResponseWriter, r *http.Request) {
 		}
 		name = "process-" + c.String()
 	}
+	plan, err := opendata.NewPlan(r.Context(), s.n.Store(), s.n.Genesis(), sel)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
 	streaming(w)
 	h := w.Header()
+	h.Set(HeaderBlocks, strconv.Itoa(plan.Blocks()))
 	h.Set("Content-Type", opendata.MediaCAR+"; version=1")
 	h.Set("Content-Disposition", `attachment; filename="`+name+`.car"`)
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
-	p, err := opendata.WriteCAR(r.Context(), w, s.n.Store(), s.n.Genesis(), sel, nil)
+	p, err := plan.WriteCAR(r.Context(), w, nil)
 	if err != nil {
 		s.abort(r, "car", err)
 	}

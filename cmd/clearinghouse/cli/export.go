@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	"github.com/spf13/cobra"
 
@@ -101,16 +102,17 @@ func (a *app) exportCAR(ctx context.Context, c *apiClient, f exportFlags) error 
 	if f.process != "" {
 		q.Set("process", f.process)
 	}
-	body, err := c.stream(ctx, "/export/car?"+q.Encode())
+	resp, err := c.stream(ctx, "/export/car?"+q.Encode())
 	if err != nil {
 		return err
 	}
-	defer body.Close()
-	cr, err := opendata.NewCARReader(body)
+	defer resp.Body.Close()
+	cr, err := opendata.NewCARReader(resp.Body)
 	if err != nil {
 		return err
 	}
-	progress := a.progress(f.quiet, "exported")
+	total, _ := strconv.Atoi(resp.Header.Get(api.HeaderBlocks))
+	progress := a.progress(f.quiet, "exported", total)
 
 	var (
 		cw     *opendata.CARWriter
@@ -182,12 +184,12 @@ func (a *app) exportTables(ctx context.Context, c *apiClient, f exportFlags) err
 		return &usageError{errors.New("--topic, --process and --car-version apply to --format car")}
 	}
 	one := func(table string, w io.Writer) (int64, error) {
-		body, err := c.stream(ctx, "/export/tables/"+url.PathEscape(table)+"?format="+f.format)
+		resp, err := c.stream(ctx, "/export/tables/"+url.PathEscape(table)+"?format="+f.format)
 		if err != nil {
 			return 0, fmt.Errorf("table %s: %w", table, err)
 		}
-		defer body.Close()
-		n, err := io.Copy(w, body)
+		defer resp.Body.Close()
+		n, err := io.Copy(w, resp.Body)
 		if err != nil {
 			return n, fmt.Errorf("table %s cut short: %w", table, err)
 		}
@@ -233,19 +235,23 @@ func writeFile(path string, fill func(io.Writer) error) error {
 }
 
 // progress returns a function that reports progress on stderr, unless
-// quiet.
-func (a *app) progress(quiet bool, verb string) func(blocks int, bytes int64) {
+// quiet; total is the number of blocks expected, 0 if unknown.
+func (a *app) progress(quiet bool, verb string, total int) func(blocks int, bytes int64) {
 	if quiet {
 		return func(int, int64) {}
 	}
 	return func(blocks int, bytes int64) {
+		if total > 0 {
+			fmt.Fprintf(a.stderr, "%s %d of %d blocks (%d%%, %.1f MB)\n", verb, blocks, total, blocks*100/total, float64(bytes)/1e6)
+			return
+		}
 		fmt.Fprintf(a.stderr, "%s %d blocks (%.1f MB)\n", verb, blocks, float64(bytes)/1e6)
 	}
 }
 
-// stream sends a GET under /api/v1 and returns the body of a 200 answer;
-// the caller must close it.
-func (c *apiClient) stream(ctx context.Context, path string) (io.ReadCloser, error) {
+// stream sends a GET under /api/v1 and returns a 200 answer; the caller
+// must close its body.
+func (c *apiClient) stream(ctx context.Context, path string) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+api.Prefix+path, nil)
 	if err != nil {
 		return nil, err
@@ -259,7 +265,7 @@ func (c *apiClient) stream(ctx context.Context, path string) (io.ReadCloser, err
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		return nil, apiError(resp.StatusCode, b)
 	}
-	return resp.Body, nil
+	return resp, nil
 }
 
 // openDataCommands returns export, import and verify.

@@ -101,7 +101,7 @@ func (a *app) importFile(ctx context.Context, path string, asJSON, quiet bool) e
 	}
 	var p func(opendata.Progress)
 	if !quiet {
-		pr := a.progress(false, "read")
+		pr := a.progress(false, "read", 0)
 		p = func(x opendata.Progress) { pr(x.Blocks, x.Bytes) }
 	}
 	rep, ierr := opendata.Import(ctx, n, cr, p)
