@@ -28,8 +28,8 @@ checks a record it receives: the block's hash against its CID, the strict
 and canonical DAG-CBOR encoding, the signature, the links and the author's
 chain, the causal past being present, and the record's validity in its
 causal past (membership and the governance rules). verify runs these checks
-on a private in-memory observer that accepts and dials no connection, so it
-needs memory for the records it verifies (about twice their size).
+on a private observer that accepts and dials no connection and keeps the
+records in memory, so its memory grows with the archives.
 
 It prints one line per failure ("FAIL <cid> <reason>: <detail>"), a
 summary, and for every process the archive holds its canonical P1-P4 audit
