@@ -52,14 +52,44 @@ func SelectTopic(n *node.Node, topic string) (Selection, error) {
 }
 
 // SelectProcess selects every record of the process chartered by charter
-// and their causal past; the charter is the root. It fails with an error
-// wrapping node.ErrUnknownProcess if the node has no such process.
-func SelectProcess(n *node.Node, charter cid.Cid) (Selection, error) {
-	p, err := n.Process(charter)
-	if err != nil {
+// (the charter and every record whose body names it as its process) and
+// their causal past; the charter is the root. It fails with an error
+// wrapping node.ErrUnknownProcess if the node has no such process. The
+// process's records are found by reading its issue topic from the store.
+func SelectProcess(ctx context.Context, n *node.Node, charter cid.Cid) (Selection, error) {
+	if _, err := n.Process(charter); err != nil {
 		return Selection{}, err
 	}
-	return Selection{Roots: []cid.Cid{charter}, Seeds: p.Records(), Name: "process " + charter.String()}, nil
+	st := n.Store()
+	m, err := st.Meta(charter)
+	if err != nil {
+		return Selection{}, fmt.Errorf("opendata: charter %s: %w", charter, err)
+	}
+	seeds := []cid.Cid{charter}
+	var after uint64
+	for {
+		if err := ctx.Err(); err != nil {
+			return Selection{}, err
+		}
+		metas, err := st.TopicRecords(m.Topic, after, 1000)
+		if err != nil {
+			return Selection{}, fmt.Errorf("opendata: read %s: %w", m.Topic, err)
+		}
+		if len(metas) == 0 {
+			break
+		}
+		for _, rm := range metas {
+			after = rm.Arrival
+			r, err := n.Record(rm.CID)
+			if err != nil {
+				return Selection{}, err
+			}
+			if proc, _, ok := protocol.ProcessRefs(r.Body); ok && proc.Equals(charter) {
+				seeds = append(seeds, rm.CID)
+			}
+		}
+	}
+	return Selection{Roots: []cid.Cid{charter}, Seeds: seeds, Name: "process " + charter.String()}, nil
 }
 
 // Progress is how far an export or import has got.

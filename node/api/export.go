@@ -66,7 +66,7 @@ func (s *Server) exportCAR(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("process %q is not a CID: %v", proc, err), "")
 			return
 		}
-		if sel, err = opendata.SelectProcess(s.n, c); err != nil {
+		if sel, err = opendata.SelectProcess(r.Context(), s.n, c); err != nil {
 			s.writeErr(w, r, err)
 			return
 		}
