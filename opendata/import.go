@@ -250,14 +250,14 @@ func ingestOne(ctx context.Context, n *node.Node, b Block, parents []cid.Cid, it
 					missing = append(missing, p)
 				}
 			}
-			detail := err.Error()
+			d := detail(err)
 			if len(missing) > 0 {
-				detail = fmt.Sprintf("parent %s is neither stored nor before this record in the file", missing[0])
+				d = fmt.Sprintf("parent %s is neither stored nor before this record in the file", missing[0])
 				if len(missing) > 1 {
-					detail += fmt.Sprintf(" (and %d more)", len(missing)-1)
+					d += fmt.Sprintf(" (and %d more)", len(missing)-1)
 				}
 			}
-			fail(it, Failure{CID: b.CID, Reason: protocol.ReasonMissingDeps, Detail: detail})
+			fail(it, Failure{CID: b.CID, Reason: protocol.ReasonMissingDeps, Detail: d})
 			return
 		}
 	}
@@ -275,7 +275,7 @@ func ingestOne(ctx context.Context, n *node.Node, b Block, parents []cid.Cid, it
 		}
 		mu.Unlock()
 	case protocol.ReasonOf(err) != "":
-		fail(it, Failure{CID: b.CID, Reason: protocol.ReasonOf(err), Detail: err.Error()})
+		fail(it, Failure{CID: b.CID, Reason: protocol.ReasonOf(err), Detail: detail(err)})
 	default:
 		fail(it, Failure{CID: b.CID, Reason: "error", Detail: err.Error()})
 	}
@@ -291,4 +291,14 @@ func checkGenesis(b Block, g *protocol.Genesis) *Failure {
 		return &Failure{CID: b.CID, Reason: ReasonHashMismatch, Detail: "the genesis block's bytes do not hash to the network id"}
 	}
 	return nil
+}
+
+// detail returns the detail of a protocol error (its text without the
+// "protocol: <reason>: " the report shows apart), or the error's text.
+func detail(err error) string {
+	var pe *protocol.Error
+	if errors.As(err, &pe) && pe.Detail != "" {
+		return pe.Detail
+	}
+	return err.Error()
 }
