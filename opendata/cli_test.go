@@ -3,6 +3,8 @@ package opendata_test
 import (
 	"bytes"
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -137,6 +139,31 @@ func TestCLIExportForms(t *testing.T) {
 		code, _, errs := runCLI(t, append([]string{"--api", f.api.URL}, args...)...)
 		if code == 0 || errs == "" {
 			t.Errorf("%v: exit %d, stderr %q", args, code, errs)
+		}
+	}
+}
+
+// TestCLIExportCut: a stream the server cuts (as the API does when an
+// export fails midway) is an error, and leaves no file behind that could
+// pass for a whole archive.
+func TestCLIExportCut(t *testing.T) {
+	f := federation(t)
+	cut := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", opendata.MediaCAR)
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(f.car[:len(f.car)/2])
+		w.(http.Flusher).Flush()
+		panic(http.ErrAbortHandler)
+	}))
+	defer cut.Close()
+	for _, version := range []string{"1", "2"} {
+		path := filepath.Join(t.TempDir(), "cut.car")
+		code, _, errs := runCLI(t, "--api", cut.URL, "export", "--car-version", version, "-o", path)
+		if code == 0 || !strings.Contains(errs, "cut short") {
+			t.Fatalf("CARv%s: exit %d: %s", version, code, errs)
+		}
+		if _, err := os.Stat(path); !os.IsNotExist(err) {
+			t.Fatalf("CARv%s: the cut archive was left at %s (%v)", version, path, err)
 		}
 	}
 }

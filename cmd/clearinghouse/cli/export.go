@@ -79,7 +79,8 @@ Progress goes to standard error.`,
 }
 
 // exportCAR streams a CARv1 from the API and writes it as a CARv1 or CARv2.
-func (a *app) exportCAR(ctx context.Context, c *apiClient, f exportFlags) error {
+// A file it could not finish is removed: a cut CARv1 would look whole.
+func (a *app) exportCAR(ctx context.Context, c *apiClient, f exportFlags) (err error) {
 	if f.table != "" {
 		return &usageError{errors.New("--table applies to --format jsonl or csv")}
 	}
@@ -129,7 +130,12 @@ func (a *app) exportCAR(ctx context.Context, c *apiClient, f exportFlags) error 
 		if file, err = os.Create(f.out); err != nil {
 			return err
 		}
-		defer file.Close()
+		defer func() {
+			file.Close()
+			if err != nil {
+				os.Remove(f.out)
+			}
+		}()
 		if version == 2 {
 			if v2, err = opendata.NewCARv2File(file, cr.Roots()); err != nil {
 				return err
@@ -229,6 +235,7 @@ func writeFile(path string, fill func(io.Writer) error) error {
 	}
 	if err := fill(f); err != nil {
 		f.Close()
+		os.Remove(path) // a cut table would look whole
 		return err
 	}
 	return f.Close()
