@@ -51,6 +51,7 @@ bench:
 	go test -run '^$$' -bench . -benchmem -count 3 ./protocol/gov/
 	go test -run '^$$' -bench 'BenchmarkDeriveMembers|BenchmarkCheckMembership' ./protocol/
 	go test -run '^$$' -bench 'BenchmarkSyncCatchUp|BenchmarkReconcile' -benchtime 3x ./node/
+	go test -run '^$$' -bench 'BenchmarkExport|BenchmarkImport' -benchtime 3x ./opendata/
 
 ## fuzz: a short fuzzing session per target (the seeds run in `make test`).
 fuzz:
