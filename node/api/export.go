@@ -36,7 +36,12 @@ func streaming(w http.ResponseWriter) {
 // abort ends a response that has started: the client sees a cut stream,
 // never a short file that looks complete.
 func (s *Server) abort(r *http.Request, what string, err error) {
-	s.log.Warn("export aborted", "export", what, "path", r.URL.Path, "err", err)
+	if r.Context().Err() != nil {
+		// The client went away, or the server is closing.
+		s.log.Debug("export aborted", "export", what, "path", r.URL.Path, "err", err)
+	} else {
+		s.log.Warn("export aborted", "export", what, "path", r.URL.Path, "err", err)
+	}
 	panic(http.ErrAbortHandler)
 }
 
