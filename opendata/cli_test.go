@@ -3,12 +3,15 @@ package opendata_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	car "github.com/ipld/go-car/v2"
 
@@ -61,6 +64,19 @@ func TestCLISeedObserver(t *testing.T) {
 	code, out, _ = runCLI(t, "--data-dir", obsDir, "import", "--json", "-q", archive)
 	if code != 0 || !strings.Contains(out, `"stored": 0`) {
 		t.Fatalf("second import: exit %d\n%s", code, out)
+	}
+
+	// A record the node refuses: listed with its CID and reason, exit 1.
+	bs, roots := blocks(t, f.car)
+	_, stranger, _ := ed25519.GenerateKey(rand.Reader)
+	intruder := statement(t, f, stranger, "issue/archive-f",
+		time.UnixMilli(f.fp.Charter.Env.Time).Add(time.Hour), f.fp.Charter.CID)
+	bad := filepath.Join(dir, "bad.car")
+	writeCAR(t, bad, roots, append(bs, opendata.Block{CID: intruder.CID, Data: intruder.Raw}))
+	code, out, errs = runCLI(t, "--data-dir", obsDir, "import", "-q", bad)
+	if code != 1 || !strings.Contains(out, "1 refused") ||
+		!strings.Contains(out, "refused "+intruder.CID.String()+" not-member: ") || !strings.Contains(errs, "refused") {
+		t.Fatalf("import of a bad archive: exit %d\n%s\n%s", code, out, errs)
 	}
 
 	// The observer, started from its data directory.
