@@ -127,10 +127,11 @@ func (cw *CARWriter) Size() int64 { return cw.n }
 func (cw *CARWriter) Blocks() int { return cw.blocks }
 
 // CARv2File writes a CARv2 file: the CARv1 payload is streamed into f
-// after room for the CARv2 pragma and header; Finish then appends the
-// index (a sorted multihash index, built by reading the payload back, the
-// only part of the file whose size grows with memory) and writes the
-// header. Use Writer's CARWriter for the blocks.
+// after room for the CARv2 pragma and header (blocks go to Writer); Finish
+// then reads the payload back to build a sorted multihash index, which
+// holds every block's digest in memory, appends it and writes the header.
+// Until Finish the file starts with zeros, so a file left unfinished is no
+// CAR at all rather than a CAR that looks whole.
 type CARv2File struct {
 	f  *os.File
 	cw *CARWriter
