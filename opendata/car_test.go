@@ -86,3 +86,32 @@ func TestCARv2Unfinished(t *testing.T) {
 		t.Fatalf("an unfinished CARv2 reads as a CARv%d (next: %v)", cr.Version(), err)
 	}
 }
+
+// FuzzCARReader: no input makes the reader panic or loop; every block it
+// returns can be hashed. (The seeds run with every `go test`.)
+func FuzzCARReader(f *testing.F) {
+	data := []byte{0xa1, 0x61, 0x61, 0x01}
+	c := protocol.RecordCID(data)
+	var buf bytes.Buffer
+	cw, _ := opendata.NewCARWriter(&buf, []cid.Cid{c})
+	_ = cw.Put(c, data)
+	_ = cw.Flush()
+	f.Add(buf.Bytes())
+	f.Add(buf.Bytes()[:buf.Len()-3])
+	f.Add([]byte("not a car"))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		cr, err := opendata.NewCARReader(bytes.NewReader(in))
+		if err != nil {
+			return
+		}
+		for range len(in) + 1 {
+			b, err := cr.Next()
+			if err != nil {
+				return
+			}
+			_ = b.HashOK()
+		}
+		t.Fatal("more blocks than bytes")
+	})
+}
