@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -72,7 +73,7 @@ Progress goes to standard error.`,
 	fl.StringVarP(&f.out, "output", "o", "", "output file (a directory for all tables); - or none for standard output")
 	fl.IntVar(&f.carVersion, "car-version", 0, "CAR version of a file: 2 (default, indexed) or 1")
 	fl.StringVar(&f.format, "format", "car", "car, jsonl or csv")
-	fl.StringVar(&f.table, "table", "", "with --format jsonl|csv: one table ("+fmt.Sprint(opendata.Tables())+")")
+	fl.StringVar(&f.table, "table", "", "with --format jsonl|csv: one table ("+strings.Join(opendata.Tables(), ", ")+")")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "no progress on standard error")
 	documentClient(cmd, false)
 	return cmd
