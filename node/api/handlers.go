@@ -51,9 +51,12 @@ type SyncView struct {
 
 // SyncReportView is the answer of POST /sync.
 type SyncReportView struct {
-	Peers      int `json:"peers"`
-	Topics     int `json:"topics"`
-	RoundTrips int `json:"roundTrips"`
+	Peers int `json:"peers"`
+	// Topics is how many topics were reconciled (with one peer or more).
+	Topics int `json:"topics"`
+	// Reconciliations is how many topic-peer pairs were reconciled.
+	Reconciliations int `json:"reconciliations"`
+	RoundTrips      int `json:"roundTrips"`
 	Missing    int `json:"missing"`
 	Fetched    int `json:"fetched"`
 	Stored     int `json:"stored"`
@@ -153,7 +156,7 @@ func (s *Server) processView(p *gov.Process) (ProcessView, error) {
 	}
 	return ProcessView{
 		CID: p.CID().String(), Topic: m.Topic, Title: p.Charter().Title, Stage: p.Stage(),
-		Records: p.Len(), Adopted: cidStrings(p.Adopted()),
+		Records: p.Len(), Adopted: cidStrings(p.Adopted()), Phases: phaseViews(p.Charter().Phases),
 	}, nil
 }
 
@@ -239,6 +242,9 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Query().Get("format") {
 	case "", "json":
 		b, err := rep.JSON()
+		if err == nil {
+			b, err = auditJSON(b)
+		}
 		if err != nil {
 			s.writeErr(w, r, err)
 			return
@@ -459,8 +465,13 @@ func (s *Server) sync(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, SyncReportView{Peers: rep.Peers, Topics: rep.Topics, RoundTrips: rep.RoundTrips,
-		Missing: rep.Missing, Fetched: rep.Fetched, Stored: rep.Stored})
+	// The node counts each topic once per peer; the view says both.
+	topics := 0
+	if rep.Topics > 0 {
+		topics = min(rep.Topics, len(s.n.Topics()))
+	}
+	writeJSON(w, http.StatusOK, SyncReportView{Peers: rep.Peers, Topics: topics, Reconciliations: rep.Topics,
+		RoundTrips: rep.RoundTrips, Missing: rep.Missing, Fetched: rep.Fetched, Stored: rep.Stored})
 }
 
 func (s *Server) follow(w http.ResponseWriter, r *http.Request) {

@@ -15,8 +15,10 @@ import (
 
 // Main runs the clearinghouse command line with args (without the program
 // name), writing results to stdout and errors to stderr, and returns the
-// process exit status: 0 on success, 1 on any error. Cancelling ctx stops a
-// running command, such as run, cleanly.
+// process exit status: 0 on success, 2 when the command line itself is
+// wrong (an unknown command or flag, a bad argument count or flag value),
+// 1 on any other error. Cancelling ctx stops a running command, such as
+// run, cleanly.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return execute(ctx, NewRootCommand(stdout, stderr), args, stderr)
 }
@@ -29,16 +31,19 @@ func execute(ctx context.Context, root *cobra.Command, args []string, stderr io.
 	root.SetArgs(args)
 	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
-		return 0
+		return exitOK
 	}
 	for line := range strings.SplitSeq(err.Error(), "\n") {
 		fmt.Fprintf(stderr, "clearinghouse: %s\n", line)
 	}
 	var ue *usageError
-	if errors.As(err, &ue) && cmd != nil {
-		fmt.Fprintf(stderr, "\n%s", cmd.UsageString())
+	if errors.As(err, &ue) {
+		if cmd != nil {
+			fmt.Fprintf(stderr, "\n%s", cmd.UsageString())
+		}
+		return exitUsage
 	}
-	return 1
+	return exitError
 }
 
 // NewRootCommand returns the clearinghouse command with all its
@@ -59,8 +64,14 @@ type app struct {
 	apiURL, token string
 	// start starts a node; tests replace it.
 	start startFunc
-	// clock, if set, replaces the nodes' clock in `testnet` (tests).
+	// clock, if set, replaces the nodes' clock in `testnet` and the
+	// clients' "now" (tests).
 	clock func() time.Time
+	// output is the --output format (formatText or formatJSON); --json
+	// sets it to formatJSON.
+	output string
+	// noColor is --no-color.
+	noColor bool
 }
 
 // resolveDataDir returns the data directory from --data-dir, the
@@ -104,6 +115,20 @@ A node keeps its configuration, identity key and records in a data directory:
 		"URL of the node API for client commands (default from api.listen in the data directory's config)")
 	root.PersistentFlags().StringVar(&a.token, "token", "",
 		"API token for writes (default: api.token in the data directory)")
+
+	var asJSON bool
+	root.PersistentFlags().BoolVar(&asJSON, "json", false, "print JSON instead of text (the same as --output json)")
+	root.PersistentFlags().StringVarP(&a.output, "output", "o", formatText, "output format: text or json")
+	root.PersistentFlags().BoolVar(&a.noColor, "no-color", false, "no colour in the output (also when $NO_COLOR is set)")
+	root.PersistentPreRunE = func(*cobra.Command, []string) error {
+		if asJSON {
+			a.output = formatJSON
+		}
+		if a.output != formatText && a.output != formatJSON {
+			return &usageError{fmt.Errorf("--output %q: want text or json", a.output)}
+		}
+		return nil
+	}
 
 	root.AddCommand(
 		newInitCommand(a),

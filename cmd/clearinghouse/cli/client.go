@@ -11,6 +11,9 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 
 	"github.com/clearinghouse-net/clearinghouse/config"
@@ -22,24 +25,50 @@ type apiClient struct {
 	base  string // e.g. http://127.0.0.1:5080, without /api/v1
 	token func() (string, error)
 	http  *http.Client
+
+	// dataDir is the data directory the client acts for, and where is
+	// what it read there to find the API ("api.listen in PATH"), or ""
+	// when --api was given.
+	dataDir, where string
+	// checkReads says that every request is checked (the API address
+	// came from the data directory); checkWrites that writes are (their
+	// token comes from the data directory).
+	checkReads, checkWrites bool
+	// checked is set once the node answering is known to be the data
+	// directory's.
+	checked bool
 }
 
 // client returns an API client: the URL from --api, else from api.listen
 // in the data directory's config (DefaultAPIListen if there is none); the
 // token, read on the first write, from --token, else the data directory's
 // api.token.
+//
+// Whatever the client takes from the data directory, the address or the
+// token, it first makes sure that the node answering is that directory's
+// node: the directory must exist and the peer id the node reports must be
+// the one of the directory's identity key. So a stopped node's directory
+// never reads another node's state, and its token is never sent to
+// another process.
 func (a *app) client() (*apiClient, error) {
-	base := a.apiURL
-	if base == "" {
-		listen := config.DefaultAPIListen
-		dd, err := a.resolveDataDir()
-		if err != nil {
-			return nil, err
+	dd, err := a.resolveDataDir()
+	if err != nil {
+		return nil, err
+	}
+	c := &apiClient{base: a.apiURL, http: http.DefaultClient, dataDir: dd.Path,
+		checkReads: a.apiURL == "", checkWrites: a.token == ""}
+	if c.base == "" {
+		if _, err := os.Stat(dd.Path); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("data directory %s does not exist, so there is no node to ask (nothing was sent); "+
+				"create one with: %s --data-dir %s init, or name a node with --api URL", dd.Path, binName(), dd.Path)
 		}
+		listen := config.DefaultAPIListen
+		c.where = "the default api.listen, as " + dd.ConfigPath() + " does not exist"
 		cfg, err := config.Load(dd.ConfigPath())
 		switch {
 		case err == nil:
 			listen = cfg.API.Listen
+			c.where = "api.listen in " + dd.ConfigPath()
 		case !errors.Is(err, fs.ErrNotExist):
 			return nil, err
 		}
@@ -50,30 +79,74 @@ func (a *app) client() (*apiClient, error) {
 		if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
 			host = "127.0.0.1"
 		}
-		base = "http://" + net.JoinHostPort(host, port)
+		c.base = "http://" + net.JoinHostPort(host, port)
 	}
-	u, err := url.Parse(base)
+	u, err := url.Parse(c.base)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, &usageError{fmt.Errorf("--api %q: want a URL such as http://127.0.0.1:5080", base)}
+		return nil, &usageError{fmt.Errorf("--api %q: want a URL such as http://127.0.0.1:5080", c.base)}
 	}
-	return &apiClient{
-		base: strings.TrimSuffix(base, "/"),
-		http: http.DefaultClient,
-		token: func() (string, error) {
-			if a.token != "" {
-				return a.token, nil
-			}
-			dd, err := a.resolveDataDir()
-			if err != nil {
-				return "", err
-			}
-			tok, err := config.LoadToken(dd.TokenPath())
-			if err != nil {
-				return "", fmt.Errorf("api token: %w (writes need the token of the node's data directory, or --token)", err)
-			}
-			return tok, nil
-		},
-	}, nil
+	c.base = strings.TrimSuffix(c.base, "/")
+	c.token = func() (string, error) {
+		if a.token != "" {
+			return a.token, nil
+		}
+		tok, err := config.LoadToken(dd.TokenPath())
+		if err != nil {
+			return "", fmt.Errorf("api token: %w (writes need the token of the node's data directory, or --token)", err)
+		}
+		return tok, nil
+	}
+	return c, nil
+}
+
+// errWrongNode is returned by the client when the node answering is not
+// the node of the data directory.
+var errWrongNode = errors.New("another node answers")
+
+// check makes sure, once, that the node answering at c.base is the node
+// of the data directory, if this request needs it. It sends only
+// GET /status, without the token.
+func (c *apiClient) check(ctx context.Context, write bool) error {
+	if c.checked || !(c.checkReads || write && c.checkWrites) {
+		return nil
+	}
+	dd := config.DataDir{Path: c.dataDir}
+	if _, err := os.Stat(dd.Path); errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("data directory %s does not exist, so it has no token for this write (nothing was sent); "+
+			"give the node's --token, or the --data-dir of the node at %s", dd.Path, c.base)
+	}
+	want, err := peerID(dd)
+	if err != nil {
+		return fmt.Errorf("data directory %s is not a node's (%w), so it has no api token for this request and no peer id "+
+			"to check the node at %s against; give --token, or the --data-dir of that node (nothing was sent)", dd.Path, err, c.base)
+	}
+	where := c.where
+	if where == "" {
+		where = "--api"
+	}
+	var s api.StatusView
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+api.Prefix+"/status", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("the node of data directory %s (peer id %s) does not answer at %s (%s): %w; "+
+			"is it running? start it with: %s --data-dir %s run", dd.Path, want, c.base, where, err, binName(), dd.Path)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil || resp.StatusCode != http.StatusOK || json.Unmarshal(b, &s) != nil || s.PeerID == "" {
+		return fmt.Errorf("%w: %s (%s) is not the API of the node of data directory %s (peer id %s): "+
+			"it does not answer GET %s/status with a peer id; nothing else was sent", errWrongNode, c.base, where, dd.Path, want, api.Prefix)
+	}
+	if s.PeerID != want.String() {
+		return fmt.Errorf("%w: the node at %s (%s) is peer id %s, not the node of data directory %s (peer id %s); "+
+			"that node is not running, or another node took its API port (give each node on a machine its own api.listen); "+
+			"nothing else was sent", errWrongNode, c.base, where, s.PeerID, dd.Path, want)
+	}
+	c.checked = true
+	return nil
 }
 
 // do sends a request to path (under /api/v1 unless it starts with
@@ -87,6 +160,9 @@ func (c *apiClient) do(ctx context.Context, method, path string, body any) ([]by
 			return nil, err
 		}
 		rd = bytes.NewReader(b)
+	}
+	if err := c.check(ctx, method != http.MethodGet); err != nil {
+		return nil, err
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+api.Prefix+path, rd)
 	if err != nil {
@@ -190,8 +266,31 @@ func (c *apiClient) ref(ctx context.Context, cidStr string) (recordRef, error) {
 	return r, nil
 }
 
-// printJSON writes an API answer as it came, ending in a newline.
-func printJSON(w io.Writer, b []byte) {
-	b = bytes.TrimRight(b, "\n")
-	fmt.Fprintf(w, "%s\n", b)
+// binName is how the hints tell the user to run this program: its name if
+// a shell finds this very program by it on $PATH, else the path it was
+// started by, so that a "try:" line works as printed.
+func binName() string {
+	arg0 := "clearinghouse"
+	if len(os.Args) > 0 && os.Args[0] != "" {
+		arg0 = os.Args[0]
+	}
+	base := filepath.Base(arg0)
+	self, err := os.Executable()
+	if err != nil {
+		return arg0
+	}
+	if found, err := exec.LookPath(base); err == nil && sameFile(found, self) {
+		return base
+	}
+	if strings.ContainsRune(arg0, os.PathSeparator) {
+		return arg0
+	}
+	return self
+}
+
+// sameFile reports whether paths a and b name the same file.
+func sameFile(a, b string) bool {
+	fa, err1 := os.Stat(a)
+	fb, err2 := os.Stat(b)
+	return err1 == nil && err2 == nil && os.SameFile(fa, fb)
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/hex"
@@ -11,9 +12,9 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/BurntSushi/toml"
@@ -49,10 +50,9 @@ func clientCommands(a *app) []*cobra.Command {
 	return append(reads, writes...)
 }
 
-// readCmd builds a read command with a --json flag. run gets the client
-// and whether --json was given.
+// readCmd builds a read command. run gets the client and whether --json
+// (or --output json) was given.
 func readCmd(a *app, use, short, example string, args cobra.PositionalArgs, run func(ctx context.Context, c *apiClient, w io.Writer, asJSON bool, args []string) error) *cobra.Command {
-	var asJSON bool
 	cmd := &cobra.Command{
 		Use: use, Short: short, Example: example, Args: args,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -60,10 +60,9 @@ func readCmd(a *app, use, short, example string, args cobra.PositionalArgs, run 
 			if err != nil {
 				return err
 			}
-			return run(cmd.Context(), c, a.stdout, asJSON, args)
+			return run(cmd.Context(), c, a.stdout, a.jsonOutput(), args)
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the API's JSON answer")
 	return cmd
 }
 
@@ -71,7 +70,7 @@ func readCmd(a *app, use, short, example string, args cobra.PositionalArgs, run 
 func argsN(n int) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) != n {
-			return &usageError{fmt.Errorf("%s takes %d argument(s), got %d", cmd.CommandPath(), n, len(args))}
+			return &usageError{fmt.Errorf("%s takes %s, got %d", cmd.CommandPath(), plural(n, "argument"), len(args))}
 		}
 		return nil
 	}
@@ -113,18 +112,7 @@ func newStatus(a *app) *cobra.Command {
 				printJSON(w, b)
 				return nil
 			}
-			fmt.Fprintf(w, "peer id:     %s\nrole:        %s\nfederation:  %s\nnetwork:     %s\n", s.PeerID, s.Role, s.Federation, s.NetworkID)
-			if s.DevFederation {
-				fmt.Fprintln(w, "             (one-member dev federation)")
-			}
-			if s.Key != "" {
-				fmt.Fprintf(w, "key:         %s\n", s.Key)
-			}
-			fmt.Fprintf(w, "peers:       %d\nrecords:     %d (%d bytes)\ntopics:      %s\n", s.Peers, s.Records, s.Bytes, strings.Join(s.Topics, ", "))
-			for _, a := range s.ListenAddrs {
-				fmt.Fprintf(w, "listening:   %s\n", a)
-			}
-			printSync(w, s)
+			printStatus(w, s, a.now())
 			return nil
 		})
 	cmd.Flags().DurationVar(&wait, "wait", 0, "wait up to this long for a node that is still starting")
@@ -132,17 +120,18 @@ func newStatus(a *app) *cobra.Command {
 }
 
 func newPeers(a *app) *cobra.Command {
-	return readCmd(a, "peers", "List the connected peers", "  clearinghouse peers", noArgs,
+	return readCmd(a, "peers", "List the connected peers", "  clearinghouse peers\n  clearinghouse peers --json", noArgs,
 		func(ctx context.Context, c *apiClient, w io.Writer, asJSON bool, _ []string) error {
 			var v struct{ Peers []api.PeerView }
 			b, err := c.get(ctx, "/peers", &v)
 			if err != nil || asJSON {
 				return printOr(w, b, err)
 			}
+			t := a.newTable(w, "no connected peers", "peer id", "addresses")
 			for _, p := range v.Peers {
-				fmt.Fprintf(w, "%s %s\n", p.ID, strings.Join(p.Addrs, " "))
+				t.row(p.ID, strings.Join(p.Addrs, " "))
 			}
-			return nil
+			return t.flush()
 		})
 }
 
@@ -162,12 +151,16 @@ func newMembers(a *app) *cobra.Command {
 			if err != nil || asJSON {
 				return printOr(w, b, err)
 			}
-			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ORG\tGROUP\tREGION\tKEY")
+			// By organisation, as people look them up; the API's order
+			// (by key) is kept in --json.
+			slices.SortStableFunc(v.Members, func(x, y api.MemberView) int {
+				return cmp.Or(strings.Compare(strings.ToLower(x.Org), strings.ToLower(y.Org)), strings.Compare(x.Key, y.Key))
+			})
+			t := a.newTable(w, "no members", "org", "group", "region", "key")
 			for _, m := range v.Members {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", m.Org, m.Group, m.Region, m.Key)
+				t.row(m.Org, m.Group, m.Region, m.Key)
 			}
-			return tw.Flush()
+			return t.flush()
 		})
 }
 
@@ -187,6 +180,9 @@ func newIssueOpen(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if a.jsonOutput() {
+				return printValue(a.stdout, r)
+			}
 			fmt.Fprintf(a.stdout, "opened issue %s: %s\n", args[0], r.CID)
 			return nil
 		},
@@ -205,12 +201,11 @@ func newIssueList(a *app) *cobra.Command {
 			if err != nil || asJSON {
 				return printOr(w, b, err)
 			}
-			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "SLUG\tTITLE\tFOLLOWING\tOPENED BY")
+			t := a.newTable(w, "no open issues (open one with: issue open SLUG --title TITLE)", "slug", "title", "following", "opened by", "opened")
 			for _, i := range v.Issues {
-				fmt.Fprintf(tw, "%s\t%s\t%v\t%s\n", i.Slug, i.Title, i.Following, i.Author.Org)
+				t.row(i.Slug, i.Title, yesNo(i.Following), i.Author.Org, humanTime(parseAPITime(i.Time), a.now()))
 			}
-			return tw.Flush()
+			return t.flush()
 		})
 }
 
@@ -231,6 +226,9 @@ followed.)`,
 			}
 			if _, err := c.do(cmd.Context(), http.MethodPost, "/issues/"+url.PathEscape(args[0])+"/follow", nil); err != nil {
 				return err
+			}
+			if a.jsonOutput() {
+				return printValue(a.stdout, followJSON{Topic: protocol.IssueTopic(args[0]), Following: true})
 			}
 			fmt.Fprintf(a.stdout, "following %s\n", protocol.IssueTopic(args[0]))
 			return nil
@@ -254,6 +252,9 @@ config.toml cannot be unfollowed this way: remove it there and restart.`,
 			}
 			if _, err := c.do(cmd.Context(), http.MethodDelete, "/issues/"+url.PathEscape(args[0])+"/follow", nil); err != nil {
 				return err
+			}
+			if a.jsonOutput() {
+				return printValue(a.stdout, followJSON{Topic: protocol.IssueTopic(args[0]), Following: false})
 			}
 			fmt.Fprintf(a.stdout, "not following %s\n", protocol.IssueTopic(args[0]))
 			return nil
@@ -374,6 +375,9 @@ A charter needs convenors from at least two stakeholder groups.`,
 			if err != nil {
 				return err
 			}
+			if a.jsonOutput() {
+				return printValue(a.stdout, r)
+			}
 			fmt.Fprintf(a.stdout, "process %s on %s\n", r.CID, r.Topic)
 			return nil
 		},
@@ -392,10 +396,11 @@ func newProcessList(a *app) *cobra.Command {
 			if err != nil || asJSON {
 				return printOr(w, b, err)
 			}
+			t := a.newTable(w, "no processes on issue "+args[0], "process", "stage", "records", "title")
 			for _, p := range v.Processes {
-				fmt.Fprintf(w, "%s %-14s %s\n", p.CID, p.Stage, p.Title)
+				t.row(p.CID, p.Stage, p.Records, p.Title)
 			}
-			return nil
+			return t.flush()
 		})
 }
 
@@ -407,10 +412,7 @@ func newProcessShow(a *app) *cobra.Command {
 			if err != nil || asJSON {
 				return printOr(w, b, err)
 			}
-			fmt.Fprintf(w, "process: %s\ntitle:   %s\ntopic:   %s\nstage:   %s\nrecords: %d\n", p.CID, p.Title, p.Topic, p.Stage, p.Records)
-			for _, d := range p.Adopted {
-				fmt.Fprintf(w, "adopted: %s\n", d)
-			}
+			printProcess(w, p)
 			return nil
 		})
 }
@@ -476,10 +478,14 @@ func newProposalSubmit(a *app) *cobra.Command {
 	return cmd
 }
 
-// published prints the CID of a published record.
+// published prints the kind and CID of a published record, or its JSON
+// view.
 func (a *app) published(r *api.RecordView, err error) error {
 	if err != nil {
 		return err
+	}
+	if a.jsonOutput() {
+		return printValue(a.stdout, r)
 	}
 	fmt.Fprintf(a.stdout, "%s %s\n", r.Kind, r.CID)
 	return nil
@@ -682,6 +688,9 @@ func newAudit(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if !asJSON {
+				b = []byte(a.style().colourAudit(string(b)))
+			}
 			printJSON(w, b)
 			return nil
 		})
@@ -705,15 +714,7 @@ func newRecordGet(a *app) *cobra.Command {
 			if err != nil || asJSON {
 				return printOr(w, b, err)
 			}
-			fmt.Fprintf(w, "cid:    %s\nkind:   %s\ntopic:  %s\nauthor: %s\nseq:    %d\ntime:   %s\n", v.CID, v.Kind, v.Topic, v.Author, v.Seq, v.Time)
-			if v.Prev != "" {
-				fmt.Fprintf(w, "prev:   %s\n", v.Prev)
-			}
-			for _, d := range v.Deps {
-				fmt.Fprintf(w, "dep:    %s\n", d)
-			}
-			body, _ := json.MarshalIndent(v.Body, "", "  ")
-			fmt.Fprintf(w, "body:   %s\n", body)
+			printRecord(w, v, c.orgs(ctx), a.now())
 			return nil
 		})
 	cmd.Flags().BoolVar(&raw, "raw", false, "write the record's DAG-CBOR bytes")
@@ -722,11 +723,13 @@ func newRecordGet(a *app) *cobra.Command {
 
 func newWatch(a *app) *cobra.Command {
 	var topic, kind, after string
-	var asJSON, once bool
+	var once bool
 	cmd := &cobra.Command{
 		Use: "watch", Short: "Print accepted records as they arrive",
 		Long: `Follow the node's event stream and print one line per accepted record:
-arrival, claimed time, topic, kind, CID and author key. It starts with the
+arrival number, claimed time (RFC 3339), topic, kind, CID and author (the
+organisation, with spaces as '_', or the first 16 hex digits of an unknown
+key). It starts with the
 records stored from now on; with --after N it first prints the stored records
 after arrival number N (--after 0: all of them).
 
@@ -743,6 +746,10 @@ with an error instead. It runs until interrupted.`,
 				return err
 			}
 			ctx := cmd.Context()
+			if err := c.check(ctx, false); err != nil {
+				return err
+			}
+			asJSON := a.jsonOutput()
 			if after == "" {
 				// From now on: the stream replays what is stored after
 				// the cursor, so nothing arriving meanwhile is missed.
@@ -752,6 +759,7 @@ with an error instead. It runs until interrupted.`,
 				}
 				after = strconv.FormatUint(st.LastArrival, 10)
 			}
+			orgs := c.orgs(ctx)
 			q := url.Values{"after": {after}}
 			for k, v := range map[string]string{"topic": topic, "kind": kind} {
 				if v != "" {
@@ -767,11 +775,7 @@ with an error instead. It runs until interrupted.`,
 				if err := json.Unmarshal(data, &v); err != nil {
 					return fmt.Errorf("event %s: %w", id, err)
 				}
-				author := v.Author
-				if len(author) > 16 {
-					author = author[:16]
-				}
-				fmt.Fprintf(a.stdout, "%s %s %s %s %s %s\n", id, v.Time, v.Topic, v.Kind, v.CID, author)
+				fmt.Fprintf(a.stdout, "%s %s %s %s %s %s\n", id, jsonTime(parseAPITime(v.Time)), v.Topic, v.Kind, v.CID, orgs.name(ctx, v.Author))
 				return nil
 			}
 			return c.watchResume(ctx, q, print, once, a.stderr)
@@ -780,7 +784,6 @@ with an error instead. It runs until interrupted.`,
 	cmd.Flags().StringVar(&topic, "topic", "", "only records of this topic")
 	cmd.Flags().StringVar(&kind, "kind", "", "only records of this kind")
 	cmd.Flags().StringVar(&after, "after", "", "first print the stored records after this arrival number (0: all)")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print each record's JSON view on one line")
 	cmd.Flags().BoolVar(&once, "once", false, "exit with an error when the stream breaks instead of reconnecting")
 	return cmd
 }

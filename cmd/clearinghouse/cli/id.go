@@ -1,8 +1,7 @@
 package cli
 
 import (
-	"encoding/json"
-	"errors"
+		"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -15,7 +14,6 @@ import (
 )
 
 func newIDCommand(a *app) *cobra.Command {
-	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "id",
 		Short: "Print the node's peer id and addresses",
@@ -53,10 +51,8 @@ reachable address before another node can dial it.`,
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				enc := json.NewEncoder(a.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(struct {
+			if a.jsonOutput() {
+				return printValue(a.stdout, struct {
 					ID    string   `json:"id"`
 					Addrs []string `json:"addrs"`
 				}{id.String(), addrs})
@@ -68,7 +64,6 @@ reachable address before another node can dial it.`,
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"id": ..., "addrs": [...]} as JSON`)
 	return cmd
 }
 
