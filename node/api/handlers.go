@@ -57,9 +57,9 @@ type SyncReportView struct {
 	// Reconciliations is how many topic-peer pairs were reconciled.
 	Reconciliations int `json:"reconciliations"`
 	RoundTrips      int `json:"roundTrips"`
-	Missing    int `json:"missing"`
-	Fetched    int `json:"fetched"`
-	Stored     int `json:"stored"`
+	Missing         int `json:"missing"`
+	Fetched         int `json:"fetched"`
+	Stored          int `json:"stored"`
 }
 
 // TopicCounts is the record count of one stored topic.
