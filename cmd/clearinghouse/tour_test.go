@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/clearinghouse-net/clearinghouse/internal/testports"
 )
 
 // TestReadmeTour runs the five-minute tour of README.md exactly as written
@@ -84,33 +84,23 @@ func TestReadmeTour(t *testing.T) {
 	}
 }
 
-// freePorts returns a port p such that p .. p+n-1 are free on loopback.
-// It looks below the ephemeral ranges (Linux from 32768, others from
-// 49152): ports given to listeners on port 0, such as the libp2p hosts of
-// tests running in parallel, are taken from those ranges, and one of them
-// could take the tour's API port between this check and the testnet's
-// listen.
+// freePorts returns a port p such that p .. p+n-1 are free on loopback
+// (see testports.Free).
 func freePorts(t *testing.T, n int) int {
 	t.Helper()
-	for range 200 {
-		base := 20000 + rand.IntN(12000-n)
-		ok := true
-		var held []net.Listener
-		for i := range n {
-			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", base+i))
-			if err != nil {
-				ok = false
-				break
-			}
-			held = append(held, l)
-		}
-		for _, l := range held {
-			l.Close()
-		}
-		if ok {
-			return base
-		}
+	p, err := testports.Free(n)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no run of free ports found")
-	return 0
+	return p
+}
+
+// TestMain runs the tour with the default ports held busy, as they are
+// while a node or another tour runs on this machine: the tour must not
+// depend on them.
+func TestMain(m *testing.M) {
+	release := testports.Hold()
+	code := m.Run()
+	release()
+	os.Exit(code)
 }

@@ -60,7 +60,7 @@ func (a *app) client() (*apiClient, error) {
 	if c.base == "" {
 		if _, err := os.Stat(dd.Path); errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("data directory %s does not exist, so there is no node to ask (nothing was sent); "+
-				"create one with: %s --data-dir %s init, or name a node with --api URL", dd.Path, binName(), dd.Path)
+				"create one with: %s --data-dir %s init, or name a node with --api URL", dd.Path, progName(), dd.Path)
 		}
 		listen := config.DefaultAPIListen
 		c.where = "the default api.listen, as " + dd.ConfigPath() + " does not exist"
@@ -132,7 +132,7 @@ func (c *apiClient) check(ctx context.Context, write bool) error {
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return fmt.Errorf("the node of data directory %s (peer id %s) does not answer at %s (%s): %w; "+
-			"is it running? start it with: %s --data-dir %s run", dd.Path, want, c.base, where, err, binName(), dd.Path)
+			"is it running? start it with: %s --data-dir %s run", dd.Path, want, c.base, where, err, progName(), dd.Path)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
@@ -265,6 +265,9 @@ func (c *apiClient) ref(ctx context.Context, cidStr string) (recordRef, error) {
 	}
 	return r, nil
 }
+
+// progName is binName; tests replace it.
+var progName = binName
 
 // binName is how the hints tell the user to run this program: its name if
 // a shell finds this very program by it on $PATH, else the path it was

@@ -318,7 +318,8 @@ func TestInitGenesisThenRun(t *testing.T) {
 	result := make(chan int, 1)
 	go func() {
 		result <- execute(ctx, NewRootCommand(stdout, &stderr),
-			[]string{"--data-dir", dir, "run", "--observer", "--listen", "/ip4/127.0.0.1/tcp/0"}, &stderr)
+			[]string{"--data-dir", dir, "run", "--observer", "--listen", "/ip4/127.0.0.1/tcp/0",
+				"--api-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t))}, &stderr)
 	}()
 	select {
 	case <-ready:

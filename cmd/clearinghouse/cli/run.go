@@ -51,8 +51,9 @@ type startFunc func(ctx context.Context, p nodeParams) (runningNode, error)
 
 func newRunCommand(a *app) *cobra.Command {
 	var (
-		observer bool
-		listen   []string
+		observer  bool
+		listen    []string
+		apiListen string
 	)
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -84,6 +85,9 @@ stops by itself.`,
 			if cmd.Flags().Changed("listen") {
 				o.listen = listen
 			}
+			if cmd.Flags().Changed("api-listen") {
+				o.apiListen = &apiListen
+			}
 			return a.run(cmd.Context(), o)
 		},
 	}
@@ -91,14 +95,17 @@ stops by itself.`,
 		"run as a read-only observer, overriding node.role (--observer=false forces member)")
 	cmd.Flags().StringArrayVar(&listen, "listen", nil,
 		"multiaddr to listen on, overriding network.listen; repeat for several")
+	cmd.Flags().StringVar(&apiListen, "api-listen", "",
+		"host:port of the HTTP API, overriding api.listen (client commands read api.listen: set it there for them)")
 	return cmd
 }
 
 // runOverrides are the run flags that override the configuration; nil
 // fields were not given.
 type runOverrides struct {
-	observer *bool
-	listen   []string
+	observer  *bool
+	listen    []string
+	apiListen *string
 }
 
 // run is the run command.
@@ -184,6 +191,14 @@ func (o runOverrides) check() error {
 			return &usageError{fmt.Errorf("--listen %q: invalid multiaddr: %w", s, err)}
 		}
 	}
+	if o.apiListen != nil {
+		c := config.Default()
+		c.API.Listen = *o.apiListen
+		var ce *config.Error
+		if err := c.Validate(); errors.As(err, &ce) {
+			return &usageError{fmt.Errorf("--api-listen: %w", ce.Err)}
+		}
+	}
 	return nil
 }
 
@@ -197,6 +212,9 @@ func (o runOverrides) apply(cfg *config.Config) {
 	}
 	if o.listen != nil {
 		cfg.Network.Listen = o.listen
+	}
+	if o.apiListen != nil {
+		cfg.API.Listen = *o.apiListen
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -236,7 +237,8 @@ func TestRunRealNode(t *testing.T) {
 	result := make(chan int, 1)
 	go func() {
 		result <- execute(ctx, NewRootCommand(stdout, &stderr),
-			[]string{"--data-dir", dir, "run", "--listen", "/ip4/127.0.0.1/tcp/0", "--listen", "/ip4/127.0.0.1/udp/0/quic-v1"}, &stderr)
+			[]string{"--data-dir", dir, "run", "--listen", "/ip4/127.0.0.1/tcp/0", "--listen", "/ip4/127.0.0.1/udp/0/quic-v1",
+				"--api-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t))}, &stderr)
 	}()
 	select {
 	case <-ready:
