@@ -403,6 +403,10 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("body of %s: %v", req.Kind, err), "")
 		return
 	}
+	if msg := s.refuse(req.Kind, req.Topic, body); msg != "" {
+		writeError(w, http.StatusUnprocessableEntity, CodeRefused, msg, "")
+		return
+	}
 	var deps []cid.Cid
 	for _, d := range req.Deps {
 		c, err := cid.Decode(d)
@@ -478,6 +482,15 @@ func (s *Server) follow(w http.ResponseWriter, r *http.Request) {
 	slug := r.PathValue("slug")
 	if !protocol.ValidSlug(slug) {
 		writeError(w, http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("%q is not a valid issue slug", slug), "")
+		return
+	}
+	switch force := r.URL.Query().Get("force"); {
+	case force != "" && force != "true" && force != "false":
+		writeError(w, http.StatusBadRequest, CodeBadRequest, "force must be true or false", "")
+		return
+	case force != "true" && !s.issueOpen(slug):
+		writeError(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("issue %q is not open on this federation's index (a typo?); "+
+			"to follow it before this node has seen it opened, force it (force=true)", slug), "")
 		return
 	}
 	if err := s.n.Follow(slug); err != nil {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/clearinghouse-net/clearinghouse/config"
 	"github.com/clearinghouse-net/clearinghouse/node/api"
+	"github.com/clearinghouse-net/clearinghouse/protocol"
 )
 
 // apiClient talks to a running node's HTTP API for the client commands.
@@ -249,7 +250,9 @@ func (c *apiClient) ref(ctx context.Context, cidStr string) (recordRef, error) {
 		return recordRef{}, &usageError{errors.New("a record CID is required")}
 	}
 	var v api.RecordView
-	if _, err := c.get(ctx, "/records/"+url.PathEscape(cidStr), &v); err != nil {
+	if _, err := c.get(ctx, "/records/"+url.PathEscape(cidStr), &v); isAPICode(err, api.CodeNotFound) {
+		return recordRef{}, errRecordNotFound(cidStr)
+	} else if err != nil {
 		return recordRef{}, fmt.Errorf("record %s: %w", cidStr, err)
 	}
 	r := recordRef{CID: v.CID, Kind: v.Kind, Topic: v.Topic}
@@ -296,4 +299,43 @@ func sameFile(a, b string) bool {
 	fa, err1 := os.Stat(a)
 	fb, err2 := os.Stat(b)
 	return err1 == nil && err2 == nil && os.SameFile(fa, fb)
+}
+
+// isAPICode reports whether err is an error answer of the API with code.
+func isAPICode(err error, code string) bool {
+	var e *api.Error
+	return errors.As(err, &e) && e.Code == code
+}
+
+// errRecordNotFound is the error for a record the node does not hold.
+func errRecordNotFound(c string) error {
+	return fmt.Errorf("record %s is not on this node: check the CID, or, if another node published it just now, "+
+		"let this one catch up (%s sync) and try again", c, progName())
+}
+
+// notAProcess explains why c, which the node does not know as a process,
+// is not one: another kind of record (and then its process), or no
+// record at all.
+func (c *apiClient) notAProcess(ctx context.Context, cidStr string) error {
+	var v api.RecordView
+	if _, err := c.get(ctx, "/records/"+url.PathEscape(cidStr), &v); err != nil {
+		if isAPICode(err, api.CodeNotFound) {
+			return fmt.Errorf("no process %s on this node: no record has that CID here; a process is named by the CID of its charter "+
+				"(see: %s process list SLUG)", cidStr, progName())
+		}
+		return err
+	}
+	msg := fmt.Sprintf("%s is a %s record, not a process: a process is named by the CID of its charter", cidStr, v.Kind)
+	if b, ok := v.Body.(map[string]any); ok {
+		if p, ok := b["process"].(map[string]any); ok {
+			if pc, ok := p["/"].(string); ok {
+				msg += fmt.Sprintf("; this record belongs to process %s: %s process show %s", pc, progName(), pc)
+			}
+		}
+	}
+	if v.Kind == protocol.KindCharter {
+		msg = fmt.Sprintf("%s is a charter that this node does not count as a process (it is not valid under the governance rules here); "+
+			"see: %s record get %s", cidStr, progName(), cidStr)
+	}
+	return errors.New(msg)
 }

@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -210,21 +211,34 @@ func newIssueList(a *app) *cobra.Command {
 }
 
 func newIssueFollow(a *app) *cobra.Command {
-	return &cobra.Command{
+	var force bool
+	cmd := &cobra.Command{
 		Use: "follow SLUG", Short: "Make the node follow an issue's topic, also after restarts",
 		Long: `Make the node join an issue's topic: it receives, stores and forwards the
 issue's records from now on and fetches its history from its peers. The node
 remembers the follow in its store and follows the issue again after a restart,
 until "issue unfollow". (Issues in topics.follow of config.toml are always
-followed.)`,
-		Example: "  clearinghouse issue follow privacy",
+followed.)
+
+An issue that is not open on the federation's index (see "issue list") is
+refused, as a typo would otherwise be followed for good; --force follows it
+anyway, for an issue opened where this node has not caught up yet.`,
+		Example: "  clearinghouse issue follow privacy\n  clearinghouse issue follow dns --force",
 		Args:    argsN(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := a.client()
 			if err != nil {
 				return err
 			}
-			if _, err := c.do(cmd.Context(), http.MethodPost, "/issues/"+url.PathEscape(args[0])+"/follow", nil); err != nil {
+			path := "/issues/" + url.PathEscape(args[0]) + "/follow"
+			if force {
+				path += "?force=true"
+			}
+			if _, err := c.do(cmd.Context(), http.MethodPost, path, nil); err != nil {
+				if isAPICode(err, api.CodeNotFound) {
+					return fmt.Errorf("issue %q is not open on this federation's index (see: %s issue list); "+
+						"follow it anyway with: %s issue follow %s --force", args[0], progName(), progName(), args[0])
+				}
 				return err
 			}
 			if a.jsonOutput() {
@@ -234,6 +248,8 @@ followed.)`,
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&force, "force", false, "follow an issue that is not open on the index (yet)")
+	return cmd
 }
 
 func newIssueUnfollow(a *app) *cobra.Command {
@@ -274,10 +290,12 @@ type charterFile struct {
 	// Convenors are hex ed25519 keys; "self" is this node's key.
 	Convenors  []string `toml:"convenors"`
 	Background []string `toml:"background"`
-	Phases     []struct {
-		Stage string    `toml:"stage"`
-		Start time.Time `toml:"start"`
-		End   time.Time `toml:"end"`
+	// Phases' start and end are decoded as any: charterTime checks them,
+	// so that a wrong one gets a message that names it.
+	Phases []struct {
+		Stage string `toml:"stage"`
+		Start any    `toml:"start"`
+		End   any    `toml:"end"`
 	} `toml:"phases"`
 	MinNoticeSeconds int64 `toml:"minNoticeSeconds"`
 	WindowSeconds    int64 `toml:"windowSeconds"`
@@ -289,10 +307,57 @@ type charterFile struct {
 	Mandate string `toml:"mandate"`
 }
 
+// charterTime reads the time at key of a charter file: a TOML offset
+// date-time. A local date or time, whose meaning depends on the time zone
+// of the machine, and a string are refused with a message that says what
+// to write.
+func charterTime(file, key string, v any) (time.Time, error) {
+	const want = "write a TOML date-time with its offset, unquoted, such as 2027-02-01T00:00:00Z (UTC) or 2027-02-01T09:00:00+01:00"
+	switch x := v.(type) {
+	case nil:
+		return time.Time{}, fmt.Errorf("%s: %s is missing: %s", file, key, want)
+	case time.Time:
+		// The toml package gives local values these zone names.
+		if layout, ok := localLayouts[x.Location().String()]; ok {
+			return time.Time{}, fmt.Errorf("%s: %s = %s has no time zone offset, so it would mean different times on different machines: %s",
+				file, key, x.Format(layout), want)
+		}
+		return x, nil
+	case string:
+		return time.Time{}, fmt.Errorf("%s: %s = %q is a string, not a date-time: %s", file, key, x, want)
+	default:
+		return time.Time{}, fmt.Errorf("%s: %s = %v is not a date-time: %s", file, key, x, want)
+	}
+}
+
+// localLayouts are the layouts of the TOML local date-time, date and
+// time, by the zone name the toml package gives them.
+var localLayouts = map[string]string{
+	"datetime-local": "2006-01-02T15:04:05",
+	"date-local":     "2006-01-02",
+	"time-local":     "15:04:05",
+}
+
+// tomlLinePrefix is the location prefix of the toml package's own error
+// messages: `toml: line 5 (last key "phases.start"): `.
+var tomlLinePrefix = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): `)
+
 // decodeTOML reads a TOML file strictly: unknown keys are an error.
 func decodeTOML(path string, v any) error {
 	md, err := toml.DecodeFile(path, v)
-	if err != nil {
+	var pe toml.ParseError
+	switch {
+	case errors.As(err, &pe):
+		// "FILE:LINE: KEY: PROBLEM", as config errors read.
+		key := ""
+		if pe.LastKey != "" {
+			key = pe.LastKey + ": "
+		}
+		return fmt.Errorf("%s:%d: %s%s", path, pe.Position.Line, key, pe.Message)
+	case err != nil:
+		if m := tomlLinePrefix.FindStringSubmatch(err.Error()); m != nil {
+			return fmt.Errorf("%s:%s: %s: %s", path, m[1], m[2], err.Error()[len(m[0]):])
+		}
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	if u := md.Undecoded(); len(u) > 0 {
@@ -336,6 +401,21 @@ A charter needs convenors from at least two stakeholder groups.`,
 			if f.Issue == "" {
 				return &usageError{errors.New("the charter file names no issue; give --issue SLUG")}
 			}
+			if strings.TrimSpace(f.Aim) == "" {
+				return fmt.Errorf("%s: the charter states no aim: write aim = \"...\", what the process means to achieve (principle P2: notice of aim, purpose, modalities and significance)", file)
+			}
+			phases := []any{}
+			for i, p := range f.Phases {
+				start, err := charterTime(file, fmt.Sprintf("phases[%d].start", i), p.Start)
+				if err != nil {
+					return err
+				}
+				end, err := charterTime(file, fmt.Sprintf("phases[%d].end", i), p.End)
+				if err != nil {
+					return err
+				}
+				phases = append(phases, map[string]any{"stage": p.Stage, "start": start.UnixMilli(), "end": end.UnixMilli()})
+			}
 			c, err := a.client()
 			if err != nil {
 				return err
@@ -354,10 +434,6 @@ A charter needs convenors from at least two stakeholder groups.`,
 					return fmt.Errorf("%s: convenor %q is not a hex key", file, k)
 				}
 				convenors = append(convenors, base64.StdEncoding.EncodeToString(raw))
-			}
-			phases := []any{}
-			for _, p := range f.Phases {
-				phases = append(phases, map[string]any{"stage": p.Stage, "start": p.Start.UnixMilli(), "end": p.End.UnixMilli()})
 			}
 			scope := f.Scope
 			if scope == nil {
@@ -409,6 +485,9 @@ func newProcessShow(a *app) *cobra.Command {
 		func(ctx context.Context, c *apiClient, w io.Writer, asJSON bool, args []string) error {
 			var p api.ProcessView
 			b, err := c.get(ctx, "/processes/"+url.PathEscape(args[0]), &p)
+			if isAPICode(err, api.CodeNotFound) {
+				return c.notAProcess(ctx, args[0])
+			}
 			if err != nil || asJSON {
 				return printOr(w, b, err)
 			}
@@ -711,6 +790,9 @@ func newRecordGet(a *app) *cobra.Command {
 			}
 			var v api.RecordView
 			b, err := c.get(ctx, "/records/"+url.PathEscape(args[0]), &v)
+			if isAPICode(err, api.CodeNotFound) {
+				return errRecordNotFound(args[0])
+			}
 			if err != nil || asJSON {
 				return printOr(w, b, err)
 			}

@@ -107,7 +107,11 @@ func TestClientCommands(t *testing.T) {
 	if r := e.run(t, "issue", "unfollow", "privacy"); r.code != 1 || !strings.Contains(r.stderr, "topics.follow") {
 		t.Fatalf("unfollow of a configured issue: exit %d, stderr %q", r.code, r.stderr)
 	}
-	wantContains(t, e.run(t, "issue", "follow", "dns").mustSucceed(t).stdout, "following issue/dns")
+	// dns is not open: refused, unless forced.
+	if r := e.run(t, "issue", "follow", "dns"); r.code != 1 || !strings.Contains(r.stderr, `issue "dns" is not open`) {
+		t.Fatalf("follow of an issue not open: exit %d, stderr %q", r.code, r.stderr)
+	}
+	wantContains(t, e.run(t, "issue", "follow", "dns", "--force").mustSucceed(t).stdout, "following issue/dns")
 	wantContains(t, e.run(t, "issue", "unfollow", "dns").mustSucceed(t).stdout, "not following issue/dns")
 
 	// A process from the example charter, with the test keys as convenors.

@@ -129,6 +129,12 @@ func (a *app) run(ctx context.Context, o runOverrides) error {
 		}
 	}
 
+	unlock, err := lockDataDir(dd.Path)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
 	cfg, err := config.Load(dd.ConfigPath())
 	if err != nil {
 		return err
