@@ -1,7 +1,11 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"slices"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/spf13/cobra"
@@ -49,6 +53,15 @@ one-member development federation.`,
 			made, err := config.InitFiles(dd.Path)
 			if err != nil {
 				return err
+			}
+			// A new identity gets an empty store directory with it: a
+			// key without a store is how run recognises a lost store (and
+			// then confirms its chain heads with peers before it
+			// publishes), which a node that never ran has not lost.
+			if slices.Contains(made, dd.KeyPath()) {
+				if err := os.Mkdir(dd.StorePath(), 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+					return fmt.Errorf("create store directory: %w", err)
+				}
 			}
 			id, err := peerID(dd)
 			if err != nil {

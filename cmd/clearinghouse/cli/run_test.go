@@ -287,8 +287,14 @@ func TestRunRecoverChainRule(t *testing.T) {
 		want  bool
 	}{
 		{"fresh data directory", func(*testing.T, string) {}, false},
-		{"key, no store", func(t *testing.T, dir string) {
+		{"init, never run", func(t *testing.T, dir string) {
 			runCLI(t, "--data-dir", dir, "init").mustSucceed(t)
+		}, false},
+		{"key, store lost", func(t *testing.T, dir string) {
+			runCLI(t, "--data-dir", dir, "init").mustSucceed(t)
+			if err := os.RemoveAll(config.DataDir{Path: dir}.StorePath()); err != nil {
+				t.Fatal(err)
+			}
 		}, true},
 		{"key and store", func(t *testing.T, dir string) {
 			runCLI(t, "--data-dir", dir, "init").mustSucceed(t)
