@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"sync"
+	"time"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -175,6 +177,20 @@ func (a *app) run(ctx context.Context, o runOverrides) error {
 		fmt.Fprintf(a.stdout, "api: http://%s\n", an.APIAddr())
 	}
 
+	// Say when the node has caught up with its peers, or that it has
+	// none to catch up with.
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	cctx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	if sr, ok := n.(syncReporter); ok {
+		if len(cfg.Network.Bootstrap) == 0 {
+			logger.Info("no bootstrap peers in network.bootstrap: nothing to catch up with until a peer connects")
+		}
+		started := time.Now()
+		wg.Go(func() { logFirstCatchUp(cctx, sr, logger, started) })
+	}
+
 	var stopped error
 	select {
 	case <-ctx.Done():
@@ -182,6 +198,8 @@ func (a *app) run(ctx context.Context, o runOverrides) error {
 		stopped = errors.New("node stopped unexpectedly")
 	}
 	logger.Info("shutting down")
+	stopWatch()
+	wg.Wait()
 	if err := n.Close(); err != nil {
 		logger.Error("shutdown failed", "err", err)
 		return errors.Join(stopped, fmt.Errorf("close node: %w", err))

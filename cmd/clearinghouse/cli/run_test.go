@@ -5,11 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -17,6 +20,7 @@ import (
 	"github.com/multiformats/go-multihash"
 
 	"github.com/clearinghouse-net/clearinghouse/config"
+	"github.com/clearinghouse-net/clearinghouse/node"
 )
 
 // fakeNode stands in for a started node.
@@ -316,5 +320,59 @@ func TestRunRecoverChainRule(t *testing.T) {
 				t.Fatalf("recoverChain = %v, want %v", n.params.recoverChain, tc.want)
 			}
 		})
+	}
+}
+
+// syncingNode is a fake node that reports sync progress.
+type syncingNode struct {
+	*fakeNode
+	mu     sync.Mutex
+	status []node.TopicSync
+}
+
+func (n *syncingNode) Topics() []string { return []string{"index", "members"} }
+
+func (n *syncingNode) SyncStatus() []node.TopicSync {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return slices.Clone(n.status)
+}
+
+// TestRunLogsFirstCatchUp: run logs once when every joined topic has
+// been synced with a peer, and not before.
+func TestRunLogsFirstCatchUp(t *testing.T) {
+	poll := catchUpPoll
+	catchUpPoll = time.Millisecond
+	t.Cleanup(func() { catchUpPoll = poll })
+	logs := &notifyingBuffer{want: "first catch-up done", ready: make(chan struct{})}
+	ready := logs.ready
+	started := make(chan *syncingNode, 1)
+	a := &app{stdout: io.Discard, stderr: logs, start: func(_ context.Context, p nodeParams) (runningNode, error) {
+		id, _ := peer.IDFromPrivateKey(p.identity)
+		n := &syncingNode{fakeNode: &fakeNode{id: id, params: p, done: make(chan struct{})},
+			status: []node.TopicSync{{Topic: "index", Peer: id, Last: time.Now(), Fetched: 3}}}
+		started <- n
+		return n, nil
+	}}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	result := make(chan int, 1)
+	go func() { result <- execute(ctx, newRoot(a), []string{"--data-dir", t.TempDir(), "run"}, io.Discard) }()
+	n := <-started
+	// Only one of two topics synced: nothing is logged; then both.
+	n.mu.Lock()
+	n.status = append(n.status, node.TopicSync{Topic: "members", Peer: n.id, Last: time.Now(), Fetched: 2})
+	n.mu.Unlock()
+	select {
+	case <-ready:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no catch-up log")
+	}
+	cancel()
+	if code := <-result; code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	if out := logs.String(); !strings.Contains(out, "topics=2 peers=1 fetched=5") || !strings.Contains(out, "no bootstrap peers") {
+		t.Fatalf("log:\n%s", out)
 	}
 }
