@@ -81,6 +81,25 @@ func (a *app) resolveDataDir() (config.DataDir, error) {
 	return config.DataDir{Path: p}, err
 }
 
+// command returns the command line that runs args on the data directory
+// dd, as hints print it: with --data-dir unless dd is the default one, so
+// that it works as printed.
+func (a *app) command(dd config.DataDir, args ...string) string {
+	parts := []string{progName()}
+	if def, err := config.ResolveDataDir(""); a.dataDir != "" || err != nil || def != dd.Path {
+		parts = append(parts, "--data-dir", shellQuote(dd.Path))
+	}
+	return strings.Join(append(parts, args...), " ")
+}
+
+// shellQuote quotes s for a POSIX shell if it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:@+=,") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
 func newRoot(a *app) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "clearinghouse",

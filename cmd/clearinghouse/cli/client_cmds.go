@@ -176,6 +176,28 @@ func newIssueOpen(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// Opening an open issue again changes nothing: say so and
+			// succeed, so that a script (such as the README's tour) can
+			// run again on the same federation.
+			var open struct{ Issues []api.IssueView }
+			if _, err := c.get(cmd.Context(), "/issues", &open); err != nil {
+				return err
+			}
+			for _, i := range open.Issues {
+				if i.Slug != args[0] {
+					continue
+				}
+				if a.jsonOutput() {
+					var v api.RecordView
+					if _, err := c.get(cmd.Context(), "/records/"+url.PathEscape(i.Open), &v); err != nil {
+						return err
+					}
+					return printValue(a.stdout, &v)
+				}
+				fmt.Fprintf(a.stdout, "issue %s is already open: %s (opened by %s, %s)\n", i.Slug, i.Open, i.Author.Org,
+					humanTime(parseAPITime(i.Time), a.now()))
+				return nil
+			}
 			r, err := c.publish(cmd.Context(), protocol.KindIssueOpen, protocol.TopicIndex,
 				map[string]any{"slug": args[0], "title": title, "summary": summary})
 			if err != nil {

@@ -177,7 +177,7 @@ func (a *app) genesisDraft(f draftFlags) error {
 	if err := printGenesis(a.stdout, g); err != nil {
 		return err
 	}
-	fmt.Fprintf(a.stdout, "next: each founder runs: clearinghouse genesis sign %s\n", f.out)
+	fmt.Fprintf(a.stdout, "next: each founder runs: %s --data-dir THEIR_DATA_DIR genesis sign %s\n", progName(), f.out)
 	return nil
 }
 
@@ -333,7 +333,7 @@ func (a *app) genesisSign(path, out string) error {
 		return err
 	}
 	if g.Verify() == nil {
-		fmt.Fprintf(a.stdout, "next: every node installs it with: clearinghouse init --genesis %s\n", out)
+		fmt.Fprintf(a.stdout, "next: every node installs it with: %s --data-dir ITS_DATA_DIR init --genesis %s\n", progName(), out)
 	} else {
 		fmt.Fprintf(a.stdout, "next: send %s to the founders who have not signed\n", out)
 	}

@@ -78,10 +78,10 @@ one-member development federation.`,
 				fmt.Fprintf(w, "created: %s\n", p)
 			}
 			if gen != nil {
-				return gen.install(w, dd)
+				return gen.install(w, dd, a.command(dd, "run"))
 			}
 			if len(made) > 0 {
-				fmt.Fprintf(w, "next: edit %s, then run: clearinghouse run\n", dd.ConfigPath())
+				fmt.Fprintf(w, "next: edit %s, then run: %s\n", dd.ConfigPath(), a.command(dd, "run"))
 			}
 			return nil
 		},

@@ -29,3 +29,6 @@ func freePort(t *testing.T) int {
 	}
 	return p
 }
+
+// freePortRun returns p such that p .. p+n-1 are free loopback ports.
+func freePortRun(n int) (int, error) { return testports.Free(n) }
