@@ -167,7 +167,7 @@ func TestClientChecksItsNode(t *testing.T) {
 			t.Fatal(err)
 		}
 		runCLI(t, "--data-dir", dir, "issue", "open", "privacy", "--title", "Privacy").mustSucceed(t)
-		if got := strings.Join(rec.take(), ","); got != "GET /api/v1/status,POST /api/v1/records (token)" {
+		if got := strings.Join(rec.take(), ","); got != "GET /api/v1/status,GET /api/v1/issues,POST /api/v1/records (token)" {
 			t.Fatalf("requests %q", got)
 		}
 	})
