@@ -100,6 +100,20 @@ func (a *app) client() (*apiClient, error) {
 	return c, nil
 }
 
+// writeClient is client for a command that writes: the check that the
+// node is the data directory's, if the write needs it, comes before any
+// request, also the reads the command makes first.
+func (a *app) writeClient(ctx context.Context) (*apiClient, error) {
+	c, err := a.client()
+	if err != nil {
+		return nil, err
+	}
+	if err := c.check(ctx, true); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
 // errWrongNode is returned by the client when the node answering is not
 // the node of the data directory.
 var errWrongNode = errors.New("another node answers")

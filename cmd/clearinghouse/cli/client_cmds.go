@@ -172,7 +172,7 @@ func newIssueOpen(a *app) *cobra.Command {
 		Example: `  clearinghouse issue open privacy --title "Privacy" --summary "Cross-border data flows"`,
 		Args:    argsN(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
+			c, err := a.writeClient(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -248,7 +248,7 @@ anyway, for an issue opened where this node has not caught up yet.`,
 		Example: "  clearinghouse issue follow privacy\n  clearinghouse issue follow dns --force",
 		Args:    argsN(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
+			c, err := a.writeClient(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -284,7 +284,7 @@ config.toml cannot be unfollowed this way: remove it there and restart.`,
 		Example: "  clearinghouse issue unfollow privacy",
 		Args:    argsN(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
+			c, err := a.writeClient(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -438,7 +438,7 @@ A charter needs convenors from at least two stakeholder groups.`,
 				}
 				phases = append(phases, map[string]any{"stage": p.Stage, "start": start.UnixMilli(), "end": end.UnixMilli()})
 			}
-			c, err := a.client()
+			c, err := a.writeClient(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -553,7 +553,7 @@ func newProposalSubmit(a *app) *cobra.Command {
 			if f.Version == 0 {
 				f.Version = 1
 			}
-			c, err := a.client()
+			c, err := a.writeClient(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -600,7 +600,7 @@ func processCmd(a *app, use, short, example, kind, refFlag string, flags func(*c
 	cmd := &cobra.Command{
 		Use: use, Short: short, Example: example, Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.client()
+			c, err := a.writeClient(cmd.Context())
 			if err != nil {
 				return err
 			}

@@ -30,7 +30,7 @@ peers still hold that the node lacks (the lag reported by the node's status).`,
 		Example: "  clearinghouse sync\n  clearinghouse sync --json",
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.client()
+			c, err := a.writeClient(cmd.Context())
 			if err != nil {
 				return err
 			}
