@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/ipfs/go-cid"
 
@@ -91,7 +90,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	for _, ts := range n.SyncStatus() {
 		sv := SyncView{Topic: ts.Topic, Peer: ts.Peer.String(), Lag: ts.Lag, Fetched: ts.Fetched, Error: ts.Err}
 		if !ts.Last.IsZero() {
-			sv.Last = ts.Last.UTC().Format(time.RFC3339)
+			sv.Last = ts.Last.UTC().Format(TimeLayout)
 		}
 		v.Sync = append(v.Sync, sv)
 	}

@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"slices"
@@ -68,6 +69,15 @@ one-member development federation.`,
 				return err
 			}
 			w := a.stdout
+			if a.jsonOutput() {
+				if gen != nil {
+					if err := gen.install(io.Discard, dd, ""); err != nil {
+						return err
+					}
+				}
+				return printValue(w, initJSON{DataDir: dd.Path, PeerID: id.String(), Created: append([]string{}, made...),
+					Genesis: gen != nil})
+			}
 			if len(made) == 0 {
 				fmt.Fprintf(w, "data directory %s already exists; nothing to create\n", dd.Path)
 			} else {
@@ -88,6 +98,15 @@ one-member development federation.`,
 	}
 	cmd.Flags().StringVar(&genesisFile, "genesis", "", "install this fully signed genesis file, to join its federation")
 	return cmd
+}
+
+// initJSON is the --json answer of init.
+type initJSON struct {
+	DataDir string   `json:"dataDir"`
+	PeerID  string   `json:"peerId"`
+	Created []string `json:"created"`
+	// Genesis reports whether --genesis installed (or found) the genesis.
+	Genesis bool `json:"genesis"`
 }
 
 // peerID returns the peer id of the data directory's identity key.
