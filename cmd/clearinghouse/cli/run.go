@@ -168,13 +168,9 @@ func (a *app) run(ctx context.Context, o runOverrides) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(a.stdout, "peer id: %s\n", n.ID())
-	fmt.Fprintf(a.stdout, "network: %s\n", n.NetworkID())
-	for _, addr := range n.Addrs() {
-		fmt.Fprintf(a.stdout, "listening on: %s\n", addr)
-	}
-	if an, ok := n.(interface{ APIAddr() string }); ok {
-		fmt.Fprintf(a.stdout, "api: http://%s\n", an.APIAddr())
+	if err := a.printBanner(n); err != nil {
+		_ = n.Close()
+		return err
 	}
 
 	// Say when the node has caught up with its peers, or that it has
@@ -206,6 +202,37 @@ func (a *app) run(ctx context.Context, o runOverrides) error {
 	}
 	logger.Info("stopped")
 	return stopped
+}
+
+// runJSON is the --json banner of run: one line, once the node has
+// started.
+type runJSON struct {
+	PeerID  string   `json:"peerId"`
+	Network string   `json:"network"`
+	Addrs   []string `json:"addrs"`
+	API     string   `json:"api,omitempty"`
+}
+
+// printBanner prints what the started node n is and where it listens.
+func (a *app) printBanner(n runningNode) error {
+	v := runJSON{PeerID: n.ID().String(), Network: n.NetworkID().String(), Addrs: []string{}}
+	for _, addr := range n.Addrs() {
+		v.Addrs = append(v.Addrs, addr.String())
+	}
+	if an, ok := n.(interface{ APIAddr() string }); ok {
+		v.API = "http://" + an.APIAddr()
+	}
+	if a.jsonOutput() {
+		return printValue(a.stdout, v)
+	}
+	fmt.Fprintf(a.stdout, "peer id: %s\nnetwork: %s\n", v.PeerID, v.Network)
+	for _, addr := range v.Addrs {
+		fmt.Fprintf(a.stdout, "listening on: %s\n", addr)
+	}
+	if v.API != "" {
+		fmt.Fprintf(a.stdout, "api: %s\nweb: %s/ (the node's web view: open it in a browser)\n", v.API, v.API)
+	}
+	return nil
 }
 
 // check checks the values of the flags.

@@ -43,6 +43,9 @@ func TestRunServesAPI(t *testing.T) {
 	if !strings.HasPrefix(url, "http://127.0.0.1:") {
 		t.Fatalf("no api line in the banner (got %q)", url)
 	}
+	if !lines.Scan() || lines.Text() != "web: "+url+"/ (the node's web view: open it in a browser)" {
+		t.Fatalf("no web line after the api line (got %q)", lines.Text())
+	}
 	go func() { _, _ = io.Copy(io.Discard, pr) }()
 
 	// Without --api: the client reads api.listen and checks the peer id.
