@@ -110,10 +110,21 @@ that publish signed, content-addressed process records on one gossip topic per
 issue. Every node keeps and verifies its own copy; no node is special.
 
 A node keeps its configuration, identity key and records in a data directory:
---data-dir, else $` + config.EnvDataDir + `, else ~/` + config.DefaultDirName + `.`,
+--data-dir, else $` + config.EnvDataDir + `, else ~/` + config.DefaultDirName + `.
+
+Output: text for people (tables with headers, times in UTC with how long ago),
+or JSON with --json (-o json): one JSON value, times in RFC 3339, field names
+stable between versions. Colour only on a terminal, never with $NO_COLOR set
+or --no-color. Errors go to stderr, one "clearinghouse: ..." line each.
+
+Exit status: 0 done; 1 error (the node, the network, a file, the input's
+content); 2 usage (an unknown command or flag, a wrong argument count).
+
+Shell completion: clearinghouse completion bash|zsh|fish|powershell --help.`,
 		Example: `  clearinghouse init
   clearinghouse run
-  clearinghouse --data-dir /srv/clearinghouse id --json`,
+  clearinghouse --data-dir /srv/clearinghouse id --json
+  source <(clearinghouse completion bash)`,
 		Args:          rootArgs,
 		RunE:          func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 		SilenceUsage:  true,

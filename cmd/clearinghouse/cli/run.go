@@ -73,8 +73,13 @@ If the data directory does not exist or is empty, run sets it up first, as
 init does.
 A node without a genesis.cbor founds a one-member development federation.
 
+run holds the data directory (run.lock, with its process id) while it runs: a
+second run on it is refused, naming the process. It binds api.listen before
+the node starts, so a busy port is reported first, with the config file. It
+logs when the first catch-up with its peers has ended.
+
 Exit status: 0 after a shutdown by signal; 1 if the node cannot start or
-stops by itself.`,
+stops by itself; 2 for a wrong command line.`,
 		Example: `  clearinghouse run
   clearinghouse run --observer
   clearinghouse --data-dir /tmp/node2 run --listen /ip4/127.0.0.1/tcp/4002 --listen /ip4/127.0.0.1/udp/4002/quic-v1`,
