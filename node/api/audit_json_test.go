@@ -16,3 +16,11 @@ func TestAuditJSONTimes(t *testing.T) {
 		t.Fatal("a time that is not an integer was accepted")
 	}
 }
+
+func TestWebDuration(t *testing.T) {
+	for s, want := range map[int64]string{0: "0s", 59: "59s", 3599: "59m 59s", 3600: "1h", 86400: "1d", 90000: "1d 1h", 1209600: "14d"} {
+		if got := webDuration(s); got != want {
+			t.Errorf("webDuration(%d) = %q, want %q", s, got, want)
+		}
+	}
+}

@@ -93,7 +93,7 @@ func newStatus(a *app) *cobra.Command {
 				for err != nil && isConnRefused(err) {
 					select {
 					case <-deadline.C:
-						return fmt.Errorf("node did not answer within %s: %w", wait, err)
+						return fmt.Errorf("node did not answer within %s: %w", humanDuration(wait), err)
 					case <-ctx.Done():
 						return ctx.Err()
 					case <-tick.C:
@@ -928,7 +928,7 @@ func (c *apiClient) watchResume(ctx context.Context, q url.Values, f func(id str
 		if err == nil || once || !connected || !errors.Is(err, errStreamLost) {
 			return err
 		}
-		fmt.Fprintf(stderr, "watch: %v; reconnecting in %s\n", err, pause)
+		fmt.Fprintf(stderr, "watch: %v; reconnecting in %s\n", err, humanDuration(pause))
 		select {
 		case <-ctx.Done():
 			return nil

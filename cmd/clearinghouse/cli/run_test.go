@@ -279,6 +279,34 @@ func TestRunRealNode(t *testing.T) {
 	if !strings.Contains(stderr.String(), `msg="shutting down"`) {
 		t.Errorf("no shutdown log:\n%s", stderr.String())
 	}
+	// The first run founded a dev federation and said so; a restart
+	// says nothing of it, nor of a lost store.
+	if !strings.Contains(stderr.String(), "no genesis given") {
+		t.Errorf("the founding run did not say it founded a dev federation:\n%s", stderr.String())
+	}
+	ready = make(chan struct{})
+	stdout = &notifyingBuffer{want: "listening on: ", ready: ready}
+	stderr.Reset()
+	ctx, cancel = context.WithCancel(t.Context())
+	defer cancel()
+	go func() {
+		result <- execute(ctx, NewRootCommand(stdout, &stderr),
+			[]string{"--data-dir", dir, "run", "--listen", "/ip4/127.0.0.1/tcp/0", "--api-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t))}, &stderr)
+	}()
+	select {
+	case <-ready:
+	case code := <-result:
+		t.Fatalf("second run ended with %d before listening:\n%s", code, stderr.String())
+	}
+	cancel()
+	if code := <-result; code != 0 {
+		t.Fatalf("second run: exit %d; stderr:\n%s", code, stderr.String())
+	}
+	for _, spurious := range []string{"no genesis given", "identity key without a store", "level=WARN"} {
+		if strings.Contains(stderr.String(), spurious) {
+			t.Errorf("a restart logs %q:\n%s", spurious, stderr.String())
+		}
+	}
 }
 
 // TestRunRecoverChainRule: the node is told to recover its chain heads
