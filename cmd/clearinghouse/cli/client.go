@@ -60,8 +60,8 @@ func (a *app) client() (*apiClient, error) {
 		checkReads: a.apiURL == "", checkWrites: a.token == ""}
 	if c.base == "" {
 		if _, err := os.Stat(dd.Path); errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("data directory %s does not exist, so there is no node to ask (nothing was sent); "+
-				"create one with: %s --data-dir %s init, or name a node with --api URL", dd.Path, progName(), dd.Path)
+			return nil, &notReadyError{fmt.Errorf("data directory %s does not exist, so there is no node to ask (nothing was sent); "+
+				"create one with: %s --data-dir %s init, or name a node with --api URL", dd.Path, progName(), dd.Path)}
 		}
 		listen := config.DefaultAPIListen
 		c.where = "the default api.listen, as " + dd.ConfigPath() + " does not exist"
@@ -114,6 +114,14 @@ func (a *app) writeClient(ctx context.Context) (*apiClient, error) {
 	return c, nil
 }
 
+// notReadyError is the error for a data directory that is missing or has
+// no identity key: an error, except for status --wait, as a node that is
+// starting may be writing it.
+type notReadyError struct{ err error }
+
+func (e *notReadyError) Error() string { return e.err.Error() }
+func (e *notReadyError) Unwrap() error { return e.err }
+
 // errWrongNode is returned by the client when the node answering is not
 // the node of the data directory.
 var errWrongNode = errors.New("another node answers")
@@ -132,8 +140,8 @@ func (c *apiClient) check(ctx context.Context, write bool) error {
 	}
 	want, err := peerID(dd)
 	if err != nil {
-		return fmt.Errorf("data directory %s is not a node's (%w), so it has no api token for this request and no peer id "+
-			"to check the node at %s against; give --token, or the --data-dir of that node (nothing was sent)", dd.Path, err, c.base)
+		return &notReadyError{fmt.Errorf("data directory %s is not a node's (%w), so it has no api token for this request and no peer id "+
+			"to check the node at %s against; give --token, or the --data-dir of that node (nothing was sent)", dd.Path, err, c.base)}
 	}
 	where := c.where
 	if where == "" {

@@ -79,18 +79,32 @@ func argsN(n int) cobra.PositionalArgs {
 
 func newStatus(a *app) *cobra.Command {
 	var wait time.Duration
-	cmd := readCmd(a, "status", "Show the running node's status", "  clearinghouse status\n  clearinghouse status --json\n  clearinghouse status --wait 30s", noArgs,
-		func(ctx context.Context, c *apiClient, w io.Writer, asJSON bool, _ []string) error {
+	cmd := &cobra.Command{
+		Use: "status", Short: "Show the running node's status",
+		Example: "  clearinghouse status\n  clearinghouse status --json\n  clearinghouse status --wait 30s",
+		Args:    noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
 			var s api.StatusView
-			b, err := c.get(ctx, "/status", &s)
-			// --wait: a node that is still starting refuses connections;
-			// ask again until it answers or the wait is over.
+			get := func() ([]byte, error) {
+				c, err := a.client()
+				if err != nil {
+					return nil, err
+				}
+				return c.get(ctx, "/status", &s)
+			}
+			b, err := get()
+			// --wait: a node that is still starting may not have written
+			// its data directory yet, and refuses connections; ask again
+			// (reading the directory again) until it answers or the wait
+			// is over.
 			if wait > 0 {
 				deadline := time.NewTimer(wait)
 				defer deadline.Stop()
 				tick := time.NewTicker(200 * time.Millisecond)
 				defer tick.Stop()
-				for err != nil && isConnRefused(err) {
+				var nr *notReadyError
+				for err != nil && (isConnRefused(err) || errors.As(err, &nr)) {
 					select {
 					case <-deadline.C:
 						return fmt.Errorf("node did not answer within %s: %w", humanDuration(wait), err)
@@ -98,24 +112,20 @@ func newStatus(a *app) *cobra.Command {
 						return ctx.Err()
 					case <-tick.C:
 					}
-					// The data directory may have been written only now
-					// (a node that is still starting): read it again.
-					if c2, cerr := a.client(); cerr == nil {
-						c = c2
-					}
-					b, err = c.get(ctx, "/status", &s)
+					b, err = get()
 				}
 			}
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				printJSON(w, b)
+			if a.jsonOutput() {
+				printJSON(a.stdout, b)
 				return nil
 			}
-			printStatus(w, s, a.now())
+			printStatus(a.stdout, s, a.now())
 			return nil
-		})
+		},
+	}
 	cmd.Flags().DurationVar(&wait, "wait", 0, "wait up to this long for a node that is still starting")
 	return cmd
 }

@@ -172,3 +172,32 @@ func TestClientChecksItsNode(t *testing.T) {
 		}
 	})
 }
+
+// TestStatusWaitsForDataDir: status --wait waits for a data directory that
+// a starting node has not written yet, then for the node to answer.
+func TestStatusWaitsForDataDir(t *testing.T) {
+	net0 := testnet.New(t, 1)
+	srv, err := api.New(net0.Nodes[0], api.WithToken(testToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(func() { _ = srv.Close(); ts.Close() })
+	dir := filepath.Join(t.TempDir(), "later")
+	done := make(chan result, 1)
+	go func() {
+		var stdout, stderr strings.Builder
+		code := Main(t.Context(), []string{"--data-dir", dir, "status", "--wait", "60s"}, &stdout, &stderr)
+		done <- result{stdout.String(), stderr.String(), code}
+	}()
+	// The directory appears while status waits (usually: status may also
+	// find it at once, which must work as well).
+	src, _ := nodeDir(t, net0.Keys[0], strings.TrimPrefix(ts.URL, "http://"))
+	if err := os.Rename(src, dir); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.code != 0 || !strings.Contains(r.stdout, "peer id:     "+net0.Nodes[0].ID().String()) {
+		t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+}
