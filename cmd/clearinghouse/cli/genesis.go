@@ -173,6 +173,9 @@ func (a *app) genesisDraft(f draftFlags) error {
 	if err := writeFileAtomic(f.out, data, genesisMode); err != nil {
 		return err
 	}
+	if a.jsonOutput() {
+		return printGenesisJSON(a.stdout, g, f.out)
+	}
 	fmt.Fprintf(a.stdout, "wrote draft: %s\n", f.out)
 	if err := printGenesis(a.stdout, g); err != nil {
 		return err
@@ -328,6 +331,9 @@ func (a *app) genesisSign(path, out string) error {
 		return err
 	}
 	id, _ := peer.IDFromPrivateKey(key)
+	if a.jsonOutput() {
+		return printGenesisJSON(a.stdout, g, out)
+	}
 	fmt.Fprintf(a.stdout, "signed: %s as %s\n", out, id)
 	if err := printGenesis(a.stdout, g); err != nil {
 		return err
@@ -493,6 +499,19 @@ func genesisView(g *protocol.Genesis) (genesisJSON, error) {
 		v.NetworkID = id.String()
 	}
 	return v, nil
+}
+
+// printGenesisJSON prints the --json answer of genesis draft and sign:
+// the file written and the genesis as genesis verify --json shows it.
+func printGenesisJSON(w io.Writer, g *protocol.Genesis, file string) error {
+	v, err := genesisView(g)
+	if err != nil {
+		return err
+	}
+	return printValue(w, struct {
+		File    string      `json:"file"`
+		Genesis genesisJSON `json:"genesis"`
+	}{file, v})
 }
 
 // printGenesis prints the summary of g: one "name: value" line per field,

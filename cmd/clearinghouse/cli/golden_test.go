@@ -296,6 +296,13 @@ func TestGoldenJSONShapes(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "node")
 	outs["init"] = runCLI(t, "--data-dir", dir, "init", "--json").mustSucceed(t).stdout
 	outs["id"] = runCLI(t, "--data-dir", dir, "id", "--json").mustSucceed(t).stdout
+	id := strings.TrimSpace(runCLI(t, "--data-dir", dir, "id").mustSucceed(t).stdout)
+	id = strings.TrimPrefix(strings.SplitN(id, "\n", 2)[0], "peer id: ")
+	gf := filepath.Join(t.TempDir(), "genesis.cbor")
+	outs["genesis draft"] = runCLI(t, "genesis", "draft", "--name", "G", "--admit-groups", "1", "--out", gf,
+		"--founder", id+",Org,civil-society,africa", "--json").mustSucceed(t).stdout
+	outs["genesis sign"] = runCLI(t, "--data-dir", dir, "genesis", "sign", gf, "--json").mustSucceed(t).stdout
+	outs["genesis verify"] = runCLI(t, "genesis", "verify", gf, "--json").mustSucceed(t).stdout
 	var b strings.Builder
 	keys := make([]string, 0, len(outs))
 	for k := range outs {
@@ -324,4 +331,26 @@ func TestGoldenJSONShapes(t *testing.T) {
 		}
 	}
 	golden(t, "json-shapes.golden", b.String())
+}
+
+// TestBinName: hints name the program as a shell finds it: its bare name
+// when $PATH leads to this very program, else the path it was run by.
+func TestBinName(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Skip(err)
+	}
+	base := filepath.Base(os.Args[0])
+	t.Setenv("PATH", t.TempDir())
+	if got := binName(); got == base || got == "" {
+		t.Errorf("binName() = %q off $PATH, want a path", got)
+	}
+	bin := t.TempDir()
+	if err := os.Symlink(self, filepath.Join(bin, base)); err != nil {
+		t.Skip(err)
+	}
+	t.Setenv("PATH", bin)
+	if got := binName(); got != base {
+		t.Errorf("binName() = %q with the program on $PATH, want %q", got, base)
+	}
 }
