@@ -158,7 +158,7 @@ func TestIDWithoutDataDir(t *testing.T) {
 	if r.code != 1 {
 		t.Fatalf("exit %d, want 1", r.code)
 	}
-	want := "clearinghouse: data directory " + dir + " does not exist; create it with: clearinghouse init\n"
+	want := "clearinghouse: data directory " + dir + " does not exist; create it with: clearinghouse --data-dir " + dir + " init\n"
 	if r.stderr != want {
 		t.Errorf("stderr %q, want %q", r.stderr, want)
 	}

@@ -299,7 +299,7 @@ func (a *app) genesisSign(path, out string) error {
 	if err != nil {
 		return err
 	}
-	if err := requireDataDir(dd); err != nil {
+	if err := a.requireDataDir(dd); err != nil {
 		return err
 	}
 	key, err := config.LoadIdentity(dd.KeyPath())

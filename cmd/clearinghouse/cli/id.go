@@ -32,7 +32,7 @@ reachable address before another node can dial it.`,
 			if err != nil {
 				return err
 			}
-			if err := requireDataDir(dd); err != nil {
+			if err := a.requireDataDir(dd); err != nil {
 				return err
 			}
 			cfg, err := config.Load(dd.ConfigPath())
@@ -68,9 +68,9 @@ reachable address before another node can dial it.`,
 }
 
 // requireDataDir returns an error unless dd exists.
-func requireDataDir(dd config.DataDir) error {
+func (a *app) requireDataDir(dd config.DataDir) error {
 	if _, err := os.Stat(dd.Path); errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("data directory %s does not exist; create it with: clearinghouse init", dd.Path)
+		return fmt.Errorf("data directory %s does not exist; create it with: %s", dd.Path, a.command(dd, "init"))
 	}
 	return nil
 }

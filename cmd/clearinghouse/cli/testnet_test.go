@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/clearinghouse-net/clearinghouse/config"
 )
 
 // TestTestnetCommand runs `testnet` in-process on free ports: its banner
@@ -101,4 +103,17 @@ func TestTestnetFailedStartCleansUp(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "node-0")); err == nil {
 		t.Fatal("the failed testnet left node-0 behind")
 	}
+}
+
+// TestHintsKeepDataDir: the next: lines of init work as printed, for the
+// data directory they were given.
+func TestHintsKeepDataDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "my node")
+	r := runCLI(t, "--data-dir", dir, "init").mustSucceed(t)
+	wantContains(t, r.stdout, "next: edit "+filepath.Join(dir, "config.toml")+", then run: clearinghouse --data-dir '"+dir+"' run\n")
+	// Through $CLEARINGHOUSE_DIR, which stays set in the shell: as given.
+	env := filepath.Join(t.TempDir(), "env")
+	t.Setenv(config.EnvDataDir, env)
+	r = runCLI(t, "init").mustSucceed(t)
+	wantContains(t, r.stdout, "then run: clearinghouse run\n")
 }
