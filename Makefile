@@ -22,17 +22,22 @@ vet:
 	go vet $(PKGS)
 
 $(STATICCHECK):
+	@echo "staticcheck $(STATICCHECK_VERSION) is not in $(GOBIN): installing it with go install (once)"
 	GOFLAGS= go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
 staticcheck: $(STATICCHECK)
 	$(STATICCHECK) $(PKGS)
 
 tidy:
-	@cp go.mod /tmp/clearinghouse-go.mod.bak; cp go.sum /tmp/clearinghouse-go.sum.bak; \
-	go mod tidy; \
+	@# The backups go to a directory of this run's own (mktemp), so that
+	@# concurrent runs in other checkouts cannot mix them up.
+	@bak=$$(mktemp -d "$${TMPDIR:-/tmp}/clearinghouse-tidy.XXXXXX") || exit 1; \
+	trap 'rm -rf "$$bak"' EXIT; \
+	cp go.mod go.sum "$$bak"/ && \
+	go mod tidy && \
 	if ! git diff --quiet -- go.mod go.sum; then \
 		echo "go.mod/go.sum are not tidy; run 'go mod tidy' and commit:"; git diff -- go.mod go.sum | head -40; \
-		cp /tmp/clearinghouse-go.mod.bak go.mod; cp /tmp/clearinghouse-go.sum.bak go.sum; exit 1; fi
+		cp "$$bak"/go.mod "$$bak"/go.sum .; exit 1; fi
 
 ## unit: tests without the race detector (faster).
 unit:

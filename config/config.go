@@ -71,7 +71,8 @@ type Network struct {
 // API is the [api] table of the configuration.
 type API struct {
 	// Listen [api.listen] is the host:port the HTTP API listens on. Must be
-	// a valid host:port with a numeric port 0-65535; an empty host means all
+	// a valid host:port with a numeric port 1-65535 (not 0: the client
+	// commands read this key to find the API); an empty host means all
 	// interfaces. Default DefaultAPIListen (loopback only).
 	Listen string `toml:"listen"`
 }

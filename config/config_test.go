@@ -46,6 +46,7 @@ func TestValidate(t *testing.T) {
 		{"conn_high below low", func(c *config.Config) { c.Network.ConnLow, c.Network.ConnHigh = 10, 5 }, "network.conn_high", "must be >= network.conn_low (10), not 5"},
 		{"api no port", func(c *config.Config) { c.API.Listen = "127.0.0.1" }, "api.listen", "missing port"},
 		{"api port not a number", func(c *config.Config) { c.API.Listen = "localhost:http" }, "api.listen", "port must be a number"},
+		{"api port zero", func(c *config.Config) { c.API.Listen = "127.0.0.1:0" }, "api.listen", "cannot be 0"},
 		{"api port too big", func(c *config.Config) { c.API.Listen = "localhost:70000" }, "api.listen", "port must be a number"},
 		{"log level", func(c *config.Config) { c.Log.Level = "verbose" }, "log.level", `not "verbose"`},
 		{"log format", func(c *config.Config) { c.Log.Format = "xml" }, "log.format", `not "xml"`},
@@ -88,7 +89,7 @@ func TestValidateAccepts(t *testing.T) {
 	c.Network.Listen = nil
 	c.Network.Bootstrap = []string{"/ip4/192.0.2.7/tcp/4001/p2p/12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA"}
 	c.Network.ConnLow, c.Network.ConnHigh = 1, 1
-	c.API.Listen = ":0"
+	c.API.Listen = ":5080"
 	c.Log.Level, c.Log.Format = "debug", "json"
 	c.Topics.Follow = []string{"privacy", "a", "x-1", strings.Repeat("a", 63)}
 	c.Store.CacheMB = config.MinCacheMB
@@ -339,8 +340,27 @@ func TestLoadSyntaxErrorKeepsParseError(t *testing.T) {
 func TestLoadExactMessages(t *testing.T) {
 	path := writeFile(t, "[network]\nlistn = []\n")
 	_, err := config.Load(path)
-	if want := `config: ` + path + `: unknown key "network.listn"`; err == nil || err.Error() != want {
+	if want := `config: ` + path + `:2: unknown key "network.listn"`; err == nil || err.Error() != want {
 		t.Errorf("unknown key: got %v, want %s", err, want)
+	}
+
+	// Every problem has its line, also those Validate finds, and an
+	// unknown key that is a key of another table, or a misspelling,
+	// says which key was meant.
+	for _, tc := range []struct{ content, want string }{
+		{"[api]\nconn_low = 3\n", `:2: unknown key "api.conn_low" (conn_low is a key of the [network] table: did you mean "network.conn_low"?)`},
+		{"[network]\n\nconnLow = 3\n", `:3: unknown key "network.connLow" (did you mean "network.conn_low"?)`},
+		{"[Network]\n", `:1: unknown key "Network" (did you mean [network]?)`},
+		{"[node]\nrole = \"boss\"\n", `:2: node.role: must be "member" or "observer", not "boss"`},
+		{"[network]\nlisten = [\n  \"/ip4/nope\",\n]\n", `:2: network.listen[0]: invalid multiaddr "/ip4/nope"`},
+		{"[api]\nlisten = \"127.0.0.1:0\"\n", `:2: api.listen: invalid host:port "127.0.0.1:0": port must be a number from 1 to 65535 (clients find the API at this address, so it cannot be 0)`},
+		{"sync.interval = \"0s\"\n", `:1: sync.interval: must be > 0, not 0s`},
+	} {
+		path = writeFile(t, tc.content)
+		_, err = config.Load(path)
+		if err == nil || !strings.HasPrefix(err.Error(), "config: "+path+tc.want) {
+			t.Errorf("%q: got %v, want config: %s%s", tc.content, err, path, tc.want)
+		}
 	}
 
 	path = writeFile(t, "[network]\nconn_low = \"x\"\n")

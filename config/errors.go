@@ -44,6 +44,9 @@ type Error struct {
 	Key string
 	// Err is the problem itself.
 	Err error
+	// Hint, if not empty, says what was probably meant, such as
+	// `did you mean "network.conn_low"?` for an unknown key.
+	Hint string
 }
 
 // Error implements the error interface.
@@ -69,6 +72,9 @@ func (e *Error) Error() string {
 		b.WriteString(e.Key + ": " + e.Err.Error())
 	default:
 		b.WriteString(e.Err.Error())
+	}
+	if e.Hint != "" {
+		b.WriteString(" (" + e.Hint + ")")
 	}
 	return b.String()
 }

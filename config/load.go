@@ -36,17 +36,18 @@ func Load(path string) (Config, error) {
 	}
 	cfg := Default()
 	if err := decode(data, &cfg); err != nil {
-		return Config{}, inFile(path, err)
+		return Config{}, inFile(path, data, err)
 	}
 	if err := cfg.Validate(); err != nil {
-		return Config{}, inFile(path, err)
+		return Config{}, inFile(path, data, err)
 	}
 	return cfg, nil
 }
 
 // inFile sets File on every *Error in err, which is an *Error or the
-// errors.Join of several.
-func inFile(path string, err error) error {
+// errors.Join of several, and the line of its key in data where the
+// error does not know it yet.
+func inFile(path string, data []byte, err error) error {
 	var errs []error
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
 		errs = j.Unwrap()
@@ -57,6 +58,9 @@ func inFile(path string, err error) error {
 		var ce *Error
 		if errors.As(e, &ce) {
 			ce.File = path
+			if ce.Line == 0 && ce.Key != "" {
+				ce.Line = keyLine(data, ce.Key)
+			}
 		}
 	}
 	return err
@@ -90,7 +94,7 @@ func decode(data []byte, cfg *Config) error {
 		}
 		if !ok {
 			bad[section] = true
-			errs = append(errs, &Error{Key: section, Err: ErrUnknownKey})
+			errs = append(errs, &Error{Key: section, Err: ErrUnknownKey, Hint: suggest(root, "", section)})
 			return nil, sv, false
 		}
 		// Check the kind first: the toml package decodes a non-table into a
@@ -126,7 +130,7 @@ func decode(data []byte, cfg *Config) error {
 		done[name] = true
 		fv, ok := fieldByTag(sv, leaf[1])
 		if !ok {
-			errs = append(errs, &Error{Key: name, Err: ErrUnknownKey})
+			errs = append(errs, &Error{Key: name, Err: ErrUnknownKey, Hint: suggest(root, leaf[0], leaf[1])})
 			continue
 		}
 		if err := md.PrimitiveDecode(t[leaf[1]], fv.Addr().Interface()); err != nil {
@@ -214,3 +218,79 @@ type causeError struct {
 
 func (e *causeError) Error() string { return e.msg }
 func (e *causeError) Unwrap() error { return e.cause }
+
+// fold is a key name without case, '_' and '-', to match a misspelt key
+// such as connLow or conn-low to conn_low.
+func fold(s string) string {
+	return strings.NewReplacer("_", "", "-", "").Replace(strings.ToLower(s))
+}
+
+// suggest returns a hint for the unknown key name in section ("" at the
+// top level) of the configuration root: the key it probably means, in the
+// same table or in another one, or "" if none matches.
+func suggest(root reflect.Value, section, name string) string {
+	t := root.Type()
+	// A table name, or a key of one, written at the top level.
+	for i := range t.NumField() {
+		sec := tomlName(t.Field(i))
+		if section == "" && fold(sec) == fold(name) {
+			return fmt.Sprintf("did you mean [%s]?", sec)
+		}
+	}
+	var other string
+	for i := range t.NumField() {
+		sec := tomlName(t.Field(i))
+		ft := t.Field(i).Type
+		for j := range ft.NumField() {
+			key := tomlName(ft.Field(j))
+			if fold(key) != fold(name) {
+				continue
+			}
+			if sec == section {
+				return fmt.Sprintf("did you mean %q?", sec+"."+key)
+			}
+			if other == "" {
+				other = fmt.Sprintf("%s is a key of the [%s] table: did you mean %q?", key, sec, sec+"."+key)
+			}
+		}
+	}
+	return other
+}
+
+// keyLine returns the line (from 1) of data that sets key, such as
+// "network.listen[1]" (the index is ignored) or a table "[sync]", or 0 if
+// no line does. It reads the simple TOML written by hand: table headers
+// and key = value lines, with dotted keys.
+func keyLine(data []byte, key string) int {
+	key, _, _ = strings.Cut(key, "[")
+	table := ""
+	for i, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case strings.HasPrefix(line, "[["):
+			table = strings.TrimSpace(strings.Trim(line, "[] "))
+			if table == key {
+				return i + 1
+			}
+		case strings.HasPrefix(line, "["):
+			h, _, _ := strings.Cut(line[1:], "]")
+			table = strings.TrimSpace(h)
+			if table == key {
+				return i + 1
+			}
+		default:
+			k, _, ok := strings.Cut(line, "=")
+			if !ok || strings.HasPrefix(line, "#") {
+				continue
+			}
+			full := strings.Trim(strings.TrimSpace(k), `"`)
+			if table != "" {
+				full = table + "." + full
+			}
+			if full == key || strings.HasPrefix(full, key+".") {
+				return i + 1
+			}
+		}
+	}
+	return 0
+}

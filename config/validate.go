@@ -79,7 +79,8 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// checkHostPort returns an error unless s is host:port with a numeric port.
+// checkHostPort returns an error unless s is host:port with a numeric port
+// other than 0.
 func checkHostPort(s string) error {
 	_, port, err := net.SplitHostPort(s)
 	if err != nil {
@@ -90,8 +91,11 @@ func checkHostPort(s string) error {
 		}
 		return fmt.Errorf("invalid host:port %q: %w", s, err)
 	}
-	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
-		return fmt.Errorf("invalid host:port %q: port must be a number from 0 to 65535", s)
+	n, err := strconv.ParseUint(port, 10, 16)
+	if err != nil || n == 0 {
+		// Port 0 would bind a port chosen at random, which the client
+		// commands, reading this same key, could not find.
+		return fmt.Errorf("invalid host:port %q: port must be a number from 1 to 65535 (clients find the API at this address, so it cannot be 0)", s)
 	}
 	return nil
 }

@@ -53,7 +53,8 @@ node closes connections down to this many. Must be >= 1.`,
 node starts trimming. Must be >= network.conn_low.`,
 	"api.listen": `Address of the HTTP API, as host:port. The default is loopback only;
 an empty host (":5080") listens on all interfaces. The port must be a
-number from 0 to 65535 (0 picks a free port).`,
+number from 1 to 65535 (not 0: the client commands find the API at this
+address). Give each node on one machine its own port.`,
 	"log.level":  `Lowest level logged. One of "debug", "info", "warn", "error".`,
 	"log.format": `"text" (key=value lines) or "json" (one JSON object per line).`,
 	"topics.follow": `Slugs of the issues to follow, e.g. ["privacy", "jurisdiction"]. A slug is

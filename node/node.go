@@ -41,6 +41,8 @@ type Node struct {
 	genesis *protocol.Genesis
 	network cid.Cid
 	devNet  bool // the node founded its own one-member dev federation
+	// devFounded says it founded it in this start (not a restart).
+	devFounded bool
 
 	store   *store.Store
 	host    host.Host
@@ -278,7 +280,7 @@ func New(ctx context.Context, opts ...Option) (_ *Node, err error) {
 
 	n.log.Info("node started", "peer", n.host.ID(), "network", n.network, "federation", n.genesis.Name,
 		"role", role, "dev_federation", n.devNet, "addrs", n.host.Addrs())
-	if n.devNet {
+	if n.devFounded {
 		n.log.Warn("no genesis given: this node founded a one-member dev federation; use `clearinghouse init --genesis FILE` to join a real one",
 			"network", n.network)
 	}
@@ -318,7 +320,7 @@ func (n *Node) loadGenesis(key ed25519.PrivateKey) error {
 		if g, err = protocol.DevGenesis(key, o.org, o.clock()); err != nil {
 			return fmt.Errorf("node: dev genesis: %w", err)
 		}
-		n.devNet = true
+		n.devNet, n.devFounded = true, true
 		if path != "" {
 			data, err := g.Encode()
 			if err != nil {

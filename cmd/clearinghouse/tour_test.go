@@ -1,11 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/clearinghouse-net/clearinghouse/internal/testports"
 )
 
 // TestReadmeTour runs the five-minute tour of README.md exactly as written
@@ -50,6 +49,26 @@ func TestReadmeTour(t *testing.T) {
 	script = strings.ReplaceAll(script, "./bin/clearinghouse", filepath.Join(dir, "bin", "clearinghouse"))
 	script = strings.ReplaceAll(script, "-o bin/clearinghouse", "-o "+filepath.Join(dir, "bin", "clearinghouse"))
 
+	// The tour runs twice on the same directory, as a newcomer who tries
+	// it again would: the second run continues the first testnet.
+	for run := 1; run <= 2; run++ {
+		out := runTour(t, root, dir, script, run)
+		for _, want := range []string{"ready", "issue privacy", "process.notice", "process.stage",
+			"process.feedback", "process.endorse", "stage:   consultation", "P1 stakeholder groups",
+			"P4 no group or region decides alone", "node 0 and node 3: identical audits", "genesis"} {
+			if !strings.Contains(out, want) {
+				t.Fatalf("tour run %d output lacks %q:\n%s", run, want, out)
+			}
+		}
+		if want := map[int]string{1: "opened issue privacy", 2: "issue privacy is already open"}[run]; !strings.Contains(out, want) {
+			t.Fatalf("tour run %d output lacks %q:\n%s", run, want, out)
+		}
+	}
+}
+
+// runTour runs the tour script in bash and returns its output.
+func runTour(t *testing.T, root, dir, script string, run int) string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 8*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", "-c", "set -euo pipefail\n"+script)
@@ -58,7 +77,7 @@ func TestReadmeTour(t *testing.T) {
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	// Output goes to a file, not a pipe: a process the tour leaves behind
 	// must not keep Run waiting for the pipe to close.
-	logPath := filepath.Join(dir, "tour.log")
+	logPath := filepath.Join(dir, fmt.Sprintf("tour-%d.log", run))
 	logf, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
@@ -71,46 +90,29 @@ func TestReadmeTour(t *testing.T) {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	}
 	raw, _ := os.ReadFile(logPath)
-	out := bytes.NewBuffer(raw)
 	if err != nil {
-		t.Fatalf("tour failed: %v\n%s", err, out.String())
+		t.Fatalf("tour run %d failed: %v\n%s", run, err, raw)
 	}
-	for _, want := range []string{"ready", "opened issue privacy", "process.notice", "process.stage",
-		"process.feedback", "process.endorse", "stage:   consultation", "P1 stakeholder groups",
-		"P4 no group or region decides alone", "node 0 and node 3: identical audits", "installed genesis"} {
-		if !strings.Contains(out.String(), want) {
-			t.Fatalf("tour output lacks %q:\n%s", want, out.String())
-		}
-	}
+	return string(raw)
 }
 
-// freePorts returns a port p such that p .. p+n-1 are free on loopback.
-// It looks below the ephemeral ranges (Linux from 32768, others from
-// 49152): ports given to listeners on port 0, such as the libp2p hosts of
-// tests running in parallel, are taken from those ranges, and one of them
-// could take the tour's API port between this check and the testnet's
-// listen.
+// freePorts returns a port p such that p .. p+n-1 are free on loopback
+// (see testports.Free).
 func freePorts(t *testing.T, n int) int {
 	t.Helper()
-	for range 200 {
-		base := 20000 + rand.IntN(12000-n)
-		ok := true
-		var held []net.Listener
-		for i := range n {
-			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", base+i))
-			if err != nil {
-				ok = false
-				break
-			}
-			held = append(held, l)
-		}
-		for _, l := range held {
-			l.Close()
-		}
-		if ok {
-			return base
-		}
+	p, err := testports.Free(n)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no run of free ports found")
-	return 0
+	return p
+}
+
+// TestMain runs the tour with the default ports held busy, as they are
+// while a node or another tour runs on this machine: the tour must not
+// depend on them.
+func TestMain(m *testing.M) {
+	release := testports.Hold()
+	code := m.Run()
+	release()
+	os.Exit(code)
 }

@@ -33,6 +33,11 @@ const (
 	// CodeRejected: the protocol refused the record; the error's reason is
 	// the protocol reason. Status 422.
 	CodeRejected = "rejected"
+	// CodeRefused: this node refuses to publish a record that the
+	// protocol would accept but that would have no effect anywhere (a
+	// charter on an issue that is not open, a charter without an aim).
+	// Status 422.
+	CodeRefused = "refused"
 	// CodeUnavailable: the node is shutting down or the request was
 	// cancelled. Status 503.
 	CodeUnavailable = "unavailable"

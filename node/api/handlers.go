@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/ipfs/go-cid"
 
@@ -51,12 +50,15 @@ type SyncView struct {
 
 // SyncReportView is the answer of POST /sync.
 type SyncReportView struct {
-	Peers      int `json:"peers"`
-	Topics     int `json:"topics"`
-	RoundTrips int `json:"roundTrips"`
-	Missing    int `json:"missing"`
-	Fetched    int `json:"fetched"`
-	Stored     int `json:"stored"`
+	Peers int `json:"peers"`
+	// Topics is how many topics were reconciled (with one peer or more).
+	Topics int `json:"topics"`
+	// Reconciliations is how many topic-peer pairs were reconciled.
+	Reconciliations int `json:"reconciliations"`
+	RoundTrips      int `json:"roundTrips"`
+	Missing         int `json:"missing"`
+	Fetched         int `json:"fetched"`
+	Stored          int `json:"stored"`
 }
 
 // TopicCounts is the record count of one stored topic.
@@ -88,7 +90,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	for _, ts := range n.SyncStatus() {
 		sv := SyncView{Topic: ts.Topic, Peer: ts.Peer.String(), Lag: ts.Lag, Fetched: ts.Fetched, Error: ts.Err}
 		if !ts.Last.IsZero() {
-			sv.Last = ts.Last.UTC().Format(time.RFC3339)
+			sv.Last = ts.Last.UTC().Format(TimeLayout)
 		}
 		v.Sync = append(v.Sync, sv)
 	}
@@ -153,7 +155,7 @@ func (s *Server) processView(p *gov.Process) (ProcessView, error) {
 	}
 	return ProcessView{
 		CID: p.CID().String(), Topic: m.Topic, Title: p.Charter().Title, Stage: p.Stage(),
-		Records: p.Len(), Adopted: cidStrings(p.Adopted()),
+		Records: p.Len(), Adopted: cidStrings(p.Adopted()), Phases: phaseViews(p.Charter().Phases),
 	}, nil
 }
 
@@ -239,6 +241,9 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Query().Get("format") {
 	case "", "json":
 		b, err := rep.JSON()
+		if err == nil {
+			b, err = auditJSON(b)
+		}
 		if err != nil {
 			s.writeErr(w, r, err)
 			return
@@ -397,6 +402,10 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("body of %s: %v", req.Kind, err), "")
 		return
 	}
+	if msg := s.refuse(req.Kind, req.Topic, body); msg != "" {
+		writeError(w, http.StatusUnprocessableEntity, CodeRefused, msg, "")
+		return
+	}
 	var deps []cid.Cid
 	for _, d := range req.Deps {
 		c, err := cid.Decode(d)
@@ -459,14 +468,28 @@ func (s *Server) sync(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, SyncReportView{Peers: rep.Peers, Topics: rep.Topics, RoundTrips: rep.RoundTrips,
-		Missing: rep.Missing, Fetched: rep.Fetched, Stored: rep.Stored})
+	// The node counts each topic once per peer; the view says both.
+	topics := 0
+	if rep.Topics > 0 {
+		topics = min(rep.Topics, len(s.n.Topics()))
+	}
+	writeJSON(w, http.StatusOK, SyncReportView{Peers: rep.Peers, Topics: topics, Reconciliations: rep.Topics,
+		RoundTrips: rep.RoundTrips, Missing: rep.Missing, Fetched: rep.Fetched, Stored: rep.Stored})
 }
 
 func (s *Server) follow(w http.ResponseWriter, r *http.Request) {
 	slug := r.PathValue("slug")
 	if !protocol.ValidSlug(slug) {
 		writeError(w, http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("%q is not a valid issue slug", slug), "")
+		return
+	}
+	switch force := r.URL.Query().Get("force"); {
+	case force != "" && force != "true" && force != "false":
+		writeError(w, http.StatusBadRequest, CodeBadRequest, "force must be true or false", "")
+		return
+	case force != "true" && !s.issueOpen(slug):
+		writeError(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("issue %q is not open on this federation's index (a typo?); "+
+			"to follow it before this node has seen it opened, force it (force=true)", slug), "")
 		return
 	}
 	if err := s.n.Follow(slug); err != nil {

@@ -39,7 +39,12 @@ type MetaView struct {
 	Size      int    `json:"size"`
 }
 
-func rfc3339(ms int64) string { return time.UnixMilli(ms).UTC().Format(time.RFC3339Nano) }
+// TimeLayout is the layout of every time in the API's JSON: RFC 3339 in
+// UTC with exactly three fraction digits (milliseconds, the precision of
+// record times), so that all times have the same width.
+const TimeLayout = "2006-01-02T15:04:05.000Z07:00"
+
+func rfc3339(ms int64) string { return time.UnixMilli(ms).UTC().Format(TimeLayout) }
 
 func cidStrings(cs []cid.Cid) []string {
 	out := make([]string, 0, len(cs))
@@ -202,7 +207,24 @@ type ProcessView struct {
 	Stage   string   `json:"stage"`
 	Records int      `json:"records"`
 	Adopted []string `json:"adopted"`
+	// Phases are the charter's planned phases, with RFC 3339 times.
+	Phases []PhaseView `json:"phases"`
 	// Charter is the charter body, as in RecordView.Body; only in
 	// GET /processes/{cid}.
 	Charter any `json:"charter,omitempty"`
+}
+
+// PhaseView is a planned phase of a process's charter.
+type PhaseView struct {
+	Stage string `json:"stage"`
+	Start string `json:"start"` // RFC 3339
+	End   string `json:"end"`   // RFC 3339
+}
+
+func phaseViews(ps []protocol.Phase) []PhaseView {
+	out := make([]PhaseView, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, PhaseView{Stage: p.Stage, Start: rfc3339(p.Start), End: rfc3339(p.End)})
+	}
+	return out
 }

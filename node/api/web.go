@@ -67,18 +67,29 @@ func webTime(ms int64) string {
 	return time.UnixMilli(ms).UTC().Format("2006-01-02 15:04 UTC")
 }
 
-// webDuration formats seconds as days and hours.
+// webDuration formats seconds with their two largest units, as the
+// command line does: "14d", "1d 2h", "1h", "59m 59s", "0s".
 func webDuration(s int64) string {
-	d, h := s/86400, s%86400/3600
-	switch {
-	case d == 0 && h == 0:
-		return (time.Duration(s) * time.Second).String()
-	case d == 0:
-		return fmt.Sprintf("%d h", h)
-	case h == 0:
-		return fmt.Sprintf("%d days", d)
+	if s < 0 {
+		s = -s
 	}
-	return fmt.Sprintf("%d days %d h", d, h)
+	units := []struct {
+		n    int64
+		name string
+	}{{86400, "d"}, {3600, "h"}, {60, "m"}, {1, "s"}}
+	for i, u := range units {
+		if s < u.n {
+			continue
+		}
+		out := fmt.Sprintf("%d%s", s/u.n, u.name)
+		if i+1 < len(units) {
+			if r := s % u.n / units[i+1].n; r > 0 {
+				out += fmt.Sprintf(" %d%s", r, units[i+1].name)
+			}
+		}
+		return out
+	}
+	return "0s"
 }
 
 // webPage is what every page's layout shows, with the page's own Data.

@@ -648,11 +648,12 @@ func (r *Report) Text() string {
 		fmt.Fprintf(&b, format, args...)
 		b.WriteByte('\n')
 	}
+	// As the web view says it.
 	verdict := func(ok bool) string {
 		if ok {
-			return "ok"
+			return "met"
 		}
-		return "FAIL"
+		return "not met"
 	}
 	ts := func(ms int64) string { return fmtTime(ms) }
 	dur := func(s int64) string { return fmtDuration(s * 1000) }

@@ -109,12 +109,30 @@ func notAllowed(format string, args ...any) error {
 
 func fmtTime(ms int64) string { return time.UnixMilli(ms).UTC().Format(time.RFC3339) }
 
+// fmtDuration formats a duration in milliseconds with its two largest
+// units, as the command line does: "14d", "1d 2h", "1h", "59m 59s", "0s".
 func fmtDuration(ms int64) string {
 	d := time.Duration(ms) * time.Millisecond
-	if d%(24*time.Hour) == 0 {
-		return fmt.Sprintf("%dd", d/(24*time.Hour))
+	if d < 0 {
+		d = -d
 	}
-	return d.String()
+	units := []struct {
+		d    time.Duration
+		name string
+	}{{24 * time.Hour, "d"}, {time.Hour, "h"}, {time.Minute, "m"}, {time.Second, "s"}}
+	for i, u := range units {
+		if d < u.d {
+			continue
+		}
+		s := fmt.Sprintf("%d%s", d/u.d, u.name)
+		if i+1 < len(units) {
+			if r := d % u.d / units[i+1].d; r > 0 {
+				s += fmt.Sprintf(" %d%s", r, units[i+1].name)
+			}
+		}
+		return s
+	}
+	return "0s"
 }
 
 func (is *Issue) checkCharter(pd *pending, b *protocol.Charter) error {
@@ -391,7 +409,11 @@ func (p *Process) checkMove(pd *pending, cur stage, to string) error {
 		slot := map[stage]int{consultation: 0, decisionStage: 1}
 		if i, ok := slot[target]; ok {
 			if d := pd.past.notice[i]; d == 0 || d > r.Env.Time {
-				return notAllowed("no notice of the %s at least %s ahead, for a date not after %s, in its causal past",
+				if p.body.MinNoticeSeconds == 0 {
+					return notAllowed("no notice of the %s for a date not after %s in its causal past: publish a notice of the %s first",
+						target, fmtTime(r.Env.Time), target)
+				}
+				return notAllowed("no notice of the %s published at least %s before its date, for a date not after %s, in its causal past",
 					target, fmtDuration(p.body.MinNoticeSeconds*1000), fmtTime(r.Env.Time))
 			}
 		}

@@ -158,7 +158,7 @@ func TestIDWithoutDataDir(t *testing.T) {
 	if r.code != 1 {
 		t.Fatalf("exit %d, want 1", r.code)
 	}
-	want := "clearinghouse: data directory " + dir + " does not exist; create it with: clearinghouse init\n"
+	want := "clearinghouse: data directory " + dir + " does not exist; create it with: clearinghouse --data-dir " + dir + " init\n"
 	if r.stderr != want {
 		t.Errorf("stderr %q, want %q", r.stderr, want)
 	}
@@ -187,9 +187,10 @@ func TestRunMalformedConfig(t *testing.T) {
 		name, content, want string
 	}{
 		{"syntax", "[network]\nlisten = [\"/ip4/127.0.0.1/tcp/0\"\nconn_low = 2\n", ":3:1: network.listen: "},
-		{"unknown key", "[network]\nlistn = []\n", `: unknown key "network.listn"`},
+		{"unknown key", "[network]\nlistn = []\n", `:2: unknown key "network.listn"`},
 		{"wrong type", "[store]\ncache_mb = \"big\"\n", ":2: store.cache_mb: incompatible types"},
-		{"invalid value", "[sync]\ninterval = \"-1s\"\n", ": sync.interval: must be > 0"},
+		{"invalid value", "[sync]\ninterval = \"-1s\"\n", ":2: sync.interval: must be > 0"},
+		{"api port 0", "[api]\nlisten = \"127.0.0.1:0\"\n", ":2: api.listen: invalid host:port \"127.0.0.1:0\": port must be a number from 1 to 65535"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -239,8 +240,8 @@ func TestUsageOnCommandLineErrors(t *testing.T) {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
 			args := append([]string{"--data-dir", t.TempDir()}, tt.args...)
 			r := runCLI(t, args...)
-			if r.code != 1 {
-				t.Fatalf("exit %d, want 1", r.code)
+			if r.code != exitUsage {
+				t.Fatalf("exit %d, want %d", r.code, exitUsage)
 			}
 			if !strings.HasPrefix(r.stderr, tt.want) {
 				t.Errorf("stderr does not start with %q:\n%s", tt.want, r.stderr)

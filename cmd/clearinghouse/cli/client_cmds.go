@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/hex"
@@ -11,9 +12,10 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/BurntSushi/toml"
@@ -49,10 +51,9 @@ func clientCommands(a *app) []*cobra.Command {
 	return append(reads, writes...)
 }
 
-// readCmd builds a read command with a --json flag. run gets the client
-// and whether --json was given.
+// readCmd builds a read command. run gets the client and whether --json
+// (or --output json) was given.
 func readCmd(a *app, use, short, example string, args cobra.PositionalArgs, run func(ctx context.Context, c *apiClient, w io.Writer, asJSON bool, args []string) error) *cobra.Command {
-	var asJSON bool
 	cmd := &cobra.Command{
 		Use: use, Short: short, Example: example, Args: args,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -60,10 +61,9 @@ func readCmd(a *app, use, short, example string, args cobra.PositionalArgs, run 
 			if err != nil {
 				return err
 			}
-			return run(cmd.Context(), c, a.stdout, asJSON, args)
+			return run(cmd.Context(), c, a.stdout, a.jsonOutput(), args)
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the API's JSON answer")
 	return cmd
 }
 
@@ -71,7 +71,7 @@ func readCmd(a *app, use, short, example string, args cobra.PositionalArgs, run 
 func argsN(n int) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) != n {
-			return &usageError{fmt.Errorf("%s takes %d argument(s), got %d", cmd.CommandPath(), n, len(args))}
+			return &usageError{fmt.Errorf("%s takes %s, got %d", cmd.CommandPath(), plural(n, "argument"), len(args))}
 		}
 		return nil
 	}
@@ -79,70 +79,70 @@ func argsN(n int) cobra.PositionalArgs {
 
 func newStatus(a *app) *cobra.Command {
 	var wait time.Duration
-	cmd := readCmd(a, "status", "Show the running node's status", "  clearinghouse status\n  clearinghouse status --json\n  clearinghouse status --wait 30s", noArgs,
-		func(ctx context.Context, c *apiClient, w io.Writer, asJSON bool, _ []string) error {
+	cmd := &cobra.Command{
+		Use: "status", Short: "Show the running node's status",
+		Example: "  clearinghouse status\n  clearinghouse status --json\n  clearinghouse status --wait 30s",
+		Args:    noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
 			var s api.StatusView
-			b, err := c.get(ctx, "/status", &s)
-			// --wait: a node that is still starting refuses connections;
-			// ask again until it answers or the wait is over.
+			get := func() ([]byte, error) {
+				c, err := a.client()
+				if err != nil {
+					return nil, err
+				}
+				return c.get(ctx, "/status", &s)
+			}
+			b, err := get()
+			// --wait: a node that is still starting may not have written
+			// its data directory yet, and refuses connections; ask again
+			// (reading the directory again) until it answers or the wait
+			// is over.
 			if wait > 0 {
 				deadline := time.NewTimer(wait)
 				defer deadline.Stop()
 				tick := time.NewTicker(200 * time.Millisecond)
 				defer tick.Stop()
-				for err != nil && isConnRefused(err) {
+				var nr *notReadyError
+				for err != nil && (isConnRefused(err) || errors.As(err, &nr)) {
 					select {
 					case <-deadline.C:
-						return fmt.Errorf("node did not answer within %s: %w", wait, err)
+						return fmt.Errorf("node did not answer within %s: %w", humanDuration(wait), err)
 					case <-ctx.Done():
 						return ctx.Err()
 					case <-tick.C:
 					}
-					// The data directory may have been written only now
-					// (a node that is still starting): read it again.
-					if c2, cerr := a.client(); cerr == nil {
-						c = c2
-					}
-					b, err = c.get(ctx, "/status", &s)
+					b, err = get()
 				}
 			}
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				printJSON(w, b)
+			if a.jsonOutput() {
+				printJSON(a.stdout, b)
 				return nil
 			}
-			fmt.Fprintf(w, "peer id:     %s\nrole:        %s\nfederation:  %s\nnetwork:     %s\n", s.PeerID, s.Role, s.Federation, s.NetworkID)
-			if s.DevFederation {
-				fmt.Fprintln(w, "             (one-member dev federation)")
-			}
-			if s.Key != "" {
-				fmt.Fprintf(w, "key:         %s\n", s.Key)
-			}
-			fmt.Fprintf(w, "peers:       %d\nrecords:     %d (%d bytes)\ntopics:      %s\n", s.Peers, s.Records, s.Bytes, strings.Join(s.Topics, ", "))
-			for _, a := range s.ListenAddrs {
-				fmt.Fprintf(w, "listening:   %s\n", a)
-			}
-			printSync(w, s)
+			printStatus(a.stdout, s, a.now())
 			return nil
-		})
+		},
+	}
 	cmd.Flags().DurationVar(&wait, "wait", 0, "wait up to this long for a node that is still starting")
 	return cmd
 }
 
 func newPeers(a *app) *cobra.Command {
-	return readCmd(a, "peers", "List the connected peers", "  clearinghouse peers", noArgs,
+	return readCmd(a, "peers", "List the connected peers", "  clearinghouse peers\n  clearinghouse peers --json", noArgs,
 		func(ctx context.Context, c *apiClient, w io.Writer, asJSON bool, _ []string) error {
 			var v struct{ Peers []api.PeerView }
 			b, err := c.get(ctx, "/peers", &v)
 			if err != nil || asJSON {
 				return printOr(w, b, err)
 			}
+			t := a.newTable(w, "no connected peers", "peer id", "addresses")
 			for _, p := range v.Peers {
-				fmt.Fprintf(w, "%s %s\n", p.ID, strings.Join(p.Addrs, " "))
+				t.row(p.ID, strings.Join(p.Addrs, " "))
 			}
-			return nil
+			return t.flush()
 		})
 }
 
@@ -162,12 +162,16 @@ func newMembers(a *app) *cobra.Command {
 			if err != nil || asJSON {
 				return printOr(w, b, err)
 			}
-			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ORG\tGROUP\tREGION\tKEY")
+			// By organisation, as people look them up; the API's order
+			// (by key) is kept in --json.
+			slices.SortStableFunc(v.Members, func(x, y api.MemberView) int {
+				return cmp.Or(strings.Compare(strings.ToLower(x.Org), strings.ToLower(y.Org)), strings.Compare(x.Key, y.Key))
+			})
+			t := a.newTable(w, "no members", "org", "group", "region", "key")
 			for _, m := range v.Members {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", m.Org, m.Group, m.Region, m.Key)
+				t.row(m.Org, m.Group, m.Region, m.Key)
 			}
-			return tw.Flush()
+			return t.flush()
 		})
 }
 
@@ -178,14 +182,39 @@ func newIssueOpen(a *app) *cobra.Command {
 		Example: `  clearinghouse issue open privacy --title "Privacy" --summary "Cross-border data flows"`,
 		Args:    argsN(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
+			c, err := a.writeClient(cmd.Context())
 			if err != nil {
 				return err
+			}
+			// Opening an open issue again changes nothing: say so and
+			// succeed, so that a script (such as the README's tour) can
+			// run again on the same federation.
+			var open struct{ Issues []api.IssueView }
+			if _, err := c.get(cmd.Context(), "/issues", &open); err != nil {
+				return err
+			}
+			for _, i := range open.Issues {
+				if i.Slug != args[0] {
+					continue
+				}
+				if a.jsonOutput() {
+					var v api.RecordView
+					if _, err := c.get(cmd.Context(), "/records/"+url.PathEscape(i.Open), &v); err != nil {
+						return err
+					}
+					return printValue(a.stdout, &v)
+				}
+				fmt.Fprintf(a.stdout, "issue %s is already open: %s (opened by %s, %s)\n", i.Slug, i.Open, i.Author.Org,
+					humanTime(parseAPITime(i.Time), a.now()))
+				return nil
 			}
 			r, err := c.publish(cmd.Context(), protocol.KindIssueOpen, protocol.TopicIndex,
 				map[string]any{"slug": args[0], "title": title, "summary": summary})
 			if err != nil {
 				return err
+			}
+			if a.jsonOutput() {
+				return printValue(a.stdout, r)
 			}
 			fmt.Fprintf(a.stdout, "opened issue %s: %s\n", args[0], r.CID)
 			return nil
@@ -205,37 +234,54 @@ func newIssueList(a *app) *cobra.Command {
 			if err != nil || asJSON {
 				return printOr(w, b, err)
 			}
-			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "SLUG\tTITLE\tFOLLOWING\tOPENED BY")
+			t := a.newTable(w, "no open issues (open one with: issue open SLUG --title TITLE)", "slug", "title", "following", "opened by", "opened")
 			for _, i := range v.Issues {
-				fmt.Fprintf(tw, "%s\t%s\t%v\t%s\n", i.Slug, i.Title, i.Following, i.Author.Org)
+				t.row(i.Slug, i.Title, yesNo(i.Following), i.Author.Org, humanTime(parseAPITime(i.Time), a.now()))
 			}
-			return tw.Flush()
+			return t.flush()
 		})
 }
 
 func newIssueFollow(a *app) *cobra.Command {
-	return &cobra.Command{
+	var force bool
+	cmd := &cobra.Command{
 		Use: "follow SLUG", Short: "Make the node follow an issue's topic, also after restarts",
 		Long: `Make the node join an issue's topic: it receives, stores and forwards the
 issue's records from now on and fetches its history from its peers. The node
 remembers the follow in its store and follows the issue again after a restart,
 until "issue unfollow". (Issues in topics.follow of config.toml are always
-followed.)`,
-		Example: "  clearinghouse issue follow privacy",
+followed.)
+
+An issue that is not open on the federation's index (see "issue list") is
+refused, as a typo would otherwise be followed for good; --force follows it
+anyway, for an issue opened where this node has not caught up yet.`,
+		Example: "  clearinghouse issue follow privacy\n  clearinghouse issue follow dns --force",
 		Args:    argsN(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
+			c, err := a.writeClient(cmd.Context())
 			if err != nil {
 				return err
 			}
-			if _, err := c.do(cmd.Context(), http.MethodPost, "/issues/"+url.PathEscape(args[0])+"/follow", nil); err != nil {
+			path := "/issues/" + url.PathEscape(args[0]) + "/follow"
+			if force {
+				path += "?force=true"
+			}
+			if _, err := c.do(cmd.Context(), http.MethodPost, path, nil); err != nil {
+				if isAPICode(err, api.CodeNotFound) {
+					return fmt.Errorf("issue %q is not open on this federation's index (see: %s issue list); "+
+						"follow it anyway with: %s issue follow %s --force", args[0], progName(), progName(), args[0])
+				}
 				return err
+			}
+			if a.jsonOutput() {
+				return printValue(a.stdout, followJSON{Topic: protocol.IssueTopic(args[0]), Following: true})
 			}
 			fmt.Fprintf(a.stdout, "following %s\n", protocol.IssueTopic(args[0]))
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&force, "force", false, "follow an issue that is not open on the index (yet)")
+	return cmd
 }
 
 func newIssueUnfollow(a *app) *cobra.Command {
@@ -248,12 +294,15 @@ config.toml cannot be unfollowed this way: remove it there and restart.`,
 		Example: "  clearinghouse issue unfollow privacy",
 		Args:    argsN(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
+			c, err := a.writeClient(cmd.Context())
 			if err != nil {
 				return err
 			}
 			if _, err := c.do(cmd.Context(), http.MethodDelete, "/issues/"+url.PathEscape(args[0])+"/follow", nil); err != nil {
 				return err
+			}
+			if a.jsonOutput() {
+				return printValue(a.stdout, followJSON{Topic: protocol.IssueTopic(args[0]), Following: false})
 			}
 			fmt.Fprintf(a.stdout, "not following %s\n", protocol.IssueTopic(args[0]))
 			return nil
@@ -273,10 +322,12 @@ type charterFile struct {
 	// Convenors are hex ed25519 keys; "self" is this node's key.
 	Convenors  []string `toml:"convenors"`
 	Background []string `toml:"background"`
-	Phases     []struct {
-		Stage string    `toml:"stage"`
-		Start time.Time `toml:"start"`
-		End   time.Time `toml:"end"`
+	// Phases' start and end are decoded as any: charterTime checks them,
+	// so that a wrong one gets a message that names it.
+	Phases []struct {
+		Stage string `toml:"stage"`
+		Start any    `toml:"start"`
+		End   any    `toml:"end"`
 	} `toml:"phases"`
 	MinNoticeSeconds int64 `toml:"minNoticeSeconds"`
 	WindowSeconds    int64 `toml:"windowSeconds"`
@@ -288,10 +339,57 @@ type charterFile struct {
 	Mandate string `toml:"mandate"`
 }
 
+// charterTime reads the time at key of a charter file: a TOML offset
+// date-time. A local date or time, whose meaning depends on the time zone
+// of the machine, and a string are refused with a message that says what
+// to write.
+func charterTime(file, key string, v any) (time.Time, error) {
+	const want = "write a TOML date-time with its offset, unquoted, such as 2027-02-01T00:00:00Z (UTC) or 2027-02-01T09:00:00+01:00"
+	switch x := v.(type) {
+	case nil:
+		return time.Time{}, fmt.Errorf("%s: %s is missing: %s", file, key, want)
+	case time.Time:
+		// The toml package gives local values these zone names.
+		if layout, ok := localLayouts[x.Location().String()]; ok {
+			return time.Time{}, fmt.Errorf("%s: %s = %s has no time zone offset, so it would mean different times on different machines: %s",
+				file, key, x.Format(layout), want)
+		}
+		return x, nil
+	case string:
+		return time.Time{}, fmt.Errorf("%s: %s = %q is a string, not a date-time: %s", file, key, x, want)
+	default:
+		return time.Time{}, fmt.Errorf("%s: %s = %v is not a date-time: %s", file, key, x, want)
+	}
+}
+
+// localLayouts are the layouts of the TOML local date-time, date and
+// time, by the zone name the toml package gives them.
+var localLayouts = map[string]string{
+	"datetime-local": "2006-01-02T15:04:05",
+	"date-local":     "2006-01-02",
+	"time-local":     "15:04:05",
+}
+
+// tomlLinePrefix is the location prefix of the toml package's own error
+// messages: `toml: line 5 (last key "phases.start"): `.
+var tomlLinePrefix = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): `)
+
 // decodeTOML reads a TOML file strictly: unknown keys are an error.
 func decodeTOML(path string, v any) error {
 	md, err := toml.DecodeFile(path, v)
-	if err != nil {
+	var pe toml.ParseError
+	switch {
+	case errors.As(err, &pe):
+		// "FILE:LINE: KEY: PROBLEM", as config errors read.
+		key := ""
+		if pe.LastKey != "" {
+			key = pe.LastKey + ": "
+		}
+		return fmt.Errorf("%s:%d: %s%s", path, pe.Position.Line, key, pe.Message)
+	case err != nil:
+		if m := tomlLinePrefix.FindStringSubmatch(err.Error()); m != nil {
+			return fmt.Errorf("%s:%s: %s: %s", path, m[1], m[2], err.Error()[len(m[0]):])
+		}
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	if u := md.Undecoded(); len(u) > 0 {
@@ -335,7 +433,22 @@ A charter needs convenors from at least two stakeholder groups.`,
 			if f.Issue == "" {
 				return &usageError{errors.New("the charter file names no issue; give --issue SLUG")}
 			}
-			c, err := a.client()
+			if strings.TrimSpace(f.Aim) == "" {
+				return fmt.Errorf("%s: the charter states no aim: write aim = \"...\", what the process means to achieve (principle P2: notice of aim, purpose, modalities and significance)", file)
+			}
+			phases := []any{}
+			for i, p := range f.Phases {
+				start, err := charterTime(file, fmt.Sprintf("phases[%d].start", i), p.Start)
+				if err != nil {
+					return err
+				}
+				end, err := charterTime(file, fmt.Sprintf("phases[%d].end", i), p.End)
+				if err != nil {
+					return err
+				}
+				phases = append(phases, map[string]any{"stage": p.Stage, "start": start.UnixMilli(), "end": end.UnixMilli()})
+			}
+			c, err := a.writeClient(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -354,10 +467,6 @@ A charter needs convenors from at least two stakeholder groups.`,
 				}
 				convenors = append(convenors, base64.StdEncoding.EncodeToString(raw))
 			}
-			phases := []any{}
-			for _, p := range f.Phases {
-				phases = append(phases, map[string]any{"stage": p.Stage, "start": p.Start.UnixMilli(), "end": p.End.UnixMilli()})
-			}
 			scope := f.Scope
 			if scope == nil {
 				scope = []string{}
@@ -373,6 +482,9 @@ A charter needs convenors from at least two stakeholder groups.`,
 			r, err := c.publish(cmd.Context(), protocol.KindCharter, protocol.IssueTopic(f.Issue), body)
 			if err != nil {
 				return err
+			}
+			if a.jsonOutput() {
+				return printValue(a.stdout, r)
 			}
 			fmt.Fprintf(a.stdout, "process %s on %s\n", r.CID, r.Topic)
 			return nil
@@ -392,10 +504,11 @@ func newProcessList(a *app) *cobra.Command {
 			if err != nil || asJSON {
 				return printOr(w, b, err)
 			}
+			t := a.newTable(w, "no processes on issue "+args[0], "process", "stage", "records", "title")
 			for _, p := range v.Processes {
-				fmt.Fprintf(w, "%s %-14s %s\n", p.CID, p.Stage, p.Title)
+				t.row(p.CID, p.Stage, p.Records, p.Title)
 			}
-			return nil
+			return t.flush()
 		})
 }
 
@@ -404,13 +517,13 @@ func newProcessShow(a *app) *cobra.Command {
 		func(ctx context.Context, c *apiClient, w io.Writer, asJSON bool, args []string) error {
 			var p api.ProcessView
 			b, err := c.get(ctx, "/processes/"+url.PathEscape(args[0]), &p)
+			if isAPICode(err, api.CodeNotFound) {
+				return c.notAProcess(ctx, args[0])
+			}
 			if err != nil || asJSON {
 				return printOr(w, b, err)
 			}
-			fmt.Fprintf(w, "process: %s\ntitle:   %s\ntopic:   %s\nstage:   %s\nrecords: %d\n", p.CID, p.Title, p.Topic, p.Stage, p.Records)
-			for _, d := range p.Adopted {
-				fmt.Fprintf(w, "adopted: %s\n", d)
-			}
+			printProcess(w, p)
 			return nil
 		})
 }
@@ -450,7 +563,7 @@ func newProposalSubmit(a *app) *cobra.Command {
 			if f.Version == 0 {
 				f.Version = 1
 			}
-			c, err := a.client()
+			c, err := a.writeClient(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -476,10 +589,14 @@ func newProposalSubmit(a *app) *cobra.Command {
 	return cmd
 }
 
-// published prints the CID of a published record.
+// published prints the kind and CID of a published record, or its JSON
+// view.
 func (a *app) published(r *api.RecordView, err error) error {
 	if err != nil {
 		return err
+	}
+	if a.jsonOutput() {
+		return printValue(a.stdout, r)
 	}
 	fmt.Fprintf(a.stdout, "%s %s\n", r.Kind, r.CID)
 	return nil
@@ -493,7 +610,7 @@ func processCmd(a *app, use, short, example, kind, refFlag string, flags func(*c
 	cmd := &cobra.Command{
 		Use: use, Short: short, Example: example, Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.client()
+			c, err := a.writeClient(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -682,6 +799,9 @@ func newAudit(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if !asJSON {
+				b = []byte(a.style().colourAudit(string(b)))
+			}
 			printJSON(w, b)
 			return nil
 		})
@@ -702,18 +822,13 @@ func newRecordGet(a *app) *cobra.Command {
 			}
 			var v api.RecordView
 			b, err := c.get(ctx, "/records/"+url.PathEscape(args[0]), &v)
+			if isAPICode(err, api.CodeNotFound) {
+				return errRecordNotFound(args[0])
+			}
 			if err != nil || asJSON {
 				return printOr(w, b, err)
 			}
-			fmt.Fprintf(w, "cid:    %s\nkind:   %s\ntopic:  %s\nauthor: %s\nseq:    %d\ntime:   %s\n", v.CID, v.Kind, v.Topic, v.Author, v.Seq, v.Time)
-			if v.Prev != "" {
-				fmt.Fprintf(w, "prev:   %s\n", v.Prev)
-			}
-			for _, d := range v.Deps {
-				fmt.Fprintf(w, "dep:    %s\n", d)
-			}
-			body, _ := json.MarshalIndent(v.Body, "", "  ")
-			fmt.Fprintf(w, "body:   %s\n", body)
+			printRecord(w, v, c.orgs(ctx), a.now())
 			return nil
 		})
 	cmd.Flags().BoolVar(&raw, "raw", false, "write the record's DAG-CBOR bytes")
@@ -722,11 +837,13 @@ func newRecordGet(a *app) *cobra.Command {
 
 func newWatch(a *app) *cobra.Command {
 	var topic, kind, after string
-	var asJSON, once bool
+	var once bool
 	cmd := &cobra.Command{
 		Use: "watch", Short: "Print accepted records as they arrive",
 		Long: `Follow the node's event stream and print one line per accepted record:
-arrival, claimed time, topic, kind, CID and author key. It starts with the
+arrival number, claimed time (RFC 3339), topic, kind, CID and author (the
+organisation, with spaces as '_', or the first 16 hex digits of an unknown
+key). It starts with the
 records stored from now on; with --after N it first prints the stored records
 after arrival number N (--after 0: all of them).
 
@@ -743,6 +860,10 @@ with an error instead. It runs until interrupted.`,
 				return err
 			}
 			ctx := cmd.Context()
+			if err := c.check(ctx, false); err != nil {
+				return err
+			}
+			asJSON := a.jsonOutput()
 			if after == "" {
 				// From now on: the stream replays what is stored after
 				// the cursor, so nothing arriving meanwhile is missed.
@@ -752,6 +873,7 @@ with an error instead. It runs until interrupted.`,
 				}
 				after = strconv.FormatUint(st.LastArrival, 10)
 			}
+			orgs := c.orgs(ctx)
 			q := url.Values{"after": {after}}
 			for k, v := range map[string]string{"topic": topic, "kind": kind} {
 				if v != "" {
@@ -767,11 +889,7 @@ with an error instead. It runs until interrupted.`,
 				if err := json.Unmarshal(data, &v); err != nil {
 					return fmt.Errorf("event %s: %w", id, err)
 				}
-				author := v.Author
-				if len(author) > 16 {
-					author = author[:16]
-				}
-				fmt.Fprintf(a.stdout, "%s %s %s %s %s %s\n", id, v.Time, v.Topic, v.Kind, v.CID, author)
+				fmt.Fprintf(a.stdout, "%s %s %s %s %s %s\n", id, jsonTime(parseAPITime(v.Time)), v.Topic, v.Kind, v.CID, orgs.name(ctx, v.Author))
 				return nil
 			}
 			return c.watchResume(ctx, q, print, once, a.stderr)
@@ -780,7 +898,6 @@ with an error instead. It runs until interrupted.`,
 	cmd.Flags().StringVar(&topic, "topic", "", "only records of this topic")
 	cmd.Flags().StringVar(&kind, "kind", "", "only records of this kind")
 	cmd.Flags().StringVar(&after, "after", "", "first print the stored records after this arrival number (0: all)")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print each record's JSON view on one line")
 	cmd.Flags().BoolVar(&once, "once", false, "exit with an error when the stream breaks instead of reconnecting")
 	return cmd
 }
@@ -821,7 +938,7 @@ func (c *apiClient) watchResume(ctx context.Context, q url.Values, f func(id str
 		if err == nil || once || !connected || !errors.Is(err, errStreamLost) {
 			return err
 		}
-		fmt.Fprintf(stderr, "watch: %v; reconnecting in %s\n", err, pause)
+		fmt.Fprintf(stderr, "watch: %v; reconnecting in %s\n", err, humanDuration(pause))
 		select {
 		case <-ctx.Done():
 			return nil

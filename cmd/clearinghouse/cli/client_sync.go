@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -21,7 +19,7 @@ import (
 // topic with every connected peer, with a progress line on stderr while it
 // runs.
 func newSync(a *app) *cobra.Command {
-	var asJSON, quiet bool
+	var quiet bool
 	cmd := &cobra.Command{
 		Use:   "sync",
 		Short: "Catch up with the connected peers now",
@@ -32,7 +30,7 @@ peers still hold that the node lacks (the lag reported by the node's status).`,
 		Example: "  clearinghouse sync\n  clearinghouse sync --json",
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.client()
+			c, err := a.writeClient(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -59,7 +57,7 @@ peers still hold that the node lacks (the lag reported by the node's status).`,
 					if r.err != nil {
 						return r.err
 					}
-					if asJSON {
+					if a.jsonOutput() {
 						printJSON(a.stdout, r.b)
 						return nil
 					}
@@ -67,8 +65,9 @@ peers still hold that the node lacks (the lag reported by the node's status).`,
 					if err := json.Unmarshal(r.b, &rep); err != nil {
 						return fmt.Errorf("sync: unexpected answer: %w", err)
 					}
-					fmt.Fprintf(a.stdout, "synced with %d peers on %d topics in %d round trips: %d missing, %d fetched, %d stored\n",
-						rep.Peers, rep.Topics, rep.RoundTrips, rep.Missing, rep.Fetched, rep.Stored)
+					fmt.Fprintf(a.stdout, "synced %s with %s (%s, %s): %d missing, %d fetched, %d stored\n",
+						plural(rep.Topics, "topic"), plural(rep.Peers, "peer"), plural(rep.Reconciliations, "reconciliation"),
+						plural(rep.RoundTrips, "round trip"), rep.Missing, rep.Fetched, rep.Stored)
 					return nil
 				case <-tick.C:
 					if quiet {
@@ -84,7 +83,6 @@ peers still hold that the node lacks (the lag reported by the node's status).`,
 			}
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the API's JSON answer")
 	cmd.Flags().BoolVar(&quiet, "quiet", false, "do not show progress on stderr")
 	return cmd
 }
@@ -107,45 +105,6 @@ func progress(s api.StatusView) string {
 		filled = width * int(s.Records) / total
 	}
 	return fmt.Sprintf("syncing [%s%s] %d stored, %d behind ", strings.Repeat("#", filled), strings.Repeat(".", width-filled), s.Records, behind)
-}
-
-// printSync writes one sync line per topic: the most any peer had that
-// this node lacked at the last reconciliation, and any errors.
-func printSync(w io.Writer, s api.StatusView) {
-	type agg struct {
-		peers, behind, fetched int
-		last                   string
-		errs                   []string
-	}
-	by := map[string]*agg{}
-	var topics []string
-	for _, v := range s.Sync {
-		g := by[v.Topic]
-		if g == nil {
-			g = &agg{}
-			by[v.Topic] = g
-			topics = append(topics, v.Topic)
-		}
-		g.peers++
-		g.behind = max(g.behind, v.Lag)
-		g.fetched += v.Fetched
-		g.last = max(g.last, v.Last)
-		if v.Error != "" {
-			g.errs = append(g.errs, v.Error)
-		}
-	}
-	slices.Sort(topics)
-	for _, t := range topics {
-		g := by[t]
-		line := fmt.Sprintf("sync:        %s: %d behind, %d fetched from %d peers", t, g.behind, g.fetched, g.peers)
-		if g.last != "" {
-			line += ", last " + g.last
-		}
-		if len(g.errs) > 0 {
-			line += " (errors: " + strings.Join(g.errs, "; ") + ")"
-		}
-		fmt.Fprintln(w, line)
-	}
 }
 
 // parseDate reads an RFC 3339 time or "+DURATION" relative to now.

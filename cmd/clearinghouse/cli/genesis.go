@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -174,11 +173,14 @@ func (a *app) genesisDraft(f draftFlags) error {
 	if err := writeFileAtomic(f.out, data, genesisMode); err != nil {
 		return err
 	}
+	if a.jsonOutput() {
+		return printGenesisJSON(a.stdout, g, f.out)
+	}
 	fmt.Fprintf(a.stdout, "wrote draft: %s\n", f.out)
 	if err := printGenesis(a.stdout, g); err != nil {
 		return err
 	}
-	fmt.Fprintf(a.stdout, "next: each founder runs: clearinghouse genesis sign %s\n", f.out)
+	fmt.Fprintf(a.stdout, "next: each founder runs: %s --data-dir THEIR_DATA_DIR genesis sign %s\n", progName(), f.out)
 	return nil
 }
 
@@ -297,7 +299,7 @@ func (a *app) genesisSign(path, out string) error {
 	if err != nil {
 		return err
 	}
-	if err := requireDataDir(dd); err != nil {
+	if err := a.requireDataDir(dd); err != nil {
 		return err
 	}
 	key, err := config.LoadIdentity(dd.KeyPath())
@@ -329,12 +331,15 @@ func (a *app) genesisSign(path, out string) error {
 		return err
 	}
 	id, _ := peer.IDFromPrivateKey(key)
+	if a.jsonOutput() {
+		return printGenesisJSON(a.stdout, g, out)
+	}
 	fmt.Fprintf(a.stdout, "signed: %s as %s\n", out, id)
 	if err := printGenesis(a.stdout, g); err != nil {
 		return err
 	}
 	if g.Verify() == nil {
-		fmt.Fprintf(a.stdout, "next: every node installs it with: clearinghouse init --genesis %s\n", out)
+		fmt.Fprintf(a.stdout, "next: every node installs it with: %s --data-dir ITS_DATA_DIR init --genesis %s\n", progName(), out)
 	} else {
 		fmt.Fprintf(a.stdout, "next: send %s to the founders who have not signed\n", out)
 	}
@@ -361,7 +366,6 @@ func founderList(g *protocol.Genesis) string {
 }
 
 func newGenesisVerifyCommand(a *app) *cobra.Command {
-	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "verify FILE",
 		Short: "Check a genesis and show who has signed it",
@@ -375,10 +379,9 @@ otherwise, with an error naming the founders who have not signed.`,
   clearinghouse genesis verify genesis.cbor --json | jq -r .networkId`,
 		Args: exactArgs(1, "FILE"),
 		RunE: func(_ *cobra.Command, args []string) error {
-			return a.genesisVerify(args[0], asJSON)
+			return a.genesisVerify(args[0], a.jsonOutput())
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the genesis and its signature status as JSON")
 	return cmd
 }
 
@@ -393,9 +396,7 @@ func (a *app) genesisVerify(path string, asJSON bool) error {
 		if err != nil {
 			return err
 		}
-		enc := json.NewEncoder(a.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(v); err != nil {
+		if err := printValue(a.stdout, v); err != nil {
 			return err
 		}
 	} else if err := printGenesis(a.stdout, g); err != nil {
@@ -439,7 +440,7 @@ func keyPeerID(key []byte) string {
 type genesisJSON struct {
 	Name        string        `json:"name"`
 	Description string        `json:"description"`
-	Created     time.Time     `json:"created"`
+	Created     string        `json:"created"` // RFC 3339
 	Complete    bool          `json:"complete"`
 	NetworkID   string        `json:"networkId,omitempty"`
 	Groups      []string      `json:"groups"`
@@ -478,10 +479,10 @@ func genesisView(g *protocol.Genesis) (genesisJSON, error) {
 	r := g.Rules
 	v := genesisJSON{
 		Name: g.Name, Description: g.Description,
-		Created: time.UnixMilli(g.Created).UTC(),
+		Created: jsonTime(time.UnixMilli(g.Created)),
 		Groups:  g.Groups, Regions: g.Regions,
 		Rules: rulesJSON{r.AdmitEndorsements, r.AdmitGroups, r.AdmitRegions, r.DecisionMinEndorsements,
-			r.MinNoticeSeconds, (time.Duration(r.MinNoticeSeconds) * time.Second).String()},
+			r.MinNoticeSeconds, humanDuration(time.Duration(r.MinNoticeSeconds) * time.Second)},
 	}
 	for i, f := range g.Founders {
 		v.Founders = append(v.Founders, founderJSON{f.Org, f.Group, f.Region, f.Contact,
@@ -500,6 +501,19 @@ func genesisView(g *protocol.Genesis) (genesisJSON, error) {
 	return v, nil
 }
 
+// printGenesisJSON prints the --json answer of genesis draft and sign:
+// the file written and the genesis as genesis verify --json shows it.
+func printGenesisJSON(w io.Writer, g *protocol.Genesis, file string) error {
+	v, err := genesisView(g)
+	if err != nil {
+		return err
+	}
+	return printValue(w, struct {
+		File    string      `json:"file"`
+		Genesis genesisJSON `json:"genesis"`
+	}{file, v})
+}
+
 // printGenesis prints the summary of g: one "name: value" line per field,
 // then one line per founder.
 func printGenesis(w io.Writer, g *protocol.Genesis) error {
@@ -511,14 +525,14 @@ func printGenesis(w io.Writer, g *protocol.Genesis) error {
 	if v.Description != "" {
 		fmt.Fprintf(w, "description: %s\n", v.Description)
 	}
-	fmt.Fprintf(w, "created: %s\n", v.Created.Format(time.RFC3339))
+	fmt.Fprintf(w, "created: %s\n", parseAPITime(v.Created).Format("2006-01-02 15:04 UTC"))
 	fmt.Fprintf(w, "groups: %s\n", strings.Join(v.Groups, ", "))
 	fmt.Fprintf(w, "regions: %s\n", strings.Join(v.Regions, ", "))
 	r := v.Rules
-	fmt.Fprintf(w, "admission: %d member endorsement(s) spanning at least %d group(s) and %d region(s)\n",
-		r.AdmitEndorsements, r.AdmitGroups, r.AdmitRegions)
-	fmt.Fprintf(w, "decisions: at least %d endorsement(s) in every group and every region with members\n",
-		r.DecisionMinEndorsements)
+	fmt.Fprintf(w, "admission: %s spanning at least %s and %s\n",
+		plural(r.AdmitEndorsements, "member endorsement"), plural(r.AdmitGroups, "group"), plural(r.AdmitRegions, "region"))
+	fmt.Fprintf(w, "decisions: at least %s in every group and every region with members\n",
+		plural(r.DecisionMinEndorsements, "endorsement"))
 	fmt.Fprintf(w, "minimum notice: %s\n", r.MinNotice)
 	signed := 0
 	for _, f := range v.Founders {

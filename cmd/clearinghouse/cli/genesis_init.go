@@ -47,7 +47,7 @@ func prepareGenesis(path string) (*installing, error) {
 }
 
 // install installs the genesis in dd and prints what it did to w.
-func (in *installing) install(w io.Writer, dd config.DataDir) error {
+func (in *installing) install(w io.Writer, dd config.DataDir, next string) error {
 	already, err := installGenesis(dd, in.g, in.data)
 	if err != nil {
 		return err
@@ -70,7 +70,7 @@ func (in *installing) install(w io.Writer, dd config.DataDir) error {
 	} else {
 		fmt.Fprintln(w, "this node is not a founder: it joins as an observer or applies for membership (member.apply)")
 	}
-	fmt.Fprintln(w, "next: clearinghouse run")
+	fmt.Fprintf(w, "next: %s\n", next)
 	return nil
 }
 

@@ -50,9 +50,15 @@ func founderArgs(fs []founder) []string {
 // wants in its stderr.
 func fails(t *testing.T, wants []string, args ...string) result {
 	t.Helper()
+	return failsWith(t, exitError, wants, args...)
+}
+
+// failsWith is fails with the exit status code.
+func failsWith(t *testing.T, code int, wants []string, args ...string) result {
+	t.Helper()
 	r := runCLI(t, args...)
-	if r.code != 1 {
-		t.Fatalf("%v: exit %d, want 1\nstdout:\n%s\nstderr:\n%s", args, r.code, r.stdout, r.stderr)
+	if r.code != code {
+		t.Fatalf("%v: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", args, r.code, code, r.stdout, r.stderr)
 	}
 	for _, w := range wants {
 		if !strings.Contains(r.stderr, w) {
@@ -72,7 +78,7 @@ func TestGenesisWorkflow(t *testing.T) {
 	if got := field(t, r.stdout, "founders"); got != "5, signed: 0, missing: 5" {
 		t.Errorf("draft founders line %q", got)
 	}
-	if got := field(t, r.stdout, "minimum notice"); got != "72h0m0s" {
+	if got := field(t, r.stdout, "minimum notice"); got != "3d" {
 		t.Errorf("minimum notice %q", got)
 	}
 
@@ -280,7 +286,11 @@ func TestGenesisDraftErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "d.cbor")
-			fails(t, []string{tt.want}, append([]string{"genesis", "draft", "--out", out}, tt.args...)...)
+			code := exitError
+			if tt.name == "no name" || tt.name == "no founders" { // a required flag: a usage error
+				code = exitUsage
+			}
+			failsWith(t, code, []string{tt.want}, append([]string{"genesis", "draft", "--out", out}, tt.args...)...)
 			if _, err := os.Stat(out); err == nil {
 				t.Error("a refused draft was written")
 			}
@@ -308,7 +318,8 @@ func TestInitGenesisThenRun(t *testing.T) {
 	result := make(chan int, 1)
 	go func() {
 		result <- execute(ctx, NewRootCommand(stdout, &stderr),
-			[]string{"--data-dir", dir, "run", "--observer", "--listen", "/ip4/127.0.0.1/tcp/0"}, &stderr)
+			[]string{"--data-dir", dir, "run", "--observer", "--listen", "/ip4/127.0.0.1/tcp/0",
+				"--api-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t))}, &stderr)
 	}()
 	select {
 	case <-ready:

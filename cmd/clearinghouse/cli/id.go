@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -15,7 +14,6 @@ import (
 )
 
 func newIDCommand(a *app) *cobra.Command {
-	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "id",
 		Short: "Print the node's peer id and addresses",
@@ -34,7 +32,7 @@ reachable address before another node can dial it.`,
 			if err != nil {
 				return err
 			}
-			if err := requireDataDir(dd); err != nil {
+			if err := a.requireDataDir(dd); err != nil {
 				return err
 			}
 			cfg, err := config.Load(dd.ConfigPath())
@@ -53,10 +51,8 @@ reachable address before another node can dial it.`,
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				enc := json.NewEncoder(a.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(struct {
+			if a.jsonOutput() {
+				return printValue(a.stdout, struct {
 					ID    string   `json:"id"`
 					Addrs []string `json:"addrs"`
 				}{id.String(), addrs})
@@ -68,14 +64,13 @@ reachable address before another node can dial it.`,
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"id": ..., "addrs": [...]} as JSON`)
 	return cmd
 }
 
 // requireDataDir returns an error unless dd exists.
-func requireDataDir(dd config.DataDir) error {
+func (a *app) requireDataDir(dd config.DataDir) error {
 	if _, err := os.Stat(dd.Path); errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("data directory %s does not exist; create it with: clearinghouse init", dd.Path)
+		return fmt.Errorf("data directory %s does not exist; create it with: %s", dd.Path, a.command(dd, "init"))
 	}
 	return nil
 }

@@ -1,7 +1,12 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"slices"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/spf13/cobra"
@@ -50,11 +55,29 @@ one-member development federation.`,
 			if err != nil {
 				return err
 			}
+			// A new identity gets an empty store directory with it: a
+			// key without a store is how run recognises a lost store (and
+			// then confirms its chain heads with peers before it
+			// publishes), which a node that never ran has not lost.
+			if slices.Contains(made, dd.KeyPath()) {
+				if err := os.Mkdir(dd.StorePath(), 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+					return fmt.Errorf("create store directory: %w", err)
+				}
+			}
 			id, err := peerID(dd)
 			if err != nil {
 				return err
 			}
 			w := a.stdout
+			if a.jsonOutput() {
+				if gen != nil {
+					if err := gen.install(io.Discard, dd, ""); err != nil {
+						return err
+					}
+				}
+				return printValue(w, initJSON{DataDir: dd.Path, PeerID: id.String(), Created: append([]string{}, made...),
+					Genesis: gen != nil})
+			}
 			if len(made) == 0 {
 				fmt.Fprintf(w, "data directory %s already exists; nothing to create\n", dd.Path)
 			} else {
@@ -65,16 +88,25 @@ one-member development federation.`,
 				fmt.Fprintf(w, "created: %s\n", p)
 			}
 			if gen != nil {
-				return gen.install(w, dd)
+				return gen.install(w, dd, a.command(dd, "run"))
 			}
 			if len(made) > 0 {
-				fmt.Fprintf(w, "next: edit %s, then run: clearinghouse run\n", dd.ConfigPath())
+				fmt.Fprintf(w, "next: edit %s, then run: %s\n", dd.ConfigPath(), a.command(dd, "run"))
 			}
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&genesisFile, "genesis", "", "install this fully signed genesis file, to join its federation")
 	return cmd
+}
+
+// initJSON is the --json answer of init.
+type initJSON struct {
+	DataDir string   `json:"dataDir"`
+	PeerID  string   `json:"peerId"`
+	Created []string `json:"created"`
+	// Genesis reports whether --genesis installed (or found) the genesis.
+	Genesis bool `json:"genesis"`
 }
 
 // peerID returns the peer id of the data directory's identity key.

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"sync"
+	"time"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -51,8 +53,9 @@ type startFunc func(ctx context.Context, p nodeParams) (runningNode, error)
 
 func newRunCommand(a *app) *cobra.Command {
 	var (
-		observer bool
-		listen   []string
+		observer  bool
+		listen    []string
+		apiListen string
 	)
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -70,8 +73,13 @@ If the data directory does not exist or is empty, run sets it up first, as
 init does.
 A node without a genesis.cbor founds a one-member development federation.
 
+run holds the data directory (run.lock, with its process id) while it runs: a
+second run on it is refused, naming the process. It binds api.listen before
+the node starts, so a busy port is reported first, with the config file. It
+logs when the first catch-up with its peers has ended.
+
 Exit status: 0 after a shutdown by signal; 1 if the node cannot start or
-stops by itself.`,
+stops by itself; 2 for a wrong command line.`,
 		Example: `  clearinghouse run
   clearinghouse run --observer
   clearinghouse --data-dir /tmp/node2 run --listen /ip4/127.0.0.1/tcp/4002 --listen /ip4/127.0.0.1/udp/4002/quic-v1`,
@@ -84,6 +92,9 @@ stops by itself.`,
 			if cmd.Flags().Changed("listen") {
 				o.listen = listen
 			}
+			if cmd.Flags().Changed("api-listen") {
+				o.apiListen = &apiListen
+			}
 			return a.run(cmd.Context(), o)
 		},
 	}
@@ -91,14 +102,17 @@ stops by itself.`,
 		"run as a read-only observer, overriding node.role (--observer=false forces member)")
 	cmd.Flags().StringArrayVar(&listen, "listen", nil,
 		"multiaddr to listen on, overriding network.listen; repeat for several")
+	cmd.Flags().StringVar(&apiListen, "api-listen", "",
+		"host:port of the HTTP API, overriding api.listen (client commands read api.listen: set it there for them)")
 	return cmd
 }
 
 // runOverrides are the run flags that override the configuration; nil
 // fields were not given.
 type runOverrides struct {
-	observer *bool
-	listen   []string
+	observer  *bool
+	listen    []string
+	apiListen *string
 }
 
 // run is the run command.
@@ -121,6 +135,12 @@ func (a *app) run(ctx context.Context, o runOverrides) error {
 			return err
 		}
 	}
+
+	unlock, err := lockDataDir(dd.Path)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 
 	cfg, err := config.Load(dd.ConfigPath())
 	if err != nil {
@@ -153,13 +173,23 @@ func (a *app) run(ctx context.Context, o runOverrides) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(a.stdout, "peer id: %s\n", n.ID())
-	fmt.Fprintf(a.stdout, "network: %s\n", n.NetworkID())
-	for _, addr := range n.Addrs() {
-		fmt.Fprintf(a.stdout, "listening on: %s\n", addr)
+	if err := a.printBanner(n); err != nil {
+		_ = n.Close()
+		return err
 	}
-	if an, ok := n.(interface{ APIAddr() string }); ok {
-		fmt.Fprintf(a.stdout, "api: http://%s\n", an.APIAddr())
+
+	// Say when the node has caught up with its peers, or that it has
+	// none to catch up with.
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	cctx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	if sr, ok := n.(syncReporter); ok {
+		if len(cfg.Network.Bootstrap) == 0 {
+			logger.Info("no bootstrap peers in network.bootstrap: nothing to catch up with until a peer connects")
+		}
+		started := time.Now()
+		wg.Go(func() { logFirstCatchUp(cctx, sr, logger, started) })
 	}
 
 	var stopped error
@@ -169,6 +199,8 @@ func (a *app) run(ctx context.Context, o runOverrides) error {
 		stopped = errors.New("node stopped unexpectedly")
 	}
 	logger.Info("shutting down")
+	stopWatch()
+	wg.Wait()
 	if err := n.Close(); err != nil {
 		logger.Error("shutdown failed", "err", err)
 		return errors.Join(stopped, fmt.Errorf("close node: %w", err))
@@ -177,11 +209,50 @@ func (a *app) run(ctx context.Context, o runOverrides) error {
 	return stopped
 }
 
+// runJSON is the --json banner of run: one line, once the node has
+// started.
+type runJSON struct {
+	PeerID  string   `json:"peerId"`
+	Network string   `json:"network"`
+	Addrs   []string `json:"addrs"`
+	API     string   `json:"api,omitempty"`
+}
+
+// printBanner prints what the started node n is and where it listens.
+func (a *app) printBanner(n runningNode) error {
+	v := runJSON{PeerID: n.ID().String(), Network: n.NetworkID().String(), Addrs: []string{}}
+	for _, addr := range n.Addrs() {
+		v.Addrs = append(v.Addrs, addr.String())
+	}
+	if an, ok := n.(interface{ APIAddr() string }); ok {
+		v.API = "http://" + an.APIAddr()
+	}
+	if a.jsonOutput() {
+		return printValue(a.stdout, v)
+	}
+	fmt.Fprintf(a.stdout, "peer id: %s\nnetwork: %s\n", v.PeerID, v.Network)
+	for _, addr := range v.Addrs {
+		fmt.Fprintf(a.stdout, "listening on: %s\n", addr)
+	}
+	if v.API != "" {
+		fmt.Fprintf(a.stdout, "api: %s\nweb: %s/ (the node's web view: open it in a browser)\n", v.API, v.API)
+	}
+	return nil
+}
+
 // check checks the values of the flags.
 func (o runOverrides) check() error {
 	for _, s := range o.listen {
 		if _, err := multiaddr.NewMultiaddr(s); err != nil {
 			return &usageError{fmt.Errorf("--listen %q: invalid multiaddr: %w", s, err)}
+		}
+	}
+	if o.apiListen != nil {
+		c := config.Default()
+		c.API.Listen = *o.apiListen
+		var ce *config.Error
+		if err := c.Validate(); errors.As(err, &ce) {
+			return &usageError{fmt.Errorf("--api-listen: %w", ce.Err)}
 		}
 	}
 	return nil
@@ -197,6 +268,9 @@ func (o runOverrides) apply(cfg *config.Config) {
 	}
 	if o.listen != nil {
 		cfg.Network.Listen = o.listen
+	}
+	if o.apiListen != nil {
+		cfg.API.Listen = *o.apiListen
 	}
 }
 

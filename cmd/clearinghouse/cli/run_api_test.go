@@ -3,6 +3,7 @@ package cli
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -18,7 +19,7 @@ import (
 func TestRunServesAPI(t *testing.T) {
 	dir := t.TempDir()
 	runCLI(t, "--data-dir", dir, "init").mustSucceed(t)
-	cfg := "[api]\nlisten = \"127.0.0.1:0\"\n[network]\nlisten = [\"/ip4/127.0.0.1/tcp/0\"]\n"
+	cfg := fmt.Sprintf("[api]\nlisten = \"127.0.0.1:%d\"\n[network]\nlisten = [\"/ip4/127.0.0.1/tcp/0\"]\n", freePort(t))
 	if err := os.WriteFile(config.DataDir{Path: dir}.ConfigPath(), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -42,13 +43,17 @@ func TestRunServesAPI(t *testing.T) {
 	if !strings.HasPrefix(url, "http://127.0.0.1:") {
 		t.Fatalf("no api line in the banner (got %q)", url)
 	}
+	if !lines.Scan() || lines.Text() != "web: "+url+"/ (the node's web view: open it in a browser)" {
+		t.Fatalf("no web line after the api line (got %q)", lines.Text())
+	}
 	go func() { _, _ = io.Copy(io.Discard, pr) }()
 
-	r := runCLI(t, "--data-dir", dir, "--api", url, "status").mustSucceed(t)
+	// Without --api: the client reads api.listen and checks the peer id.
+	r := runCLI(t, "--data-dir", dir, "status").mustSucceed(t)
 	if !strings.Contains(r.stdout, "role:        member") {
 		t.Fatalf("status:\n%s", r.stdout)
 	}
-	r = runCLI(t, "--data-dir", dir, "--api", url, "issue", "open", "privacy", "--title", "Privacy").mustSucceed(t)
+	r = runCLI(t, "--data-dir", dir, "issue", "open", "privacy", "--title", "Privacy").mustSucceed(t)
 	if !strings.Contains(r.stdout, "opened issue privacy") {
 		t.Fatalf("issue open:\n%s", r.stdout)
 	}

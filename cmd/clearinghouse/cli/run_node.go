@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"sync"
 
 	"github.com/clearinghouse-net/clearinghouse/config"
@@ -16,6 +17,18 @@ import (
 // API on api.listen.
 func startNode(ctx context.Context, p nodeParams) (_ runningNode, err error) {
 	cfg := p.config
+	// The API's port first: a port another process holds is reported
+	// before the node starts (and logs that it did).
+	l, err := net.Listen("tcp", cfg.API.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("api.listen %s (in %s): %w; is another node running on this machine? "+
+			"give this one another api.listen (or run --api-listen HOST:PORT)", cfg.API.Listen, p.dataDir.ConfigPath(), unwrapOpError(err))
+	}
+	defer func() {
+		if err != nil {
+			_ = l.Close()
+		}
+	}()
 	n, err := node.New(ctx,
 		node.WithIdentity(p.identity),
 		// The node opens the store at dir/store and loads or creates the
@@ -56,11 +69,6 @@ func startNode(ctx context.Context, p nodeParams) (_ runningNode, err error) {
 	if err != nil {
 		return nil, err
 	}
-	l, err := net.Listen("tcp", cfg.API.Listen)
-	if err != nil {
-		_ = srv.Close()
-		return nil, fmt.Errorf("api.listen %s: %w", cfg.API.Listen, err)
-	}
 	wn := &nodeWithAPI{Node: n, api: srv, addr: l.Addr().String()}
 	wn.wg.Go(func() {
 		if err := srv.Serve(context.Background(), l); err != nil {
@@ -68,6 +76,20 @@ func startNode(ctx context.Context, p nodeParams) (_ runningNode, err error) {
 		}
 	})
 	return wn, nil
+}
+
+// unwrapOpError returns the cause of a *net.OpError ("address already in
+// use"), whose own message repeats the address.
+func unwrapOpError(err error) error {
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		var se *os.SyscallError
+		if errors.As(oe.Err, &se) {
+			return se.Err
+		}
+		return oe.Err
+	}
+	return err
 }
 
 // nodeWithAPI is a running node with its HTTP API.

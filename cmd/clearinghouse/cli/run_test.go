@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -16,6 +20,7 @@ import (
 	"github.com/multiformats/go-multihash"
 
 	"github.com/clearinghouse-net/clearinghouse/config"
+	"github.com/clearinghouse-net/clearinghouse/node"
 )
 
 // fakeNode stands in for a started node.
@@ -236,7 +241,8 @@ func TestRunRealNode(t *testing.T) {
 	result := make(chan int, 1)
 	go func() {
 		result <- execute(ctx, NewRootCommand(stdout, &stderr),
-			[]string{"--data-dir", dir, "run", "--listen", "/ip4/127.0.0.1/tcp/0", "--listen", "/ip4/127.0.0.1/udp/0/quic-v1"}, &stderr)
+			[]string{"--data-dir", dir, "run", "--listen", "/ip4/127.0.0.1/tcp/0", "--listen", "/ip4/127.0.0.1/udp/0/quic-v1",
+				"--api-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t))}, &stderr)
 	}()
 	select {
 	case <-ready:
@@ -273,6 +279,34 @@ func TestRunRealNode(t *testing.T) {
 	if !strings.Contains(stderr.String(), `msg="shutting down"`) {
 		t.Errorf("no shutdown log:\n%s", stderr.String())
 	}
+	// The first run founded a dev federation and said so; a restart
+	// says nothing of it, nor of a lost store.
+	if !strings.Contains(stderr.String(), "no genesis given") {
+		t.Errorf("the founding run did not say it founded a dev federation:\n%s", stderr.String())
+	}
+	ready = make(chan struct{})
+	stdout = &notifyingBuffer{want: "listening on: ", ready: ready}
+	stderr.Reset()
+	ctx, cancel = context.WithCancel(t.Context())
+	defer cancel()
+	go func() {
+		result <- execute(ctx, NewRootCommand(stdout, &stderr),
+			[]string{"--data-dir", dir, "run", "--listen", "/ip4/127.0.0.1/tcp/0", "--api-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t))}, &stderr)
+	}()
+	select {
+	case <-ready:
+	case code := <-result:
+		t.Fatalf("second run ended with %d before listening:\n%s", code, stderr.String())
+	}
+	cancel()
+	if code := <-result; code != 0 {
+		t.Fatalf("second run: exit %d; stderr:\n%s", code, stderr.String())
+	}
+	for _, spurious := range []string{"no genesis given", "identity key without a store", "level=WARN"} {
+		if strings.Contains(stderr.String(), spurious) {
+			t.Errorf("a restart logs %q:\n%s", spurious, stderr.String())
+		}
+	}
 }
 
 // TestRunRecoverChainRule: the node is told to recover its chain heads
@@ -285,8 +319,14 @@ func TestRunRecoverChainRule(t *testing.T) {
 		want  bool
 	}{
 		{"fresh data directory", func(*testing.T, string) {}, false},
-		{"key, no store", func(t *testing.T, dir string) {
+		{"init, never run", func(t *testing.T, dir string) {
 			runCLI(t, "--data-dir", dir, "init").mustSucceed(t)
+		}, false},
+		{"key, store lost", func(t *testing.T, dir string) {
+			runCLI(t, "--data-dir", dir, "init").mustSucceed(t)
+			if err := os.RemoveAll(config.DataDir{Path: dir}.StorePath()); err != nil {
+				t.Fatal(err)
+			}
 		}, true},
 		{"key and store", func(t *testing.T, dir string) {
 			runCLI(t, "--data-dir", dir, "init").mustSucceed(t)
@@ -308,5 +348,59 @@ func TestRunRecoverChainRule(t *testing.T) {
 				t.Fatalf("recoverChain = %v, want %v", n.params.recoverChain, tc.want)
 			}
 		})
+	}
+}
+
+// syncingNode is a fake node that reports sync progress.
+type syncingNode struct {
+	*fakeNode
+	mu     sync.Mutex
+	status []node.TopicSync
+}
+
+func (n *syncingNode) Topics() []string { return []string{"index", "members"} }
+
+func (n *syncingNode) SyncStatus() []node.TopicSync {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return slices.Clone(n.status)
+}
+
+// TestRunLogsFirstCatchUp: run logs once when every joined topic has
+// been synced with a peer, and not before.
+func TestRunLogsFirstCatchUp(t *testing.T) {
+	poll := catchUpPoll
+	catchUpPoll = time.Millisecond
+	t.Cleanup(func() { catchUpPoll = poll })
+	logs := &notifyingBuffer{want: "first catch-up done", ready: make(chan struct{})}
+	ready := logs.ready
+	started := make(chan *syncingNode, 1)
+	a := &app{stdout: io.Discard, stderr: logs, start: func(_ context.Context, p nodeParams) (runningNode, error) {
+		id, _ := peer.IDFromPrivateKey(p.identity)
+		n := &syncingNode{fakeNode: &fakeNode{id: id, params: p, done: make(chan struct{})},
+			status: []node.TopicSync{{Topic: "index", Peer: id, Last: time.Now(), Fetched: 3}}}
+		started <- n
+		return n, nil
+	}}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	result := make(chan int, 1)
+	go func() { result <- execute(ctx, newRoot(a), []string{"--data-dir", t.TempDir(), "run"}, io.Discard) }()
+	n := <-started
+	// Only one of two topics synced: nothing is logged; then both.
+	n.mu.Lock()
+	n.status = append(n.status, node.TopicSync{Topic: "members", Peer: n.id, Last: time.Now(), Fetched: 2})
+	n.mu.Unlock()
+	select {
+	case <-ready:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no catch-up log")
+	}
+	cancel()
+	if code := <-result; code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	if out := logs.String(); !strings.Contains(out, "topics=2 peers=1 fetched=5") || !strings.Contains(out, "no bootstrap peers") {
+		t.Fatalf("log:\n%s", out)
 	}
 }

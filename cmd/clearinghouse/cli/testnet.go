@@ -5,11 +5,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -112,7 +112,35 @@ func prepareTestnetDir(d string, i, apiPort int) (string, error) {
 	return config.LoadToken(dd.TokenPath())
 }
 
-func runTestnet(ctx context.Context, a *app, dir string, nodes, observers, apiPort int, follow []string) error {
+func runTestnet(ctx context.Context, a *app, dir string, nodes, observers, apiPort int, follow []string) (err error) {
+	// The API ports first: a busy one is reported before anything is
+	// created or started.
+	listeners := make([]net.Listener, nodes)
+	defer func() {
+		for _, l := range listeners {
+			if l != nil {
+				_ = l.Close() // those not handed to a server
+			}
+		}
+	}()
+	for i := range nodes {
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", apiPort+i))
+		if err != nil {
+			return fmt.Errorf("testnet: node %d API on 127.0.0.1:%d: %w; is another testnet or node running? choose another --api-port",
+				i, apiPort+i, unwrapOpError(err))
+		}
+		listeners[i] = l
+	}
+	// A start that fails removes the directories it created, so that a
+	// second try starts from the same state as the first.
+	created := missingDirs(dir, nodes)
+	defer func() {
+		if err != nil {
+			for _, d := range created {
+				_ = os.RemoveAll(d)
+			}
+		}
+	}()
 	tokens := make([]string, nodes)
 	for i := range nodes {
 		tok, err := prepareTestnetDir(filepath.Join(dir, fmt.Sprintf("node-%d", i)), i, apiPort)
@@ -164,30 +192,81 @@ func runTestnet(ctx context.Context, a *app, dir string, nodes, observers, apiPo
 			return err
 		}
 		servers = append(servers, srv)
-		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", apiPort+i))
-		if err != nil {
-			return fmt.Errorf("testnet: node %d API: %w (choose another --api-port)", i, err)
-		}
+		l := listeners[i]
+		listeners[i] = nil
 		wg.Go(func() { _ = srv.Serve(ctx, l) })
 	}
-	id := tn.Nodes[0].NetworkID()
-	fmt.Fprintf(a.stdout, "testnet %q: %d nodes, network %s\n", tn.Genesis.Name, nodes, id)
-	fmt.Fprintf(a.stdout, "%-5s %-8s %-19s %-24s %-23s %s\n", "node", "role", "group", "region", "api", "key")
+	v := testnetJSON{Name: tn.Genesis.Name, Network: tn.Nodes[0].NetworkID().String(), PID: os.Getpid()}
 	for i, n := range tn.Nodes {
-		role, group, region := "member", "-", "-"
+		nv := testnetNodeJSON{Index: i, Role: "member", API: fmt.Sprintf("http://127.0.0.1:%d", apiPort+i),
+			DataDir: filepath.Join(dir, fmt.Sprintf("node-%d", i)), PeerID: n.ID().String()}
 		if n.IsObserver() {
-			role = "observer"
+			nv.Role = "observer"
 		} else {
 			f := tn.Genesis.Founders[i]
-			group, region = f.Group, f.Region
+			nv.Group, nv.Region = f.Group, f.Region
 		}
 		pub, _ := tn.Keys[i].GetPublic().Raw()
-		fmt.Fprintf(a.stdout, "%-5d %-8s %-19s %-24s http://127.0.0.1:%-5d %s\n", i, role, group, region, apiPort+i, hex.EncodeToString(pub))
+		nv.Key = hex.EncodeToString(pub)
+		v.Nodes = append(v.Nodes, nv)
 	}
-	fmt.Fprintf(a.stdout, "data directories: %s/node-0 ... node-%d\n", dir, nodes-1)
-	fmt.Fprintf(a.stdout, "try: clearinghouse --data-dir %s status\n", filepath.Join(dir, "node-0"))
-	fmt.Fprintln(a.stdout, "ready")
+	if a.jsonOutput() {
+		if err := printValue(a.stdout, v); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(a.stdout, "testnet %q: %s, network %s\n", v.Name, plural(nodes, "node"), v.Network)
+		t := a.newTable(a.stdout, "", "node", "role", "group", "region", "api", "key")
+		for _, n := range v.Nodes {
+			t.row(n.Index, n.Role, n.Group, n.Region, n.API, n.Key)
+		}
+		if err := t.flush(); err != nil {
+			return err
+		}
+		fmt.Fprintf(a.stdout, "data directories: %s/node-0 ... node-%d\n", dir, nodes-1)
+		fmt.Fprintf(a.stdout, "web: every api address above is also the node's web view: open http://127.0.0.1:%d/ in a browser\n", apiPort)
+		fmt.Fprintf(a.stdout, "try: %s --data-dir %s status\n", progName(), shellQuote(filepath.Join(dir, "node-0")))
+		fmt.Fprintf(a.stdout, "stop: Ctrl-C, or kill %d (the data directories stay; run the same command again to continue)\n", os.Getpid())
+		fmt.Fprintln(a.stdout, "ready")
+	}
 	<-ctx.Done()
-	fmt.Fprintln(a.stderr, strings.TrimSpace("testnet: shutting down"))
+	fmt.Fprintln(a.stderr, "testnet: shutting down")
 	return nil
+}
+
+// testnetJSON is the --json banner of testnet: one line, once every node
+// serves its API.
+type testnetJSON struct {
+	Name    string            `json:"name"`
+	Network string            `json:"network"`
+	PID     int               `json:"pid"` // kill it (SIGINT or SIGTERM) to stop the testnet
+	Nodes   []testnetNodeJSON `json:"nodes"`
+}
+
+// testnetNodeJSON is one node of testnetJSON.
+type testnetNodeJSON struct {
+	Index   int    `json:"index"`
+	Role    string `json:"role"`
+	Group   string `json:"group,omitempty"`
+	Region  string `json:"region,omitempty"`
+	API     string `json:"api"`
+	DataDir string `json:"dataDir"`
+	PeerID  string `json:"peerId"`
+	Key     string `json:"key"`
+}
+
+// missingDirs returns those of dir and its node directories dir/node-i
+// (i < nodes) that do not exist yet, parents first.
+func missingDirs(dir string, nodes int) []string {
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return []string{dir}
+	}
+	var out []string
+	for i := range nodes {
+		d := filepath.Join(dir, fmt.Sprintf("node-%d", i))
+		if _, err := os.Stat(d); errors.Is(err, fs.ErrNotExist) {
+			out = append(out, d)
+		}
+	}
+	return out
 }

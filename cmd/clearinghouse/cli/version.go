@@ -18,7 +18,17 @@ var Version = "0.1.0-dev"
 // shortened to 12 characters and marked "-dirty" when the tree had
 // uncommitted changes.
 func versionLine() string {
-	goVersion, rev := runtime.Version(), ""
+	_, goVersion, rev := versionInfo()
+	if rev == "" {
+		return fmt.Sprintf("clearinghouse %s (%s)", Version, goVersion)
+	}
+	return fmt.Sprintf("clearinghouse %s (%s, %s)", Version, goVersion, rev)
+}
+
+// versionInfo returns the version, the Go version and the revision ("" if
+// unknown) of versionLine.
+func versionInfo() (version, goVersion, rev string) {
+	goVersion = runtime.Version()
 	if info, ok := debug.ReadBuildInfo(); ok {
 		if info.GoVersion != "" {
 			goVersion = info.GoVersion
@@ -39,10 +49,7 @@ func versionLine() string {
 			rev += "-dirty"
 		}
 	}
-	if rev == "" {
-		return fmt.Sprintf("clearinghouse %s (%s)", Version, goVersion)
-	}
-	return fmt.Sprintf("clearinghouse %s (%s, %s)", Version, goVersion, rev)
+	return Version, goVersion, rev
 }
 
 func newVersionCommand(a *app) *cobra.Command {
@@ -54,6 +61,14 @@ known, the source revision it was built from.`,
 		Example: `  clearinghouse version`,
 		Args:    noArgs,
 		RunE: func(*cobra.Command, []string) error {
+			if a.jsonOutput() {
+				v, goVersion, rev := versionInfo()
+				return printValue(a.stdout, struct {
+					Version  string `json:"version"`
+					Go       string `json:"go"`
+					Revision string `json:"revision"`
+				}{v, goVersion, rev})
+			}
 			_, err := fmt.Fprintln(a.stdout, versionLine())
 			return err
 		},
