@@ -1,7 +1,9 @@
 package node
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -41,13 +43,21 @@ const maxApplyBatch = 1024
 // Invariant: the store is causally closed; a record is written in the same
 // batch as, or after, every record of its causal past.
 type ingester struct {
-	n    *Node
-	reqs chan *applyReq
+	n     *Node
+	reqs  chan *applyReq
+	reads chan *readReq
 
 	// Owned by the apply loop.
 	pending      map[cid.Cid]*applyReq
 	waiting      map[cid.Cid][]cid.Cid // missing parent -> records waiting for it
 	pendingBytes int
+	// own is the head of the node's own chain on each topic, as far as
+	// the loop has accepted records (stored or in flight): the chain
+	// position Publish builds on belongs to the loop, not to callers.
+	own map[string]protocol.Parent
+	// last is the snapshot built after the last batch the loop applied;
+	// it is published once that batch is durable.
+	last *snapshot
 
 	// pendingN mirrors len(pending) for metrics, read outside the loop.
 	pendingN atomic.Int64
@@ -83,25 +93,53 @@ func (in *ingester) remember(p protocol.Parent) {
 	in.recent[p.CID] = p
 }
 
-// commitBatch is a batch queued in the store, waiting to be durable.
+// commitBatch is a batch queued in the store, waiting to be durable, with
+// the snapshot of the derived state that includes it. A batch with a
+// barrier and nothing staged only marks a point in the queue: the
+// completion goroutine closes barrier once every batch before it is done.
 type commitBatch struct {
-	staged []*staged
-	wait   func(context.Context) ([]store.Meta, error)
+	staged  []*staged
+	wait    func(context.Context) ([]store.Meta, error)
+	snap    *snapshot
+	barrier chan struct{}
 }
 
 type applyReq struct {
 	rec      *protocol.Record
+	draft    *ownDraft // a local publish: the loop builds and signs rec
 	src      Source
 	received time.Time
 	missing  int
 	done     chan error // buffered; nil for a released pending record
+	// forward reports whether the record is gossiped once stored: a
+	// record that arrived by gossip with its past incomplete was not
+	// forwarded then (its validation was ignored), so it is published
+	// when its past is complete and it is stored.
+	forward bool
+}
+
+// ownDraft is what Publish asks the apply loop to build, sign, store and
+// gossip.
+type ownDraft struct {
+	kind, topic string
+	body        protocol.Body
+	deps        []cid.Cid
+}
+
+// readReq is a read of the live derived state, run by the apply loop once
+// every record it has accepted is durable.
+type readReq struct {
+	fn   func(*fedState) error
+	done chan error // buffered
 }
 
 func newIngester(n *Node) *ingester {
 	return &ingester{
 		n:             n,
 		reqs:          make(chan *applyReq, maxApplyBatch),
+		reads:         make(chan *readReq),
 		pending:       map[cid.Cid]*applyReq{},
+		own:           map[string]protocol.Parent{},
 		waiting:       map[cid.Cid][]cid.Cid{},
 		inflight:      map[cid.Cid]protocol.Parent{},
 		inflightSlots: map[string]cid.Cid{},
@@ -163,6 +201,16 @@ const maxCommitsInFlight = 8
 // answered with errClosed by their callers' select on the node context.
 // Durable writes complete on a second goroutine, so the loop checks and
 // queues the next batch while the previous one is being synced.
+//
+// The order for each batch is: verified records in; the loop checks them
+// against the store and its private working state (fedState), applies the
+// valid ones to it and queues them for one durable write, together with
+// the snapshot of the state that includes them; once the write is durable
+// the completion goroutine publishes that snapshot, answers the callers,
+// sends the events and gossips the node's own records. So nobody outside
+// the loop ever sees a record before it is durable. If a durable write
+// fails the node stops (Node.Err says why): the working state is then
+// ahead of the store, and the next start rebuilds it from the store.
 func (in *ingester) run(ctx context.Context) {
 	commits := make(chan *commitBatch, maxCommitsInFlight)
 	var cwg sync.WaitGroup
@@ -176,6 +224,9 @@ func (in *ingester) run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case r := <-in.reads:
+			in.serveReads(ctx, r, commits)
+			continue
 		case r := <-in.reqs:
 			batch = append(batch[:0], r)
 		}
@@ -190,6 +241,54 @@ func (in *ingester) run(ctx context.Context) {
 		}
 		in.apply(ctx, batch, commits)
 		in.pendingN.Store(int64(len(in.pending)))
+	}
+}
+
+// read runs fn on the live derived state in the apply loop, at a point
+// where every record the loop accepted is durable, and returns its error;
+// errClosed if the node stops first.
+func (in *ingester) read(ctx context.Context, fn func(*fedState) error) error {
+	req := &readReq{fn: fn, done: make(chan error, 1)}
+	select {
+	case in.reads <- req:
+	case <-ctx.Done():
+		return errClosed
+	}
+	select {
+	case err := <-req.done:
+		return err
+	case <-ctx.Done():
+		return errClosed
+	}
+}
+
+// serveReads waits until every batch queued is durable, then answers r and
+// every other read queued.
+func (in *ingester) serveReads(ctx context.Context, r *readReq, commits chan<- *commitBatch) {
+	barrier := make(chan struct{})
+	select {
+	case commits <- &commitBatch{barrier: barrier}:
+	case <-ctx.Done():
+		r.done <- errClosed
+		return
+	}
+	select {
+	case <-barrier:
+	case <-ctx.Done():
+		r.done <- errClosed
+		return
+	}
+	for {
+		if in.n.Err() != nil {
+			r.done <- errClosed
+		} else {
+			r.done <- r.fn(in.n.state)
+		}
+		select {
+		case r = <-in.reads:
+		default:
+			return
+		}
 	}
 }
 
@@ -208,6 +307,14 @@ func (in *ingester) apply(ctx context.Context, work []*applyReq, commits chan<- 
 	var accepted []*staged
 	for i := 0; i < len(work); i++ {
 		req := work[i]
+		if req.draft != nil && req.rec == nil {
+			rec, err := in.build(req.draft, inBatch)
+			if err != nil {
+				in.finish(req, err)
+				continue
+			}
+			req.rec = rec
+		}
 		rec := req.rec
 		if missing, err := in.check(rec, inBatch, slots); err != nil {
 			if len(missing) > 0 {
@@ -220,6 +327,11 @@ func (in *ingester) apply(ctx context.Context, work []*applyReq, commits chan<- 
 		inBatch[rec.CID] = s
 		slots[slotKey(rec.Env.Author, rec.Env.Topic, rec.Env.Seq)] = rec.CID
 		accepted = append(accepted, s)
+		if n.key != nil && bytes.Equal(rec.Env.Author, n.key.Public().(ed25519.PublicKey)) {
+			if err := in.raiseOwn(s.meta); err != nil {
+				n.log.Warn("own chain head not read", "topic", rec.Env.Topic, "err", err)
+			}
+		}
 		work = append(work, in.release(rec.CID)...)
 	}
 	if len(accepted) == 0 {
@@ -231,9 +343,12 @@ func (in *ingester) apply(ctx context.Context, work []*applyReq, commits chan<- 
 	}
 	wait, err := n.store.EnqueueBatch(ctx, entries, n.opts.clock().UnixMilli())
 	if err != nil {
-		n.log.Error("store write failed", "records", len(entries), "err", err)
+		err = fmt.Errorf("node: store: %w", err)
 		for _, s := range accepted {
-			in.finish(s.req, fmt.Errorf("node: store: %w", err))
+			in.finish(s.req, err)
+		}
+		if ctx.Err() == nil {
+			n.fail(err)
 		}
 		return
 	}
@@ -244,33 +359,51 @@ func (in *ingester) apply(ctx context.Context, work []*applyReq, commits chan<- 
 		in.inflightSlots[slotKey(r.Env.Author, r.Env.Topic, r.Env.Seq)] = r.CID
 	}
 	in.inflightMu.Unlock()
+	in.last = n.state.snapshot(in.last)
 	select {
-	case commits <- &commitBatch{staged: accepted, wait: wait}:
+	case commits <- &commitBatch{staged: accepted, wait: wait, snap: in.last}:
 	case <-ctx.Done():
 	}
 }
 
 // complete waits for each queued batch to be durable, in order, then
-// answers its callers, counts and announces its records, and removes them
-// from the in-flight set.
+// publishes its snapshot, answers its callers, counts and announces its
+// records, hands the node's own records to gossip, and removes them from
+// the in-flight set. After a failed write it answers every later batch
+// with the error and publishes nothing more.
 func (in *ingester) complete(ctx context.Context, commits <-chan *commitBatch) {
 	n := in.n
 	for c := range commits {
+		if c.barrier != nil {
+			close(c.barrier)
+			continue
+		}
 		metas, err := c.wait(ctx)
+		if err == nil {
+			err = n.Err()
+		}
+		if err != nil {
+			err = fmt.Errorf("node: store: %w", err)
+			if ctx.Err() == nil {
+				n.fail(err)
+			}
+		} else {
+			n.snap.Store(c.snap)
+		}
 		now := n.opts.clock()
 		for i, s := range c.staged {
 			rec := s.req.rec
 			if err != nil {
-				in.finish(s.req, fmt.Errorf("node: store: %w", err))
+				in.finish(s.req, err)
 				continue
 			}
 			n.metrics.accepted.WithLabelValues(rec.Env.Topic, string(s.req.src)).Inc()
 			n.metrics.ingest.Observe(now.Sub(s.req.received).Seconds())
 			n.events.publish(Event{Record: rec, Meta: metas[i], Source: s.req.src})
 			in.finish(s.req, nil)
-		}
-		if err != nil {
-			n.log.Error("store write failed", "records", len(c.staged), "err", err)
+			if s.req.draft != nil || s.req.forward {
+				n.gossipStored(rec)
+			}
 		}
 		in.inflightMu.Lock()
 		for _, s := range c.staged {
@@ -438,7 +571,7 @@ func (in *ingester) release(c cid.Cid) []*applyReq {
 			if err := in.n.store.DeletePending(w); err != nil {
 				in.n.log.Warn("pending record not removed", "cid", w, "err", err)
 			}
-			ready = append(ready, &applyReq{rec: p.rec, src: p.src, received: p.received})
+			ready = append(ready, &applyReq{rec: p.rec, src: p.src, received: p.received, forward: p.src == SourceGossip})
 		}
 	}
 	delete(in.waiting, c)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 
+	"github.com/clearinghouse-net/clearinghouse/node"
 	"github.com/clearinghouse-net/clearinghouse/protocol"
 	"github.com/clearinghouse-net/clearinghouse/protocol/gov"
 )
@@ -146,7 +147,7 @@ func (s *Server) issues(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"issues": out})
 }
 
-func (s *Server) processView(p *gov.Process) (ProcessView, error) {
+func (s *Server) processView(p *node.ProcessState) (ProcessView, error) {
 	m, err := s.n.Store().Meta(p.CID())
 	if err != nil {
 		return ProcessView{}, err
