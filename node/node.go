@@ -146,9 +146,13 @@ func New(ctx context.Context, opts ...Option) (_ *Node, err error) {
 		sopts = append(sopts, store.WithCacheSize(o.storeCache))
 	}
 	dir := ""
-	if o.inMemory {
+	switch {
+	case o.storeFS != nil:
+		sopts = append(sopts, store.WithFS(o.storeFS))
+		dir = "store"
+	case o.inMemory:
 		sopts = append(sopts, store.WithInMemory())
-	} else {
+	default:
 		dir = filepath.Join(o.dataDir, "store")
 	}
 	if n.store, err = store.Open(dir, sopts...); err != nil {

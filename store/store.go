@@ -41,6 +41,10 @@ type Store struct {
 	closeOnce sync.Once
 	closeErr  error
 
+	// failed is set by the committer when a commit could not be made
+	// durable: every later commit fails with it (ErrWriteFailed).
+	failed atomic.Pointer[error]
+
 	// commits counts pebble batch commits made by the committer. Tests and
 	// benchmarks read it to show that group commit happened.
 	commits atomic.Uint64
