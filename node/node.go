@@ -241,7 +241,11 @@ func New(ctx context.Context, opts ...Option) (_ *Node, err error) {
 		pubsub.WithPeerOutboundQueueSize(DefaultPubsubQueue),
 		pubsub.WithValidateQueueSize(DefaultPubsubQueue),
 		pubsub.WithRawTracer(n.mesh),
-		pubsub.WithMaxMessageSize(protocol.MaxRecordSize+4<<10),
+		// Frames up to gossipsub's default size are read whole, so an
+		// oversize record in one is refused and counted, and costs the
+		// peer nothing else (a frame above the read limit resets the
+		// stream and loses the peer's later messages).
+		pubsub.WithMaxMessageSize(protocol.MaxGossipFrame),
 		pubsub.WithPeerScore(peerScoreParams(), peerScoreThresholds()),
 	)
 	if err != nil {
