@@ -44,6 +44,7 @@ const maxApplyBatch = 1024
 // batch as, or after, every record of its causal past.
 type ingester struct {
 	n     *Node
+	w     *store.Writer // the store's writer handle: only the loop holds it
 	reqs  chan *applyReq
 	reads chan *readReq
 
@@ -133,9 +134,10 @@ type readReq struct {
 	done chan error // buffered
 }
 
-func newIngester(n *Node) *ingester {
+func newIngester(n *Node, w *store.Writer) *ingester {
 	return &ingester{
 		n:             n,
+		w:             w,
 		reqs:          make(chan *applyReq, maxApplyBatch),
 		reads:         make(chan *readReq),
 		pending:       map[cid.Cid]*applyReq{},
@@ -159,36 +161,10 @@ func (in *ingester) pendingCount() int { return int(in.pendingN.Load()) }
 // counted in the node's metrics by reason. Ingest is safe to call
 // concurrently; signature checks run on the node's verifier goroutines.
 func (n *Node) Ingest(ctx context.Context, raw []byte, topic string, src Source) (*protocol.Record, error) {
-	received := n.opts.clock()
-	rec, err := n.validate(ctx, raw)
-	if errors.Is(err, errClosed) || (err != nil && err == ctx.Err()) {
-		return nil, err
-	}
-	if err == nil && topic != "" && rec.Env.Topic != topic {
-		err = protocol.Errorf(protocol.ReasonWrongTopic, "record of topic %q arrived on topic %q", rec.Env.Topic, topic)
-	}
-	if err != nil {
-		n.refused(err, topic, rec, src)
-		return nil, err
-	}
-	// Duplicates are caught by the apply loop, which knows the records
-	// stored, in flight and recently written without asking the store.
-	req := &applyReq{rec: rec, src: src, received: received, done: make(chan error, 1)}
-	select {
-	case n.ing.reqs <- req:
-	case <-ctx.Done():
-		return rec, ctx.Err()
-	case <-n.ctx.Done():
-		return rec, errClosed
-	}
-	select {
-	case err := <-req.done:
-		return rec, err
-	case <-ctx.Done():
-		return rec, ctx.Err()
-	case <-n.ctx.Done():
-		return rec, errClosed
-	}
+	// One ingest path: a single record is a batch of one.
+	wait, _ := n.ingestMany(ctx, [][]byte{raw}, topic, src, nil)
+	r := wait()[0]
+	return r.rec, r.err
 }
 
 var errClosed = errors.New("node: closed")
@@ -341,7 +317,7 @@ func (in *ingester) apply(ctx context.Context, work []*applyReq, commits chan<- 
 	for i, s := range accepted {
 		entries[i] = entryOf(s.req.rec)
 	}
-	wait, err := n.store.EnqueueBatch(ctx, entries, n.opts.clock().UnixMilli())
+	wait, err := in.w.EnqueueBatch(ctx, entries, n.opts.clock().UnixMilli())
 	if err != nil {
 		err = fmt.Errorf("node: store: %w", err)
 		for _, s := range accepted {
@@ -425,29 +401,25 @@ func (in *ingester) check(rec *protocol.Record, inBatch map[cid.Cid]*staged, slo
 	st := in.n.store
 	in.inflightMu.Lock()
 	defer in.inflightMu.Unlock()
-	if _, ok := inBatch[rec.CID]; ok {
-		return nil, protocol.Errorf(protocol.ReasonDuplicate, "record %s already stored", rec.CID)
-	}
-	if _, ok := in.inflight[rec.CID]; ok {
-		return nil, protocol.Errorf(protocol.ReasonDuplicate, "record %s already stored", rec.CID)
-	}
-	if _, ok := in.recent[rec.CID]; ok {
-		return nil, protocol.Errorf(protocol.ReasonDuplicate, "record %s already stored", rec.CID)
-	}
-	if _, ok := in.pending[rec.CID]; ok {
-		return nil, protocol.Errorf(protocol.ReasonMissingDeps, "record %s already waits for its causal past", rec.CID)
+	_, staged := inBatch[rec.CID]
+	_, flying := in.inflight[rec.CID]
+	_, recent := in.recent[rec.CID]
+	_, waiting := in.pending[rec.CID]
+	if err := heldVerdict(rec, staged || flying || recent, waiting, cid.Undef); err != nil {
+		return nil, err
 	}
 	// The record's chain slot says both whether it is stored (a stored
 	// record holds its slot) and whether the author signed another record
 	// there. Appending to a chain, the usual case, costs the store no
-	// lookup (it keeps the top of recently used chains in memory).
+	// lookup (the writer's handle keeps the top of recently used chains
+	// in memory, exact for the loop, which knows what is in flight).
 	slot := slotKey(rec.Env.Author, rec.Env.Topic, rec.Env.Seq)
 	other, ok := slots[slot]
 	if !ok {
 		other, ok = in.inflightSlots[slot]
 	}
 	if !ok {
-		c, err := st.ChainAtFast(rec.Env.Author, rec.Env.Topic, rec.Env.Seq)
+		c, err := in.w.ChainAt(rec.Env.Author, rec.Env.Topic, rec.Env.Seq)
 		switch {
 		case err == nil:
 			other, ok = c, true
@@ -456,7 +428,7 @@ func (in *ingester) check(rec *protocol.Record, inBatch map[cid.Cid]*staged, slo
 		}
 	}
 	if ok && other.Equals(rec.CID) {
-		return nil, protocol.Errorf(protocol.ReasonDuplicate, "record %s already stored", rec.CID)
+		return nil, heldVerdict(rec, true, false, cid.Undef)
 	}
 	links := rec.Links()
 	parents := make([]protocol.Parent, 0, len(links))
@@ -493,27 +465,30 @@ func (in *ingester) check(rec *protocol.Record, inBatch map[cid.Cid]*staged, slo
 		in.n.log.Warn("equivocation", "author", fmt.Sprintf("%x", rec.Env.Author[:8]), "topic", rec.Env.Topic,
 			"seq", rec.Env.Seq, "held", other, "new", rec.CID)
 		in.n.reportEquivocation(other, rec)
-		return nil, protocol.Errorf(protocol.ReasonEquivocation, "author %x already signed %s at %s seq %d; %s conflicts",
-			rec.Env.Author[:8], other, rec.Env.Topic, rec.Env.Seq, rec.CID)
+		return nil, heldVerdict(rec, false, false, other)
 	}
 	// Last, the rules of the causal past: membership, issues, processes.
 	// admit applies the record to the derived state when it passes.
 	return nil, in.n.state.admit(rec)
 }
 
-// stored reports whether the store holds rec, by its chain slot (a stored
-// record holds its slot): for a record that extends its author's chain the
-// store answers from memory. A record whose commit is just returning may
-// be reported absent; the apply loop then refuses it as a duplicate.
-func (n *Node) stored(rec *protocol.Record) (bool, error) {
-	c, err := n.store.ChainAtFast(rec.Env.Author, rec.Env.Topic, rec.Env.Seq)
+// heldVerdict is the node's one answer to "already held?", in the
+// protocol's reasons: a record the node holds (stored, in flight or staged
+// in the batch) is a duplicate; one that waits for its causal past is
+// missing-deps; one whose author's chain slot holds another record
+// (slotHolder) is an equivocation. It returns nil if none applies. Only
+// the apply loop, which alone knows what is in flight, decides these.
+func heldVerdict(rec *protocol.Record, held, waiting bool, slotHolder cid.Cid) error {
 	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return false, nil
-	case err != nil:
-		return false, err
+	case held:
+		return protocol.Errorf(protocol.ReasonDuplicate, "record %s already stored", rec.CID)
+	case waiting:
+		return protocol.Errorf(protocol.ReasonMissingDeps, "record %s already waits for its causal past", rec.CID)
+	case slotHolder.Defined() && !slotHolder.Equals(rec.CID):
+		return protocol.Errorf(protocol.ReasonEquivocation, "author %x already signed %s at %s seq %d; %s conflicts",
+			rec.Env.Author[:8], slotHolder, rec.Env.Topic, rec.Env.Seq, rec.CID)
 	}
-	return c.Equals(rec.CID), nil
+	return nil
 }
 
 // slotKey names an author's chain slot: author (32 bytes), seq (8 bytes,
@@ -535,7 +510,7 @@ func parentOf(r *protocol.Record) protocol.Parent {
 func (in *ingester) addPending(req *applyReq, missing []cid.Cid) error {
 	rec := req.rec
 	if _, dup := in.pending[rec.CID]; dup {
-		return protocol.Errorf(protocol.ReasonMissingDeps, "record %s already waits for its causal past", rec.CID)
+		return heldVerdict(rec, false, true, cid.Undef)
 	}
 	o := in.n.opts
 	if len(in.pending) >= o.pendingRecords || in.pendingBytes+len(rec.Raw) > o.pendingBytes {

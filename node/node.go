@@ -168,7 +168,13 @@ func New(ctx context.Context, opts ...Option) (_ *Node, err error) {
 	if err := n.loadState(); err != nil {
 		return nil, err
 	}
-	n.ing = newIngester(n)
+	// The apply loop is the store's one writer: it alone holds the
+	// writer's handle.
+	w, err := n.store.Writer()
+	if err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	n.ing = newIngester(n, w)
 	// Readers see the state loaded from the store until the apply loop
 	// publishes the next snapshot.
 	n.ing.last = n.state.snapshot(nil)
@@ -382,20 +388,21 @@ func (n *Node) reingestPending() {
 		n.log.Warn("pending records not reloaded", "err", err)
 		return
 	}
+	// Through the one ingest path, as one batch (parents first).
+	wait, _ := n.ingestMany(n.ctx, raws, "", SourceSync, nil)
 	stored := 0
-	for _, raw := range raws {
-		rec, err := n.Ingest(n.ctx, raw, "", SourceSync)
+	for _, r := range wait() {
 		switch {
-		case err == nil:
+		case r.err == nil:
 			stored++
-		case protocol.ReasonOf(err) == protocol.ReasonDuplicate && rec != nil:
-			_ = n.store.DeletePending(rec.CID)
-		case protocol.ReasonOf(err) == protocol.ReasonMissingDeps:
+		case protocol.ReasonOf(r.err) == protocol.ReasonDuplicate && r.rec != nil:
+			_ = n.store.DeletePending(r.rec.CID)
+		case protocol.ReasonOf(r.err) == protocol.ReasonMissingDeps:
 		case n.ctx.Err() != nil:
 			return
 		default:
-			if rec != nil {
-				_ = n.store.DeletePending(rec.CID)
+			if r.rec != nil {
+				_ = n.store.DeletePending(r.rec.CID)
 			}
 		}
 	}
