@@ -407,11 +407,9 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
 		}
 		deps = append(deps, c)
 	}
-	if process, refs, ok := protocol.ProcessRefs(body); ok {
-		for _, c := range append([]cid.Cid{process}, refs...) {
-			if c.Defined() && !slices.Contains(deps, c) {
-				deps = append(deps, c)
-			}
+	for _, c := range protocol.BodyRefs(body) {
+		if c.Defined() && !slices.Contains(deps, c) {
+			deps = append(deps, c)
 		}
 	}
 	for _, c := range deps {
