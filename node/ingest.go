@@ -35,10 +35,13 @@ const maxApplyBatch = 1024
 // hand them to one apply loop, the only writer of the store. The loop takes
 // every request queued, checks each against the store and the records
 // earlier in the same batch (duplicates, missing parents, the parents'
-// links and times, chain conflicts), writes the accepted ones in one synced
-// batch (group commit), and then answers every caller. A record whose parents
-// are missing waits in the pending set, owned by the loop, and joins the
-// batch in which its last parent is written.
+// links and times, chain conflicts) and against the derived state it owns
+// (fedState), writes the accepted ones in one synced batch (group commit),
+// and, once that is durable, publishes the state's snapshot and answers
+// every caller. A record whose parents are missing waits in the pending
+// set, owned by the loop, and joins the batch in which its last parent is
+// written. Local publishes reach the loop as drafts that it builds and
+// signs on its own chain head (publish.go).
 //
 // Invariant: the store is causally closed; a record is written in the same
 // batch as, or after, every record of its causal past.
@@ -155,11 +158,12 @@ func (in *ingester) pendingCount() int { return int(in.pendingN.Load()) }
 
 // Ingest validates raw as a record of this node's network and, once its
 // causal past is stored, stores it durably. topic, if not empty, is the
-// record topic it arrived on. It returns the record and nil once stored; a
-// protocol error otherwise (ErrMissingDeps means the record is held until
-// its past arrives; ErrDuplicate that it was already held). Every refusal is
-// counted in the node's metrics by reason. Ingest is safe to call
-// concurrently; signature checks run on the node's verifier goroutines.
+// record topic it arrived on. It returns the record and nil once stored
+// (and the node's readers see it); a protocol error otherwise (missing-deps
+// means the record is held until its past arrives; duplicate that it was
+// already held). Every refusal is counted in the node's metrics by reason.
+// Ingest is ingestMany of one record: safe to call concurrently, with the
+// signature checks on the node's verifier goroutines.
 func (n *Node) Ingest(ctx context.Context, raw []byte, topic string, src Source) (*protocol.Record, error) {
 	// One ingest path: a single record is a batch of one.
 	wait, _ := n.ingestMany(ctx, [][]byte{raw}, topic, src, nil)
@@ -365,6 +369,11 @@ func (in *ingester) complete(ctx context.Context, commits <-chan *commitBatch) {
 			}
 		} else {
 			n.snap.Store(c.snap)
+			var top uint64
+			for _, m := range metas {
+				top = max(top, m.Arrival)
+			}
+			n.shown.raise(top)
 		}
 		now := n.opts.clock()
 		for i, s := range c.staged {

@@ -57,6 +57,7 @@ type Node struct {
 	// after each durable write.
 	state  *fedState
 	snap   atomic.Pointer[snapshot]
+	shown  *watermark // the newest arrival the published snapshot includes
 	events *eventHub
 	// rejections fans out refused records; its zero value is ready.
 	rejections rejectionHub
@@ -179,6 +180,12 @@ func New(ctx context.Context, opts ...Option) (_ *Node, err error) {
 	// publishes the next snapshot.
 	n.ing.last = n.state.snapshot(nil)
 	n.snap.Store(n.ing.last)
+	st, err := n.store.Stats()
+	if err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	n.shown = newWatermark()
+	n.shown.raise(st.LastArrival)
 	// The apply loop is the store's only writer and the owner of the
 	// derived state; it runs until Close.
 	n.wg.Go(func() { n.ing.run(n.ctx) })

@@ -2,6 +2,7 @@ package node
 
 import (
 	"slices"
+	"sync"
 
 	"github.com/ipfs/go-cid"
 
@@ -106,3 +107,45 @@ func (s *fedState) snapshot(prev *snapshot) *snapshot {
 
 // snapshot returns the state readers see.
 func (n *Node) snapshot() *snapshot { return n.snap.Load() }
+
+// watermark is the arrival number (store.Meta.Arrival) of the newest
+// record the published snapshot includes. WaitRecords waits on it, so that
+// a record it reports stored is also visible to readers.
+type watermark struct {
+	mu sync.Mutex
+	v  uint64
+	ch chan struct{} // closed and replaced when v rises
+}
+
+func newWatermark() *watermark { return &watermark{ch: make(chan struct{})} }
+
+// raise sets the watermark to v if that is higher, waking the waiters.
+func (w *watermark) raise(v uint64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if v > w.v {
+		w.v = v
+		close(w.ch)
+		w.ch = make(chan struct{})
+	}
+}
+
+// wait blocks until the watermark reaches v and reports true, or reports
+// false once ctxDone or nodeDone is closed first.
+func (w *watermark) wait(v uint64, ctxDone, nodeDone <-chan struct{}) bool {
+	for {
+		w.mu.Lock()
+		reached, ch := w.v >= v, w.ch
+		w.mu.Unlock()
+		if reached {
+			return true
+		}
+		select {
+		case <-ch:
+		case <-ctxDone:
+			return false
+		case <-nodeDone:
+			return false
+		}
+	}
+}
