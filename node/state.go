@@ -177,7 +177,7 @@ func (s *fedState) admit(r *protocol.Record) error {
 		return nil
 	}
 	set := s.membersAt(cl)
-	if !set.IsMember(r.Env.Author) {
+	if !set.IsMember(r.Env.Author) && !publicAllowed(r) {
 		return protocol.Errorf(protocol.ReasonNotMember, "%s: author %x is not a member in the record's causal past", r.Env.Kind, r.Env.Author[:8])
 	}
 	ros := roster{set}
