@@ -193,7 +193,8 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, page
 	s.renderLive(w, r, status, page, title, "", data)
 }
 
-// renderLive is render for a page that follows the records of topic live.
+// renderLive is render for a page that follows the records of topics (a
+// space-separated list) live.
 func (s *Server) renderLive(w http.ResponseWriter, r *http.Request, status int, page, title, topic string, data any) {
 	n := s.n
 	id := n.ID().String()
@@ -433,7 +434,7 @@ func (s *Server) webIssue(w http.ResponseWriter, r *http.Request) {
 		Public *publicView
 	}{webIssue: s.issueOf(info, s.n.Topics(), s.newParties(), true)}
 	data.Public = s.publicComments(slug, nil)
-	s.renderLive(w, r, http.StatusOK, "issue", info.Title, protocol.IssueTopic(slug), data)
+	s.renderLive(w, r, http.StatusOK, "issue", info.Title, protocol.IssueTopic(slug)+" "+protocol.PublicTopic(slug), data)
 }
 
 // issueInfo returns the open issue of slug.

@@ -195,7 +195,7 @@ func (s *Server) webProcess(w http.ResponseWriter, r *http.Request) {
 	if sess := s.web.sessions.get(r); sess != nil {
 		v.SignedIn = true
 	}
-	s.renderLive(w, r, http.StatusOK, "process", v.R.Title, v.R.Topic, v)
+	s.renderLive(w, r, http.StatusOK, "process", v.R.Title, v.R.Topic+" "+protocol.PublicTopic(v.Slug), v)
 }
 
 // buildProcessView builds the process page from the node's audit and the

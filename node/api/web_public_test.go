@@ -129,13 +129,14 @@ func TestPublicComments(t *testing.T) {
 	if status, _, _ := mb.post("/login", url.Values{"csrf": {csrf}, "token": {token}}); status != 303 {
 		t.Fatalf("login: %d", status)
 	}
-	csrf = mb.csrf(proc)
+	_, page, _ = mb.get(proc)
+	mustContain(t, "signed-in member page", page, `action="/public/`+rec.CID.String()+`/respond"`)
+	csrf = csrfField.FindStringSubmatch(page)[1]
 	clock.Set(d.Now.Add(time.Minute))
 	status, _, hdr = mb.post("/public/"+rec.CID.String()+"/respond", url.Values{"csrf": {csrf}, "return": {proc}, "text": {"Clause 4 will say so."}})
 	if status != 303 || strings.Contains(hdr.Get("Location"), "failed") {
 		t.Fatalf("respond: %d %v", status, hdr)
 	}
-	_, page, _ = ob.get(proc) // eventually on the observer too, but first here
 	_, page, _ = mb.get(proc)
 	mustContain(t, "member page after the response", page, "Response by Org 1", "Clause 4 will say so.")
 }

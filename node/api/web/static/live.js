@@ -38,6 +38,7 @@
   }
 
   var es = new EventSource("/api/v1/events?after=" + encodeURIComponent(after));
+  es.addEventListener("open", function () { main.setAttribute("data-live-state", "open"); });
   es.addEventListener("record", function (e) {
     var rec;
     try { rec = JSON.parse(e.data); } catch (err) { return; }
