@@ -146,6 +146,7 @@ type webServer struct {
 	sessions *sessions
 	limits   *commentLimits
 	records  recordCache
+	audits   auditCache
 	static   http.Handler
 }
 
@@ -318,6 +319,49 @@ func (s *Server) cachedRecord(c cid.Cid) (*protocol.Record, error) {
 	rc.m[c] = r
 	rc.mu.Unlock()
 	return r, nil
+}
+
+// auditCache keeps the latest local audit of each process with the
+// store's last arrival when it was made: while nothing arrives, the audit
+// cannot change.
+type auditCache struct {
+	mu sync.Mutex
+	m  map[cid.Cid]cachedAudit
+}
+
+type cachedAudit struct {
+	arrival uint64
+	rep     *gov.Report
+}
+
+// maxCachedAudits bounds the audits kept.
+const maxCachedAudits = 64
+
+// localAudit returns the local audit of a process (node.AuditLocal), cached.
+// The report is shared: callers must not change it.
+func (s *Server) localAudit(c cid.Cid) (*gov.Report, error) {
+	st, err := s.n.Store().Stats()
+	if err != nil {
+		return nil, err
+	}
+	ac := &s.web.audits
+	ac.mu.Lock()
+	e, ok := ac.m[c]
+	ac.mu.Unlock()
+	if ok && e.arrival == st.LastArrival {
+		return e.rep, nil
+	}
+	rep, err := s.n.AuditLocal(c)
+	if err != nil {
+		return nil, err
+	}
+	ac.mu.Lock()
+	if ac.m == nil || len(ac.m) >= maxCachedAudits {
+		ac.m = make(map[cid.Cid]cachedAudit)
+	}
+	ac.m[c] = cachedAudit{st.LastArrival, rep}
+	ac.mu.Unlock()
+	return rep, nil
 }
 
 // webIssue is an issue as the pages show it.

@@ -38,11 +38,17 @@ type webVersion struct {
 	Endorse  endorseView
 }
 
-// stanceGroup is the feedback of one stance, latest first.
+// stanceGroup is the feedback of one stance, latest first: Total
+// records, of which Items are shown.
 type stanceGroup struct {
 	Stance string
 	Items  []webFeedback
+	Total  int
 }
+
+// maxFeedbackShown bounds the feedback records shown per version and
+// stance, unless the page is asked for all (?feedback=all).
+const maxFeedbackShown = 50
 
 // webFeedback is one feedback record.
 type webFeedback struct {
@@ -187,7 +193,7 @@ func (s *Server) webProcess(w http.ResponseWriter, r *http.Request) {
 		s.webError(w, r, http.StatusNotFound, text("err.notproc", r.PathValue("cid")))
 		return
 	}
-	v, err := s.buildProcessView(c)
+	v, err := s.buildProcessView(c, r.URL.Query().Get("feedback") == "all")
 	if err != nil {
 		s.webError(w, r, http.StatusNotFound, text("err.noproc", c))
 		return
@@ -200,12 +206,12 @@ func (s *Server) webProcess(w http.ResponseWriter, r *http.Request) {
 
 // buildProcessView builds the process page from the node's audit and the
 // process's records.
-func (s *Server) buildProcessView(c cid.Cid) (*processView, error) {
+func (s *Server) buildProcessView(c cid.Cid, all bool) (*processView, error) {
 	p, err := s.n.Process(c)
 	if err != nil {
 		return nil, err
 	}
-	rep, err := s.n.AuditLocal(c)
+	rep, err := s.localAudit(c)
 	if err != nil {
 		return nil, err
 	}
@@ -347,7 +353,10 @@ func (s *Server) buildProcessView(c cid.Cid) (*processView, error) {
 			pv.Feedback = append(pv.Feedback, stanceGroup{Stance: x.st})
 			j = len(pv.Feedback) - 1
 		}
-		pv.Feedback[j].Items = append(pv.Feedback[j].Items, x.f)
+		g := &pv.Feedback[j]
+		if g.Total++; all || len(g.Items) < maxFeedbackShown {
+			g.Items = append(g.Items, x.f)
+		}
 	}
 	order := []string{protocol.StanceSupport, protocol.StanceNeutral, protocol.StanceConcern, protocol.StanceObjection}
 	groups, regions := s.taxonomy(rep)

@@ -112,6 +112,7 @@ A node keeps its configuration, identity key and records in a data directory:
 		newVersionCommand(a),
 		newGenesisCommand(a),
 		newTestnetCommand(a),
+		newWebCommand(a),
 	)
 	root.AddCommand(clientCommands(a)...)
 	return root
