@@ -131,6 +131,19 @@ func webScreenshots(ctx context.Context, a *app, out, chromium string) error {
 			fmt.Fprintln(a.stdout, file)
 		}
 	}
+	// The top of the process page, as a desktop shows it first (README).
+	if _, err := chromedp.RunResponse(bctx, chromedp.EmulateViewport(1280, 800), chromedp.Navigate(base+pages[2].path)); err != nil {
+		return fmt.Errorf("web screenshots: %w", err)
+	}
+	top, err := chromedp.Run(bctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		return fmt.Errorf("web screenshots: %w", err)
+	}
+	file := filepath.Join(out, "process-1280-top.png")
+	if err := os.WriteFile(file, top, 0o644); err != nil {
+		return fmt.Errorf("web screenshots: %w", err)
+	}
+	fmt.Fprintln(a.stdout, file)
 	return nil
 }
 
