@@ -40,6 +40,15 @@ import (
 //go:embed web/*.html web/static/*
 var webFS embed.FS
 
+// webStatic is the directory of the static files.
+var webStatic = func() fs.FS {
+	sub, err := fs.Sub(webFS, "web/static")
+	if err != nil {
+		panic(err) // the directory is embedded above
+	}
+	return sub
+}()
+
 // webTemplates are the page names; each is parsed with the layout.
 var webTemplates = []string{"home", "federation", "issue", "process", "record", "login", "error"}
 
@@ -169,9 +178,8 @@ func (s *Server) webRoutes(mux *http.ServeMux) {
 	if o.clock == nil {
 		o.clock = time.Now
 	}
-	sub, _ := fs.Sub(webFS, "web/static")
 	s.web = &webServer{now: o.clock, sessions: newSessions(o.clock), limits: newCommentLimits(o),
-		static: http.StripPrefix("/static/", http.FileServerFS(sub))}
+		static: http.StripPrefix("/static/", http.FileServerFS(webStatic))}
 	mux.HandleFunc("GET /{$}", s.webHome)
 	mux.HandleFunc("GET /federation", s.webFederation)
 	mux.HandleFunc("GET /issues/{slug}", s.webIssue)
@@ -201,8 +209,12 @@ func (s *Server) renderLive(w http.ResponseWriter, r *http.Request, status int, 
 	id := n.ID().String()
 	p := webPage{Title: title, Federation: n.Genesis().Name, Network: n.NetworkID().String(),
 		Node: id[max(0, len(id)-8):], Role: text("node.member"), Observer: n.IsObserver(),
-		Dev: n.IsDevFederation(), Live: topic, Data: data,
-		Flash: r.URL.Query().Get("done"), Error: r.URL.Query().Get("failed")}
+		Dev: n.IsDevFederation(), Live: topic, Data: data}
+	// The live script's fetches must not take the outcome meant for the
+	// page the browser shows.
+	if r.Header.Get("X-Live") == "" {
+		p.Flash, p.Error = takeFlash(w, r)
+	}
 	if st, err := n.Store().Stats(); err == nil {
 		p.After = st.LastArrival
 	}
@@ -463,7 +475,7 @@ func (s *Server) webHome(w http.ResponseWriter, r *http.Request) {
 	for _, i := range s.n.Issues() {
 		data.Issues = append(data.Issues, s.issueOf(i, topics, ps, true))
 	}
-	s.renderLive(w, r, http.StatusOK, "home", text("home.title"), protocol.TopicIndex, data)
+	s.renderLive(w, r, http.StatusOK, "home", text("home.title"), "*", data)
 }
 
 func (s *Server) webIssue(w http.ResponseWriter, r *http.Request) {

@@ -3,7 +3,6 @@ package api
 import (
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -16,7 +15,7 @@ import (
 // none of these routes): a signed-in user publishes records signed by the
 // node, exactly as POST /api/v1/records would. Every action is a form
 // POST with the session's CSRF token; the answer redirects back to the
-// page (303) with what was published or why not.
+// page (303), with what was published or why not in a flash cookie.
 //
 //	POST /processes/{cid}/act/{action}   feedback, endorse, withdraw,
 //	                                     object, respond, version, stage,
@@ -105,7 +104,7 @@ func (s *Server) webAct(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("published from the web page", "kind", kind, "cid", rec.CID)
-	http.Redirect(w, r, back+"?done="+url.QueryEscape(kind), http.StatusSeeOther)
+	s.redirectDone(w, r, back, kind)
 }
 
 // actBody builds the record of a process action from its form.
@@ -191,5 +190,5 @@ func (s *Server) webRespondPublic(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("published from the web page", "kind", protocol.KindPublicResponse, "cid", out.CID)
-	http.Redirect(w, r, back+"?done="+protocol.KindPublicResponse+"#public", http.StatusSeeOther)
+	s.redirectDone(w, r, back+"#public", protocol.KindPublicResponse)
 }

@@ -5,9 +5,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -309,6 +309,10 @@ func (s *Server) webComment(w http.ResponseWriter, r *http.Request) {
 	} else {
 		body.Clause = ""
 	}
+	if err := s.checkTarget(slug, body); err != nil {
+		s.redirectFailed(w, r, back, err.Error())
+		return
+	}
 	ip := clientIP(r)
 	body.Person = s.web.limits.pseudonym(ip)
 	if err := body.Check(); err != nil {
@@ -330,10 +334,33 @@ func (s *Server) webComment(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("public comment published", "issue", slug, "cid", rec.CID)
-	http.Redirect(w, r, back+"?done="+protocol.KindPublicComment+"#public", http.StatusSeeOther)
+	s.redirectDone(w, r, back+"#public", protocol.KindPublicComment)
 }
 
-// redirectFailed sends the browser back with an error to show.
-func (s *Server) redirectFailed(w http.ResponseWriter, r *http.Request, back, msg string) {
-	http.Redirect(w, r, back+"?failed="+url.QueryEscape(msg), http.StatusSeeOther)
+// checkTarget checks that a comment's process is one of the issue's and
+// its proposal and clause one of that process's, as this node knows them,
+// so no comment claims to be on something it is not.
+func (s *Server) checkTarget(slug string, b *protocol.PublicComment) error {
+	if b.Process == nil {
+		return nil
+	}
+	ch, err := s.cachedRecord(b.Process.Cid)
+	if err != nil || ch.Env.Kind != protocol.KindCharter || ch.Env.Topic != protocol.IssueTopic(slug) {
+		return fmt.Errorf("process: %s is not a process of issue %s on this node", b.Process, slug)
+	}
+	if b.Proposal == nil {
+		return nil
+	}
+	rec, err := s.cachedRecord(b.Proposal.Cid)
+	prop, ok := (*protocol.Proposal)(nil), false
+	if err == nil {
+		prop, ok = rec.Body.(*protocol.Proposal)
+	}
+	if !ok || !prop.Process.Cid.Equals(b.Process.Cid) {
+		return fmt.Errorf("proposal: %s is not a proposal of process %s on this node", b.Proposal, b.Process)
+	}
+	if b.Clause != "" && !prop.HasClause(b.Clause) {
+		return fmt.Errorf("clause: version %d has no clause %q", prop.Version, b.Clause)
+	}
+	return nil
 }

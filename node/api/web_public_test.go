@@ -57,8 +57,8 @@ func (p *person) comment(form url.Values) int {
 	req := httptest.NewRequest("POST", "/issues/privacy/comments", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	rec := p.do(req)
-	if rec.Code == 303 && strings.Contains(rec.Header().Get("Location"), "failed=") {
-		p.t.Fatalf("comment refused: %s", rec.Header().Get("Location"))
+	if f := flash(rec.Header()); rec.Code == 303 && f != "done:public.comment" {
+		p.t.Fatalf("comment refused: %s", f)
 	}
 	return rec.Code
 }
@@ -95,8 +95,20 @@ func TestPublicComments(t *testing.T) {
 	status, _, hdr := ob.post("/issues/privacy/comments", url.Values{"csrf": {csrf}, "return": {proc},
 		"process": {d.Process.String()}, "proposal": {d.V2.String()}, "clause": {"4"}, "name": {"Ada <b>L</b>"},
 		"text": {"Representatives must speak the local language."}})
-	if status != 303 || !strings.HasPrefix(hdr.Get("Location"), proc+"?done=public.comment") {
+	if status != 303 || hdr.Get("Location") != proc+"#public" || flash(hdr) != "done:public.comment" {
 		t.Fatalf("comment: %d %v", status, hdr)
+	}
+	// A comment cannot claim a target the process does not have.
+	for _, bad := range []url.Values{
+		{"process": {d.Process.String()}, "proposal": {d.V2.String()}, "clause": {"3"}}, // v2 has no clause 3
+		{"process": {d.Scoping.String()}, "proposal": {d.V2.String()}},                  // another process's proposal
+		{"process": {d.V1.String()}},                                                    // not a process
+	} {
+		bad.Set("csrf", csrf)
+		bad.Set("text", "x")
+		if status, _, hdr := ob.post("/issues/privacy/comments", bad); status != 303 || !strings.HasPrefix(flash(hdr), "failed:") {
+			t.Fatalf("comment on %v: %d %q", bad, status, flash(hdr))
+		}
 	}
 	ms, err := net.Nodes[5].Store().TopicRecords(protocol.PublicTopic("privacy"), 0, 10)
 	if err != nil || len(ms) != 1 {
@@ -134,7 +146,7 @@ func TestPublicComments(t *testing.T) {
 	csrf = csrfField.FindStringSubmatch(page)[1]
 	clock.Set(d.Now.Add(time.Minute))
 	status, _, hdr = mb.post("/public/"+rec.CID.String()+"/respond", url.Values{"csrf": {csrf}, "return": {proc}, "text": {"Clause 4 will say so."}})
-	if status != 303 || strings.Contains(hdr.Get("Location"), "failed") {
+	if status != 303 || flash(hdr) != "done:public.response" {
 		t.Fatalf("respond: %d %v", status, hdr)
 	}
 	_, page, _ = mb.get(proc)
@@ -277,8 +289,9 @@ func TestPublicCommentsNeverCount(t *testing.T) {
 			switch rng.IntN(3) {
 			case 1:
 				form.Set("process", d.Process.String())
-				form.Set("proposal", []cid.Cid{d.V1, d.V2}[rng.IntN(2)].String())
-				form.Set("clause", []string{"", "1", "2", "3", "4"}[rng.IntN(5)])
+				v := rng.IntN(2)
+				form.Set("proposal", []cid.Cid{d.V1, d.V2}[v].String())
+				form.Set("clause", [][]string{{"", "1", "2", "3"}, {"", "1", "2", "4"}}[v][rng.IntN(4)])
 			case 2:
 				form.Set("process", d.Scoping.String())
 			}

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 )
@@ -176,4 +177,53 @@ func (s *Server) webLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	s.web.sessions.create(w, r)
 	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+// The outcome of a form is shown once on the page the browser is sent
+// back to, carried by a short-lived cookie rather than the URL, so that no
+// link can make a page claim something was published.
+const (
+	flashCookie = "ch_flash"
+	// maxFlash bounds the message kept, in bytes.
+	maxFlash = 512
+)
+
+// redirectDone sends the browser back to back (a path on this site) with
+// the kind of record published.
+func (s *Server) redirectDone(w http.ResponseWriter, r *http.Request, back, kind string) {
+	setFlash(w, r, "done:"+kind)
+	http.Redirect(w, r, back, http.StatusSeeOther)
+}
+
+// redirectFailed sends the browser back with why nothing was published.
+func (s *Server) redirectFailed(w http.ResponseWriter, r *http.Request, back, msg string) {
+	setFlash(w, r, "failed:"+msg)
+	http.Redirect(w, r, back, http.StatusSeeOther)
+}
+
+func setFlash(w http.ResponseWriter, r *http.Request, v string) {
+	if len(v) > maxFlash {
+		v = v[:maxFlash]
+	}
+	http.SetCookie(w, &http.Cookie{Name: flashCookie, Value: url.QueryEscape(v), Path: "/", HttpOnly: true,
+		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil, MaxAge: 60})
+}
+
+// takeFlash returns the outcome to show, if any, and clears it.
+func takeFlash(w http.ResponseWriter, r *http.Request) (done, failed string) {
+	c, err := r.Cookie(flashCookie)
+	if err != nil {
+		return "", ""
+	}
+	http.SetCookie(w, &http.Cookie{Name: flashCookie, Value: "", Path: "/", HttpOnly: true,
+		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil, MaxAge: -1})
+	v, err := url.QueryUnescape(c.Value)
+	if err != nil {
+		return "", ""
+	}
+	if k, ok := strings.CutPrefix(v, "done:"); ok {
+		return k, ""
+	}
+	f, _ := strings.CutPrefix(v, "failed:")
+	return "", f
 }

@@ -79,6 +79,18 @@ func (b *browser) post(path string, form url.Values) (int, string, http.Header) 
 
 var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 
+// flash returns the outcome a form's answer sets for the next page:
+// "done:<kind>", "failed:<reason>" or "".
+func flash(hdr http.Header) string {
+	for _, c := range (&http.Response{Header: hdr}).Cookies() {
+		if c.Name == "ch_flash" {
+			v, _ := url.QueryUnescape(c.Value)
+			return v
+		}
+	}
+	return ""
+}
+
 // csrf returns the CSRF token of the forms of a page.
 func (b *browser) csrf(path string) string {
 	b.t.Helper()
@@ -272,20 +284,27 @@ func TestWebAct(t *testing.T) {
 	before := st.LastArrival
 	clock.Set(d.Now.Add(time.Hour))
 	status, _, hdr = b.post(proc+"/act/feedback", form)
-	if status != 303 || !strings.Contains(hdr.Get("Location"), "done=process.feedback") {
+	if status != 303 || hdr.Get("Location") != proc || flash(hdr) != "done:process.feedback" {
 		t.Fatalf("feedback: %d %v", status, hdr)
 	}
+	// The next page says so, once; a link cannot make it say so.
+	_, page, _ = b.get(proc)
+	mustContain(t, "page after feedback", page, `<p class="flash" role="status">Published process.feedback.</p>`)
+	_, page, _ = b.get(proc + "?done=process.decision")
+	mustNotContain(t, "page after feedback", page, "Published process.decision", `class="flash"`)
 	// Responding to the unanswered objection answers it.
 	clock.Set(d.Now.Add(2 * time.Hour))
 	status, _, hdr = b.post(proc+"/act/respond", url.Values{"csrf": {csrf}, "objection": {d.Unanswered.String()}, "text": {"Small jurisdictions may share one representative."}})
-	if status != 303 || strings.Contains(hdr.Get("Location"), "failed") {
+	if status != 303 || flash(hdr) != "done:process.response" {
 		t.Fatalf("respond: %d %v", status, hdr)
 	}
 	// A bad form comes back with the reason.
 	status, _, hdr = b.post(proc+"/act/feedback", url.Values{"csrf": {csrf}, "proposal": {d.V2.String()}, "stance": {"maybe"}})
-	if status != 303 || !strings.Contains(hdr.Get("Location"), "failed=") {
+	if status != 303 || !strings.HasPrefix(flash(hdr), "failed:") || !strings.Contains(flash(hdr), "stance") {
 		t.Fatalf("bad feedback: %d %v", status, hdr)
 	}
+	_, page, _ = b.get(proc)
+	mustContain(t, "page after bad feedback", page, `<p class="error" role="alert">Not published: `)
 
 	// Another member's page shows both, through gossip.
 	ms, err := net.Nodes[0].Store().Since(before, 10)
