@@ -155,7 +155,31 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("the public comment is not marked public: %v %v", marked, err)
 	}
 
+	// At 390 px no page is wider than the screen (tables become cards or
+	// scroll inside their region); every page has one h1, a language,
+	// and a label for every visible form field.
+	for _, path := range []string{"/", "/issues/privacy", proc, "/records/" + d.Answered.String(), "/federation"} {
+		open(ctx, "at 390 px: "+path, chromedp.EmulateViewport(390, 800), chromedp.Navigate(member.URL+path))
+		if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`document.querySelectorAll("details").forEach(function (d) { d.open = true })`)); err != nil {
+			t.Fatal(err)
+		}
+		problems, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`(function () {
+			var out = [];
+			if (document.documentElement.scrollWidth > window.innerWidth) out.push("page is " + document.documentElement.scrollWidth + " px wide");
+			if (document.querySelectorAll("h1").length !== 1) out.push("h1 count " + document.querySelectorAll("h1").length);
+			if (!document.documentElement.lang) out.push("no lang");
+			document.querySelectorAll("input:not([type=hidden]), select, textarea").forEach(function (el) {
+				if (!el.labels || el.labels.length === 0) out.push("unlabelled " + el.outerHTML.slice(0, 80));
+			});
+			return out;
+		})()`))
+		if err != nil || len(problems) > 0 {
+			t.Fatalf("%s at 390 px: %v %v", path, problems, err)
+		}
+	}
+
 	// The observer: no member form, no sign-in, writes are 404 or 405.
+	open(ctx, "the observer's process page again", chromedp.Navigate(observer.URL+proc))
 	forms, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("form:not(.pub)").length + document.querySelectorAll('a[href="/login"]').length`))
 	if err != nil || forms != 0 {
 		t.Fatalf("the observer's page has %d member forms or sign-in links (%v)", forms, err)
