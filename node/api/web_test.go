@@ -318,6 +318,33 @@ func TestWebAct(t *testing.T) {
 	_, page, _ = newBrowser(t, other.URL).get(proc)
 	mustContain(t, "other member's page", page, "Representatives make redress real.", "Small jurisdictions may share one representative.")
 	mustNotContain(t, "other member's page", page, `class="card unanswered"`)
+	// Every other action of the page publishes its kind of record.
+	for i, a := range []struct {
+		action string
+		form   url.Values
+		want   string // the flash: done:<kind>, or a failure's protocol reason
+	}{
+		{"withdraw", url.Values{"proposal": {d.V2.String()}}, "done:" + protocol.KindWithdraw},
+		{"endorse", url.Values{"proposal": {d.V2.String()}}, "done:" + protocol.KindEndorse},
+		{"object", url.Values{"proposal": {d.V2.String()}, "text": {"Clause 2 still burdens archives."}}, "done:" + protocol.KindObjection},
+		{"version", url.Values{"replaces": {d.V2.String()}, "title": {"Baseline principles"}, "text": {"Principles."},
+			"clauses": {"1: Data leaves only to a jurisdiction at the baseline.\r\n4: Representatives everywhere."}}, "done:" + protocol.KindProposal},
+		{"notice", url.Values{"subject": {"decision"}, "date": {"2026-05-01"}, "text": {"The decision stage opens."}}, "done:" + protocol.KindNotice},
+		// Too early: the protocol refuses the move, and the page says why.
+		{"stage", url.Values{"to": {"decision"}}, "failed:node: publish process.stage on issue/privacy: protocol: not-allowed"},
+		{"nonsense", url.Values{}, "failed:no action"},
+	} {
+		clock.Set(d.Now.Add(time.Duration(3+i) * time.Hour))
+		a.form.Set("csrf", csrf)
+		status, _, hdr := b.post(proc+"/act/"+a.action, a.form)
+		if status != 303 || !strings.HasPrefix(flash(hdr), a.want) {
+			t.Fatalf("%s: %d %q, want %q", a.action, status, flash(hdr), a.want)
+		}
+	}
+	_, page, _ = b.get(proc)
+	mustContain(t, "page after the actions", page, "version 3 · Baseline principles", "Clause 2 still burdens archives.",
+		"superseded by version 3", "The decision stage opens.", "Representatives everywhere.")
+
 	// Sign out ends the session.
 	if status, _, _ := b.post("/logout", url.Values{"csrf": {csrf}}); status != 303 {
 		t.Fatalf("logout: %d", status)
