@@ -440,8 +440,8 @@ func (s *Server) nextDeadline(p *gov.Process, now int64) deadline {
 		}
 	}
 	for _, ph := range p.Charter().Phases {
-		consider(ph.Stage+" starts", ph.Start)
-		consider(ph.Stage+" ends", ph.End)
+		consider(text("deadline.starts", ph.Stage), ph.Start)
+		consider(text("deadline.ends", ph.Stage), ph.End)
 	}
 	if rep, err := s.n.Audit(p.CID()); err == nil {
 		// The window of a version replaced by a later one is no deadline.
@@ -451,7 +451,7 @@ func (s *Server) nextDeadline(p *gov.Process, now int64) deadline {
 		}
 		for _, pi := range rep.Proposals {
 			if !replaced[pi.Record] {
-				consider("comments close", pi.Closes)
+				consider(text("deadline.closes"), pi.Closes)
 			}
 		}
 	}

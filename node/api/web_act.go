@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -159,7 +160,7 @@ func (s *Server) actBody(r *http.Request, action string, proc protocol.Link, ch 
 	case "notice":
 		d, err := time.Parse("2006-01-02", r.PostFormValue("date"))
 		if err != nil {
-			return "", nil, nil, fmt.Errorf("date: want YYYY-MM-DD")
+			return "", nil, nil, errors.New("date: want YYYY-MM-DD")
 		}
 		return protocol.KindNotice, &protocol.Notice{Process: proc, Subject: r.PostFormValue("subject"),
 			Date: d.UnixMilli(), Text: formText(r, "text")}, nil, nil

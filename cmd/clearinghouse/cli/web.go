@@ -26,7 +26,12 @@ func newWebCommand(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "web",
 		Short: "Tools for the web app every node serves",
-		Args:  noArgs,
+		Long: `Every node serves a web app on its API address: the federation, the issues,
+each process with its charter, proposals by clause, feedback, objections,
+endorsements and audit, record pages, sign-in and forms for members, and public
+comments (docs/api.md, "Web app"). These commands help with it.`,
+		Example: "  clearinghouse web screenshots --out /tmp/shots",
+		Args:    noArgs,
 	}
 	cmd.AddCommand(newWebScreenshots(a))
 	return cmd
@@ -43,7 +48,8 @@ and saves full-page PNG screenshots of the issue list, an issue, a process, a
 record and the federation page of a member node, at 1280 and 390 px wide, as
 DIR/<page>-<width>.png. It drives a headless Chromium (found on PATH, or
 --chromium).`,
-		Args: noArgs,
+		Example: "  clearinghouse web screenshots --out /tmp/shots\n  clearinghouse web screenshots --out docs/screenshots --chromium /usr/bin/chromium",
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if out == "" {
 				return &usageError{errors.New("--out is required")}
