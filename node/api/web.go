@@ -9,6 +9,7 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -374,6 +375,34 @@ func (s *Server) localAudit(c cid.Cid) (*gov.Report, error) {
 	ac.m[c] = cachedAudit{st.LastArrival, rep}
 	ac.mu.Unlock()
 	return rep, nil
+}
+
+// prefetch reads and decodes the records of cids the cache lacks, on
+// every core, so the first view of a large process does not decode
+// 10,000 records on one. Errors are left for cachedRecord to report.
+func (s *Server) prefetch(cids []cid.Cid) {
+	rc := &s.web.records
+	var missing []cid.Cid
+	rc.mu.Lock()
+	for _, c := range cids {
+		if _, ok := rc.m[c]; !ok {
+			missing = append(missing, c)
+		}
+	}
+	rc.mu.Unlock()
+	workers := min(runtime.GOMAXPROCS(0), len(missing)/256)
+	if workers < 2 {
+		return
+	}
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < len(missing); i += workers {
+				_, _ = s.cachedRecord(missing[i])
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // webIssue is an issue as the pages show it.

@@ -216,6 +216,7 @@ func (s *Server) buildProcessView(c cid.Cid, all bool) (*processView, error) {
 		return nil, err
 	}
 	cids := p.Records()
+	s.prefetch(cids)
 	ps := s.newParties()
 	now := s.web.now().UnixMilli()
 	v := &processView{R: rep, CID: c.String(), Slug: strings.TrimPrefix(rep.Topic, "issue/"),

@@ -12,6 +12,7 @@ import (
 // in brackets, and TestWebTextComplete fails.
 var webStrings = map[string]string{
 	// layout
+	"lang":        "en",
 	"site":        "clearinghouse",
 	"nav.issues":  "Issues",
 	"nav.fed":     "Federation",
