@@ -159,6 +159,13 @@ func TestOversizeFrameCounted(t *testing.T) {
 	nd := net.Nodes[0]
 	sender := newGossipPeer(t, ctx, nd, topic)
 	sender.waitPeer(ctx, t, nd.ID())
+	// Both directions: the sender may learn the node's subscription before
+	// its own stream to the node is open, and gossipsub drops what it
+	// publishes until then; the node sees the sender's subscription only
+	// once that stream is open.
+	if err := nd.WaitTopicPeers(ctx, topic, 1); err != nil {
+		t.Fatal(err)
+	}
 	rej, stop := nd.SubscribeRejections()
 	defer stop()
 	big := bytes.Repeat([]byte{0xa5}, 70<<10)

@@ -46,11 +46,15 @@ const maxApplyBatch = 1024
 // Invariant: the store is causally closed; a record is written in the same
 // batch as, or after, every record of its causal past.
 type ingester struct {
-	n     *Node
-	w     *store.Writer // the store's writer handle: only the loop holds it
-	self  []byte        // the node's public signing key; nil on an observer
-	reqs  chan *applyReq
-	reads chan *readReq
+	n *Node
+	w *store.Writer // the store's writer handle: only the loop holds it
+	// self is the public key of the node's identity, the key it signs
+	// its own records with (an observer signs only the public comments it
+	// relays); signer is its private key.
+	self   []byte
+	signer ed25519.PrivateKey
+	reqs   chan *applyReq
+	reads  chan *readReq
 
 	// Owned by the apply loop.
 	pending      map[cid.Cid]*applyReq
@@ -139,12 +143,17 @@ type readReq struct {
 }
 
 func newIngester(n *Node, w *store.Writer) *ingester {
+	var signer ed25519.PrivateKey
+	if raw, err := n.opts.identity.Raw(); err == nil && len(raw) == ed25519.PrivateKeySize {
+		signer = ed25519.PrivateKey(raw)
+	}
 	var self []byte
-	if n.key != nil {
-		self = n.key.Public().(ed25519.PublicKey)
+	if signer != nil {
+		self = signer.Public().(ed25519.PublicKey)
 	}
 	return &ingester{
 		self:          self,
+		signer:        signer,
 		n:             n,
 		w:             w,
 		reqs:          make(chan *applyReq, maxApplyBatch),

@@ -273,7 +273,7 @@ func New(ctx context.Context, opts ...Option) (_ *Node, err error) {
 		}
 	}
 	for _, slug := range o.follow {
-		if err := n.join(protocol.IssueTopic(slug)); err != nil {
+		if err := n.joinIssue(slug); err != nil {
 			return nil, err
 		}
 	}
@@ -287,7 +287,7 @@ func New(ctx context.Context, opts ...Option) (_ *Node, err error) {
 			n.log.Warn("ignoring an invalid slug in the follow list", "slug", slug)
 			continue
 		}
-		if err := n.join(protocol.IssueTopic(slug)); err != nil {
+		if err := n.joinIssue(slug); err != nil {
 			return nil, err
 		}
 	}
@@ -538,14 +538,14 @@ func (n *Node) Follow(slug string) error {
 	if !protocol.ValidSlug(slug) {
 		return fmt.Errorf("node: follow: invalid issue slug %q", slug)
 	}
-	t := protocol.IssueTopic(slug)
-	if err := n.join(t); err != nil {
+	if err := n.joinIssue(slug); err != nil {
 		return err
 	}
 	if err := n.store.SetFollow(slug, true); err != nil {
 		return fmt.Errorf("node: follow %s: %w", slug, err)
 	}
-	n.sync.syncTopicWithAll(t)
+	n.sync.syncTopicWithAll(protocol.IssueTopic(slug))
+	n.sync.syncTopicWithAll(protocol.PublicTopic(slug))
 	return nil
 }
 
@@ -568,7 +568,15 @@ func (n *Node) Unfollow(slug string) error {
 	if err := n.store.SetFollow(slug, false); err != nil {
 		return fmt.Errorf("node: unfollow %s: %w", slug, err)
 	}
-	t := protocol.IssueTopic(slug)
+	if err := n.leave(protocol.PublicTopic(slug)); err != nil {
+		return fmt.Errorf("node: unfollow %s: %w", slug, err)
+	}
+	return n.leave(protocol.IssueTopic(slug))
+}
+
+// leave leaves a record topic the node has joined; leaving a topic not
+// joined does nothing.
+func (n *Node) leave(t string) error {
 	n.joinMu.Lock() // no join of t until it is left
 	defer n.joinMu.Unlock()
 	n.mu.Lock()
@@ -586,10 +594,10 @@ func (n *Node) Unfollow(slug string) error {
 	j.sub.Cancel()
 	<-j.done
 	if err := j.topic.Close(); err != nil {
-		return fmt.Errorf("node: unfollow %s: %w", slug, err)
+		return fmt.Errorf("node: leave %s: %w", t, err)
 	}
 	if err := n.ps.UnregisterTopicValidator(protocol.PubsubTopic(n.network, t)); err != nil {
-		return fmt.Errorf("node: unfollow %s: %w", slug, err)
+		return fmt.Errorf("node: leave %s: %w", t, err)
 	}
 	n.log.Debug("left topic", "topic", t)
 	return nil

@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"time"
@@ -47,10 +46,15 @@ func (n *Node) Publish(ctx context.Context, kind, topic string, body protocol.Bo
 	if err := n.sync.confirmChain(ctx, topic); err != nil {
 		return nil, fmt.Errorf("node: publish %s on %s: %w", kind, topic, err)
 	}
-	req := &applyReq{
-		draft: &ownDraft{kind: kind, topic: topic, body: body, deps: deps},
-		src:   SourceLocal, received: n.opts.clock(), done: make(chan error, 1),
-	}
+	return n.publishDraft(ctx, &ownDraft{kind: kind, topic: topic, body: body, deps: deps})
+}
+
+// publishDraft hands d to the apply loop, which builds, signs, stores and
+// gossips it, and waits for the outcome (see Publish for what ctx can and
+// cannot change).
+func (n *Node) publishDraft(ctx context.Context, d *ownDraft) (*protocol.Record, error) {
+	kind, topic := d.kind, d.topic
+	req := &applyReq{draft: d, src: SourceLocal, received: n.opts.clock(), done: make(chan error, 1)}
 	var err error
 	select {
 	case n.ing.reqs <- req:
@@ -115,8 +119,7 @@ func (in *ingester) ownHead(topic string) (protocol.Parent, error) {
 	if p, ok := in.own[topic]; ok {
 		return p, nil
 	}
-	pub := in.n.key.Public().(ed25519.PublicKey)
-	_, prev, err := in.n.store.ChainHead(pub, topic)
+	_, prev, err := in.n.store.ChainHead(in.self, topic)
 	if err != nil {
 		return protocol.Parent{}, err
 	}
@@ -210,6 +213,10 @@ func (in *ingester) build(d *ownDraft, inBatch map[cid.Cid]*staged) (*protocol.R
 		}
 	}
 	now := n.opts.clock()
+	if d.kind == protocol.KindPublicComment && head.CID.Defined() &&
+		now.Before(time.UnixMilli(head.Time).Add(protocol.MinCommentInterval)) {
+		return nil, ErrCommentTooSoon
+	}
 	for c := range seen {
 		if !c.Defined() {
 			continue
@@ -224,7 +231,10 @@ func (in *ingester) build(d *ownDraft, inBatch map[cid.Cid]*staged) (*protocol.R
 			now = t
 		}
 	}
-	return protocol.Build(n.key, protocol.Draft{
+	if in.signer == nil {
+		return nil, protocol.ErrObserver
+	}
+	return protocol.Build(in.signer, protocol.Draft{
 		Network: n.network, Kind: d.kind, Topic: d.topic,
 		Seq: head.Seq + 1, Prev: head.CID, Deps: all, Time: now, Body: d.body,
 	})

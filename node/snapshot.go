@@ -30,7 +30,7 @@ type ProcessState struct {
 	topic   string
 	charter *protocol.Charter
 	stage   string
-	records int
+	records []cid.Cid
 	adopted []cid.Cid
 }
 
@@ -48,14 +48,18 @@ func (p *ProcessState) Stage() string { return p.stage }
 
 // Len returns the number of valid records of the process, its charter
 // included.
-func (p *ProcessState) Len() int { return p.records }
+func (p *ProcessState) Len() int { return len(p.records) }
+
+// Records returns the CIDs of the process's valid records, its charter
+// first, in the order the node applied them.
+func (p *ProcessState) Records() []cid.Cid { return slices.Clone(p.records) }
 
 // Adopted returns the CIDs of the proposal versions adopted by a valid
 // decision, sorted.
 func (p *ProcessState) Adopted() []cid.Cid { return slices.Clone(p.adopted) }
 
 func processState(p *gov.Process, topic string) *ProcessState {
-	return &ProcessState{cid: p.CID(), topic: topic, charter: p.Charter(), stage: p.Stage(), records: p.Len(), adopted: p.Adopted()}
+	return &ProcessState{cid: p.CID(), topic: topic, charter: p.Charter(), stage: p.Stage(), records: p.Records(), adopted: p.Adopted()}
 }
 
 // snapshot builds the snapshot of the current state from prev (nil for

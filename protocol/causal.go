@@ -49,5 +49,8 @@ func CheckParents(r *Record, parents []Parent) error {
 			return Errorf(ReasonBadLinks, "seq %d follows prev with seq %d", r.Env.Seq, p.Seq)
 		}
 	}
+	if ClassOf(r.Env.Topic) == ClassPublic {
+		return checkPublicParents(r, byCID)
+	}
 	return nil
 }

@@ -11,13 +11,21 @@ import (
 // OpenToNonMembers reports whether a key that is not a member in a record's
 // causal past may publish a record of kind on topic. It is the one rule of
 // who may publish what, and where, that the node and gov.Derive share: a
-// member.apply on the members topic is the only record a non-member may
-// sign. Every other record (every other members-topic kind, every record on
-// the index and issue topics, statements included) is refused with
-// not-member when its author is not a member in its causal past. The
-// members fold (CheckMembership) and gov's Issue and Index apply it.
+// member.apply on the members topic, and a public.comment on an issue's
+// public topic (kinds_public.go: signed by whichever node relayed it, never
+// counted in any decision), are the only records a non-member may sign.
+// Every other record (every other members-topic kind, every record on the
+// index and issue topics, statements and public.response included) is
+// refused with not-member when its author is not a member in its causal
+// past. The members fold (CheckMembership) and gov's Issue and Index apply it.
 func OpenToNonMembers(topic, kind string) bool {
-	return topic == TopicMembers && kind == KindMemberApply
+	switch kind {
+	case KindMemberApply:
+		return topic == TopicMembers
+	case KindPublicComment:
+		return ClassOf(topic) == ClassPublic
+	}
+	return false
 }
 
 // MembershipEngine is the incremental form of [DeriveMembers] and

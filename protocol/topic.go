@@ -17,6 +17,9 @@ const (
 	TopicMembers = "members"
 	// issuePrefix starts the topic of an issue: "issue/<slug>".
 	issuePrefix = "issue/"
+	// publicPrefix starts the public-comment topic of an issue:
+	// "public/<slug>" (kinds_public.go).
+	publicPrefix = "public/"
 )
 
 // TopicClass says on which topics a kind may appear.
@@ -27,6 +30,9 @@ const (
 	ClassIndex TopicClass = 1 << iota
 	ClassMembers
 	ClassIssue
+	// ClassPublic is the public-comment topic of an issue, the one topic
+	// on which records of non-members are valid (kinds_public.go).
+	ClassPublic
 )
 
 // IssueTopic returns the record topic of the issue with the given slug.
@@ -67,13 +73,16 @@ func ClassOf(topic string) TopicClass {
 	if _, ok := IssueSlug(topic); ok {
 		return ClassIssue
 	}
+	if _, ok := PublicSlug(topic); ok {
+		return ClassPublic
+	}
 	return 0
 }
 
 // ValidTopic returns nil if topic is a well-formed record topic.
 func ValidTopic(topic string) error {
 	if len(topic) > MaxTopicLen || ClassOf(topic) == 0 {
-		return Errorf(ReasonWrongTopic, "malformed topic %q (want %q, %q or \"issue/<slug>\")", topic, TopicIndex, TopicMembers)
+		return Errorf(ReasonWrongTopic, "malformed topic %q (want %q, %q, \"issue/<slug>\" or \"public/<slug>\")", topic, TopicIndex, TopicMembers)
 	}
 	return nil
 }

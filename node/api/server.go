@@ -46,6 +46,7 @@ type options struct {
 	token     string
 	logger    *slog.Logger
 	heartbeat time.Duration
+	web       webOptions // the web pages' (web.go)
 }
 
 // WithToken sets the bearer token every write must present. It is
@@ -96,6 +97,7 @@ type Server struct {
 	opts    options
 	log     *slog.Logger
 	handler http.Handler
+	web     *webServer // the web pages' state (web.go)
 
 	ctx    context.Context // cancelled by Close; ends event streams
 	cancel context.CancelFunc

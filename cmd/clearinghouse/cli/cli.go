@@ -167,6 +167,7 @@ Shell completion: clearinghouse completion bash|zsh|fish|powershell --help.`,
 		newVersionCommand(a),
 		newGenesisCommand(a),
 		newTestnetCommand(a),
+		newWebCommand(a),
 	)
 	root.AddCommand(clientCommands(a)...)
 	root.AddCommand(openDataCommands(a)...)
