@@ -24,7 +24,7 @@ type metrics struct {
 	// netGauges are the gauges of NetStatus: reachability, relay
 	// reservations, direct and relayed peers.
 	netGauges []prometheus.Collector
-	reg      *prometheus.Registry   // where all of the above live
+	reg       *prometheus.Registry // where all of the above live
 }
 
 func newMetrics(reg *prometheus.Registry, n *Node) *metrics {
