@@ -125,6 +125,7 @@ func newStatus(a *app) *cobra.Command {
 				fmt.Fprintf(w, "listening:   %s\n", a)
 			}
 			printSync(w, s)
+			printNet(w, s)
 			return nil
 		})
 	cmd.Flags().DurationVar(&wait, "wait", 0, "wait up to this long for a node that is still starting")
