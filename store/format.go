@@ -93,6 +93,9 @@ func (s *Store) Checkpoint(dir string) error {
 	if s.closed {
 		return ErrClosed
 	}
+	if !s.onDisk {
+		return fmt.Errorf("%w: checkpoint of a store that is not on disk", ErrInvalid)
+	}
 	if err := s.db.Checkpoint(dir, pebble.WithFlushedWAL()); err != nil {
 		return fmt.Errorf("store: checkpoint to %q: %w", dir, err)
 	}

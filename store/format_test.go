@@ -147,3 +147,10 @@ func TestCheckpoint(t *testing.T) {
 		t.Fatalf("checkpoint holds %d records, want %d to %d", st.Records, len(acked), len(acked)+len(more))
 	}
 }
+
+// TestCheckpointInMemory: a store that is not on disk cannot be
+// checkpointed to a directory (it would write into its own file system).
+func TestCheckpointInMemory(t *testing.T) {
+	s := openMem(t)
+	wantErr(t, s.Checkpoint(filepath.Join(t.TempDir(), "x")), ErrInvalid)
+}

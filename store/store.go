@@ -21,6 +21,10 @@ import (
 type Store struct {
 	db  *pebble.DB
 	log *slog.Logger
+	// onDisk reports whether the store is on the operating system's file
+	// system (not WithInMemory or WithFS): only then can it be
+	// checkpointed to a directory.
+	onDisk bool
 
 	// mu guards closed and the lifetime of db and reqs: every read holds
 	// it shared for the duration of its pebble calls, Put holds it shared
@@ -102,6 +106,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	}
 	s := &Store{
 		db:       db,
+		onDisk:   popts.FS == nil,
 		log:      o.logger,
 		reqs:     make(chan *putReq, o.maxBatch),
 		maxBatch: o.maxBatch,

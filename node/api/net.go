@@ -1,6 +1,13 @@
 package api
 
-import "github.com/clearinghouse-net/clearinghouse/node"
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"path/filepath"
+
+	"github.com/clearinghouse-net/clearinghouse/node"
+)
 
 // NetView is the network part of GET /status.
 type NetView struct {
@@ -48,4 +55,36 @@ func netView(st node.NetStatus) NetView {
 		v.Peers = append(v.Peers, pv)
 	}
 	return v
+}
+
+// BackupRequest is the body of POST /backup.
+type BackupRequest struct {
+	// Dir is the absolute path, on the node's machine, of the directory to
+	// write the backup to; it must not exist or be empty.
+	Dir string `json:"dir"`
+}
+
+// backup writes a consistent backup of the running node's store (a pebble
+// checkpoint), its genesis and a manifest to the directory asked for, and
+// answers with the manifest (node.BackupInfo).
+func (s *Server) backup(w http.ResponseWriter, r *http.Request) {
+	var req BackupRequest
+	if err := decodeStrict(r.Body, &req); err != nil {
+		writeError(w, http.StatusBadRequest, CodeBadRequest, "body must be {\"dir\": \"/absolute/path\"}: "+err.Error(), "")
+		return
+	}
+	if !filepath.IsAbs(req.Dir) {
+		writeError(w, http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("dir %q must be an absolute path on the node's machine", req.Dir), "")
+		return
+	}
+	info, err := s.n.Backup(filepath.Clean(req.Dir))
+	if errors.Is(err, node.ErrBackupTarget) {
+		writeError(w, http.StatusConflict, CodeConflict, err.Error(), "")
+		return
+	}
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, info)
 }

@@ -112,6 +112,8 @@ A node keeps its configuration, identity key and records in a data directory:
 		newVersionCommand(a),
 		newGenesisCommand(a),
 		newTestnetCommand(a),
+		newBackupCommand(a),
+		newRestoreCommand(a),
 	)
 	root.AddCommand(clientCommands(a)...)
 	return root
