@@ -14,6 +14,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/host/autorelay"
+	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
@@ -47,6 +48,10 @@ const memberTag = "clearinghouse-member"
 // protects.
 type hostNet struct {
 	cm *connmgr.BasicConnMgr
+	// emitter publishes AutoNAT v2's verdict as the reachability event
+	// that the DHT, the relay service and AutoRelay follow (only
+	// AutoNAT v1 emits it otherwise).
+	emitter event.Emitter
 
 	mu           sync.Mutex // guards reachability and reachableV2
 	reachability string     // from AutoNAT v1 (or forced)
@@ -183,12 +188,21 @@ func (n *Node) startHostEvents() error {
 	if err != nil {
 		return fmt.Errorf("node: subscribe to host events: %w", err)
 	}
+	if n.opts.reachability == "" {
+		if n.net.emitter, err = n.host.EventBus().Emitter(new(event.EvtLocalReachabilityChanged), eventbus.Stateful); err != nil {
+			sub.Close()
+			return fmt.Errorf("node: reachability emitter: %w", err)
+		}
+	}
 	// Peers connected before the subscription.
 	for _, p := range n.host.Network().Peers() {
 		n.protectIfMember(p)
 	}
 	n.wg.Go(func() {
 		defer sub.Close()
+		if n.net.emitter != nil {
+			defer n.net.emitter.Close()
+		}
 		for {
 			select {
 			case <-n.ctx.Done():
@@ -227,6 +241,20 @@ func (n *Node) hostEvent(ev any) {
 		n.net.reachableV2 = len(e.Reachable)
 		n.net.mu.Unlock()
 		n.log.Debug("reachable addresses changed", "reachable", e.Reachable, "unreachable", e.Unreachable)
+		// AutoNAT v2 confirmed or refuted addresses: that is the node's
+		// reachability, for the components that follow the v1 event.
+		r := network.ReachabilityUnknown
+		switch {
+		case len(e.Reachable) > 0:
+			r = network.ReachabilityPublic
+		case len(e.Unreachable) > 0:
+			r = network.ReachabilityPrivate
+		}
+		if n.net.emitter != nil && r != network.ReachabilityUnknown {
+			if err := n.net.emitter.Emit(event.EvtLocalReachabilityChanged{Reachability: r}); err != nil {
+				n.log.Warn("reachability event not emitted", "err", err)
+			}
+		}
 	case event.EvtPeerConnectednessChanged:
 		if e.Connectedness == network.Connected {
 			n.protectIfMember(e.Peer)
