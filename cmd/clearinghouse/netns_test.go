@@ -29,7 +29,7 @@ import (
 // must look globally routable, because libp2p only hole-punches through
 // public addresses.
 const (
-	inetPrefix = "11.12.13"  // the "internet": .1 public members, .11/.12 the NAT routers
+	inetPrefix = "11.12.13"   // the "internet": .1 public members, .11/.12 the NAT routers
 	homePrefix = "192.168.%d" // home network i: .1 its router, .2 its member
 )
 
