@@ -34,7 +34,8 @@ const (
 )
 
 // requireNetns skips the test, or fails it when CI=true, unless network
-// namespaces, veth pairs and nftables can be used here (root, ip, nft).
+// namespaces, veth pairs and nftables can be used here (root, ip, nft), and
+// make builds the binary.
 func requireNetns(t *testing.T) {
 	t.Helper()
 	missing := ""
@@ -45,6 +46,8 @@ func requireNetns(t *testing.T) {
 		missing = "the ip command (iproute2)"
 	case lookPath("nft") != nil:
 		missing = "the nft command (Debian package nftables)"
+	case lookPath("make") != nil:
+		missing = "make (the binary is built with make build)"
 	}
 	if missing == "" {
 		name := fmt.Sprintf("chprobe%d", os.Getpid())
@@ -193,10 +196,11 @@ func TestNATTraversal(t *testing.T) {
 	}
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "clearinghouse")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/clearinghouse")
+	// The build of make build and the container recipe (deploy/).
+	build := exec.Command("make", "build", "BIN="+bin)
 	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+		t.Fatalf("make build: %v\n%s", err, out)
 	}
 
 	nodes := []*proc{
