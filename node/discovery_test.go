@@ -154,12 +154,45 @@ func TestDHTDiscovery(t *testing.T) {
 			if !p.Direct || !p.Member {
 				t.Errorf("node %d: peer %s direct=%v member=%v, want both", i, p.ID, p.Direct, p.Member)
 			}
+			if !nd.Host().ConnManager().IsProtected(p.ID, node.MemberTag) {
+				t.Errorf("node %d: connection to member %s not protected from trimming", i, p.ID)
+			}
 		}
 		for _, a := range st.Addrs {
 			if v, err := a.ValueForProtocol(multiaddr.P_TCP); err == nil && v == "0" {
 				t.Errorf("node %d: address with port 0: %s", i, a)
 			}
 		}
+	}
+}
+
+// TestNonMemberNotProtected: a peer whose key is not a member's (an
+// observer, a stranger) is connected like any other but not protected from
+// the connection manager's trimming.
+func TestNonMemberNotProtected(t *testing.T) {
+	ctx := testContext(t)
+	net := testnet.New(t, 2, testnet.WithObservers(1))
+	obs := net.Nodes[1]
+	if err := waitConnected(ctx, net.Nodes[0], 1); err != nil {
+		t.Fatal(err)
+	}
+	var found bool
+	for _, p := range net.Nodes[0].NetStatus().Peers {
+		if p.ID == obs.ID() {
+			found = true
+			if p.Member {
+				t.Error("observer reported as a member")
+			}
+		}
+	}
+	if !found {
+		t.Fatal("observer not in NetStatus")
+	}
+	if net.Nodes[0].Host().ConnManager().IsProtected(obs.ID(), node.MemberTag) {
+		t.Error("connection to an observer is protected")
+	}
+	if !obs.Host().ConnManager().IsProtected(net.Nodes[0].ID(), node.MemberTag) {
+		t.Error("observer does not protect its connection to the member")
 	}
 }
 

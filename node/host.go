@@ -176,9 +176,9 @@ func (n *Node) newHost(reg prometheus.Registerer) (host.Host, error) {
 	return h, nil
 }
 
-// startHostEvents follows the host's reachability (AutoNAT) and protects
-// the connections of members from the connection manager. It runs until
-// Close.
+// startHostEvents follows the host's reachability (AutoNAT), wakes the
+// discovery loop when peers come and go, and protects the connections of
+// members from the connection manager. Its goroutine runs until Close.
 func (n *Node) startHostEvents() error {
 	sub, err := n.host.EventBus().Subscribe([]any{
 		new(event.EvtLocalReachabilityChanged),
@@ -194,7 +194,14 @@ func (n *Node) startHostEvents() error {
 			return fmt.Errorf("node: reachability emitter: %w", err)
 		}
 	}
-	// Peers connected before the subscription.
+	// Members' connections are protected as they are added, before the
+	// host's connectedness event, so nothing can trim them in between.
+	// The notifiee is called synchronously by the swarm: it must not
+	// block (isMemberPeer reads the current member set).
+	n.host.Network().Notify(&network.NotifyBundle{
+		ConnectedF: func(_ network.Network, c network.Conn) { n.protectIfMember(c.RemotePeer()) },
+	})
+	// Peers connected before the notifiee.
 	for _, p := range n.host.Network().Peers() {
 		n.protectIfMember(p)
 	}
@@ -256,9 +263,6 @@ func (n *Node) hostEvent(ev any) {
 			}
 		}
 	case event.EvtPeerConnectednessChanged:
-		if e.Connectedness == network.Connected {
-			n.protectIfMember(e.Peer)
-		}
 		n.peerChanged()
 	}
 }
