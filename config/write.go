@@ -111,9 +111,6 @@ func Write(path string, cfg Config) error {
 	return writeNewFile(path, data, 0o644)
 }
 
-// renderDefault returns the file written by WriteDefault.
-func renderDefault() ([]byte, error) { return render(Default()) }
-
 // render returns the file written by Write.
 func render(c Config) ([]byte, error) {
 	var b bytes.Buffer
