@@ -92,7 +92,7 @@ func newDiscovery(n *Node) (*discovery, error) {
 		d.rd = drouting.NewRoutingDiscovery(kad)
 	}
 	if o.mdns {
-		svc := mdns.NewMdnsService(n.host, RendezvousKey(n.network, ""), mdnsNotifee{d})
+		svc := mdns.NewMdnsService(n.host, mdnsService(n.network), mdnsNotifee{d})
 		if err := svc.Start(); err != nil {
 			if d.dht != nil {
 				_ = d.dht.Close()
@@ -102,6 +102,16 @@ func newDiscovery(n *Node) (*discovery, error) {
 		d.mdns = svc
 	}
 	return d, nil
+}
+
+// mdnsService returns the DNS-SD service name a federation's nodes announce
+// themselves under by mDNS: "_ch-<the network id's last 8 characters>._udp"
+// (a DNS-SD service name is at most 15 characters). Nodes of two
+// federations on one LAN that share it connect but never exchange records
+// (their topics and protocols differ).
+func mdnsService(network cid.Cid) string {
+	s := network.String()
+	return "_ch-" + s[len(s)-8:] + "._udp"
 }
 
 // mdnsNotifee dials the peers mDNS finds on the LAN.
