@@ -121,11 +121,12 @@ func (n *Node) newHost(reg prometheus.Registerer) (host.Host, error) {
 		libp2p.ConnectionManager(cm),
 		libp2p.ResourceManager(rm),
 		libp2p.PrometheusRegisterer(reg),
-		libp2p.EnableAutoNATv2(),
-		libp2p.EnableNATService(),
 		// Relayed connections need the circuit transport; a node that
 		// reserves slots or is dialled through a relay uses it.
 		libp2p.EnableRelay(),
+	}
+	if o.autoNAT {
+		hopts = append(hopts, libp2p.EnableAutoNATv2(), libp2p.EnableNATService())
 	}
 	if len(o.announce) > 0 {
 		announce := o.announce

@@ -113,6 +113,7 @@ type options struct {
 	announce       []multiaddr.Multiaddr
 	reachability   string // "": learnt by AutoNAT
 	relayService   bool
+	autoNAT        bool
 	autoRelay      bool
 	relayBootDelay time.Duration
 	natPortMap     bool
@@ -137,6 +138,7 @@ func defaults() options {
 		syncInterval:   DefaultSyncInterval,
 		syncPenalty:    DefaultSyncPenalty,
 		relayService:   true,
+		autoNAT:        true,
 		autoRelay:      true,
 		relayBootDelay: DefaultRelayBootDelay,
 		dht:            true,
@@ -426,6 +428,15 @@ func WithReachability(r string) Option {
 		}
 		return nil
 	}
+}
+
+// WithAutoNAT sets whether the node runs AutoNAT: the v2 client that asks
+// peers to dial its addresses back, and the service that answers such
+// requests. Default on. Each adds a small dialing host; in-process
+// simulations of many nodes on loopback, where reachability means
+// nothing, may turn it off.
+func WithAutoNAT(on bool) Option {
+	return func(o *options) error { o.autoNAT = on; return nil }
 }
 
 // WithRelayService sets whether the node offers a circuit relay v2 service

@@ -286,7 +286,10 @@ level = "debug"
 		}
 	}
 
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	// Usually done in 15 to 25 s. A hole punch that fails is tried
+	// again when the relay ends the relayed connection (2 min) and
+	// discovery dials through a relay again: the deadline allows one.
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
 	for _, p := range nodes {
 		p.cmd = exec.Command("ip", "netns", "exec", tp.ns(p.ns), bin, "--data-dir", p.dir, "run")
