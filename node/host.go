@@ -54,7 +54,7 @@ type hostNet struct {
 	emitter event.Emitter
 
 	mu           sync.Mutex // guards reachability and reachableV2
-	reachability string     // from AutoNAT v1 (or forced)
+	reachability string     // from the reachability event (AutoNAT v1, or v2's verdict re-emitted), or forced
 	reachableV2  int        // addresses AutoNAT v2 confirmed reachable
 }
 
