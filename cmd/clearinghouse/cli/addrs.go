@@ -49,6 +49,9 @@ func dialableAddrs(c config.Network, id peer.ID) (addrs, notes []string, err err
 			continue
 		}
 		for _, r := range resolved {
+			if manet.IsIP6LinkLocal(r) {
+				continue // needs a zone; nobody else can dial it
+			}
 			out = append(out, r.String())
 		}
 	}
