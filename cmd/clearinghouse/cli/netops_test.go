@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -166,4 +167,34 @@ func TestStatusNet(t *testing.T) {
 	r := e.run(t, "status").mustSucceed(t)
 	wantContains(t, r.stdout, "reachability: unknown", "relays:      none",
 		"peer:        "+e.net.Nodes[1].ID().String()+" direct member /ip4/127.0.0.1/tcp/")
+}
+
+// TestRunAfterRestore: the run after a restore confirms the node's chain
+// with its peers (its store may lack its latest records), and clears the
+// marker so that later runs do not.
+func TestRunAfterRestore(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "node")
+	runCLI(t, "--data-dir", dir, "init").mustSucceed(t)
+	dd := config.DataDir{Path: dir}
+	if err := os.MkdirAll(dd.StorePath(), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	marker := filepath.Join(dir, node.RestoredMarker)
+	if err := os.WriteFile(marker, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []bool{true, false} {
+		ctx, cancel := context.WithCancel(t.Context())
+		n, wait, _, stderr := runFake(t, ctx, "--data-dir", dir, "run")
+		cancel()
+		if code := wait(); code != 0 {
+			t.Fatalf("run %d: exit %d; stderr:\n%s", i, code, stderr)
+		}
+		if n.params.recoverChain != want {
+			t.Errorf("run %d: recoverChain = %v, want %v", i, n.params.recoverChain, want)
+		}
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("the restore marker is still there")
+	}
 }
