@@ -179,8 +179,10 @@ type proc struct {
 
 // TestNATTraversal: two members on the public internet, and two at home,
 // each behind its own NAT router (masquerade, stateful firewall). The home
-// members start with the genesis and one bootstrap address. Through the
-// federation's DHT every node finds every other; the home members reserve
+// members start with the genesis and one bootstrap address each; the public
+// members with none, sharing a LAN, find each other by mDNS and learn that
+// they are public with AutoNAT. Through the federation's DHT every node
+// finds every other (nothing else links the two halves); the home members reserve
 // relay slots on the public ones, and their connection to each other
 // becomes direct by DCUtR hole punching (asserted from the connection's
 // remote address); every record published anywhere is stored everywhere.
@@ -244,6 +246,7 @@ func TestNATTraversal(t *testing.T) {
 	for i, p := range nodes {
 		var listen []string
 		var bootstrap []string
+		mdns := false
 		// Home members are known to be behind NAT; in a network this
 		// small AutoNAT cannot tell (libp2p trusts an observed address
 		// only from four distinct observers).
@@ -252,9 +255,9 @@ func TestNATTraversal(t *testing.T) {
 			port := 4001 + i
 			listen = []string{fmt.Sprintf("/ip4/%s.1/tcp/%d", inetPrefix, port), fmt.Sprintf("/ip4/%s.1/udp/%d/quic-v1", inetPrefix, port)}
 			reach = "auto"
-			if i == 1 {
-				bootstrap = []string{pubAddr(0)}
-			}
+			// The two public members share a LAN (the bridge) and
+			// know no bootstrap peer: they find each other by mDNS.
+			mdns = true
 		} else {
 			listen = []string{"/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1"}
 			// Each home member knows one public member only.
@@ -270,6 +273,7 @@ name = "Org %s"
 listen = %s
 bootstrap = %s
 reachability = %q
+mdns = %v
 want_peers = 3
 [api]
 listen = "127.0.0.1:%d"
@@ -277,7 +281,7 @@ listen = "127.0.0.1:%d"
 interval = "2s"
 [log]
 level = "debug"
-`, p.name, q(listen), q(bootstrap), reach, p.apiPort)
+`, p.name, q(listen), q(bootstrap), reach, mdns, p.apiPort)
 		if err := os.WriteFile(config.DataDir{Path: p.dir}.ConfigPath(), []byte(cfg), 0o644); err != nil {
 			t.Fatal(err)
 		}
