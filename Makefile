@@ -63,6 +63,8 @@ fuzz:
 	go test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 60s ./protocol/
 	go test -run '^$$' -fuzz '^FuzzValidate$$' -fuzztime 60s ./protocol/
 
-## build: the binary, into ./bin.
+## build: the static binary, into ./bin (or BIN=path). deploy/Containerfile
+## runs this target too, so the image holds the same binary.
+BIN ?= bin/clearinghouse
 build:
-	go build -o bin/clearinghouse ./cmd/clearinghouse
+	CGO_ENABLED=0 go build -trimpath -o $(BIN) ./cmd/clearinghouse

@@ -66,6 +66,47 @@ type Network struct {
 	// watermark, in connections: trimming starts above this many. Must be
 	// >= ConnLow. Default DefaultConnHigh.
 	ConnHigh int `toml:"conn_high"`
+	// Announce [network.announce] are the addresses other peers are told
+	// to dial, replacing the listen addresses in what the node advertises:
+	// for a node behind a port forward or with a DNS name, e.g.
+	// "/dns4/node.example.org/tcp/4001". Each must be a multiaddr with a
+	// non-zero port, no wildcard IP and no /p2p/ part. Default empty (the
+	// listen addresses, wildcards expanded to the interfaces' addresses).
+	Announce []string `toml:"announce"`
+	// Reachability [network.reachability] is "auto" (AutoNAT finds out),
+	// "public" (the node is known to be dialable from the internet: its
+	// DHT serves at once) or "private" (known not to be: it reserves relay
+	// slots at once). Default DefaultReachability.
+	Reachability string `toml:"reachability"`
+	// RelayService [network.relay_service] reports whether the node offers
+	// a circuit relay v2 service to private nodes while it is publicly
+	// reachable (limits in docs/operations.md). Default
+	// DefaultRelayService.
+	RelayService bool `toml:"relay_service"`
+	// NATPortMap [network.nat_port_map] reports whether the node asks the
+	// local router by UPnP or NAT-PMP to forward its ports. Default
+	// DefaultNATPortMap.
+	NATPortMap bool `toml:"nat_port_map"`
+	// DHT [network.dht] reports whether the node runs the federation's
+	// private DHT to advertise itself and find peers. Default DefaultDHT.
+	DHT bool `toml:"dht"`
+	// MDNS [network.mdns] reports whether the node finds peers on the local
+	// network by mDNS. Default DefaultMDNS.
+	MDNS bool `toml:"mdns"`
+	// WantPeers [network.want_peers] is how many connected peers the node
+	// wants, in peers: below it, it keeps dialling its bootstrap peers
+	// with backoff (1 s doubling to 1 min) and the peers it finds. Must be
+	// >= 1. Default DefaultWantPeers.
+	WantPeers int `toml:"want_peers"`
+	// ResourceMemoryMB [network.resource_memory_mb] is the memory libp2p's
+	// resource manager lets connections and streams use, in MiB; its
+	// per-peer and per-protocol limits scale with it. Must be >= 64.
+	// Default DefaultResourceMemoryMB.
+	ResourceMemoryMB int `toml:"resource_memory_mb"`
+	// ResourceFDs [network.resource_fds] is the number of file descriptors
+	// the resource manager lets connections use. Must be >= 64. Default
+	// DefaultResourceFDs.
+	ResourceFDs int `toml:"resource_fds"`
 }
 
 // API is the [api] table of the configuration.

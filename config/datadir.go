@@ -89,6 +89,12 @@ func Init(dir string) (created bool, err error) {
 // order config, key, token; the result is empty if all of them existed. On
 // error, the files created before it are returned too.
 func InitFiles(dir string) (made []string, err error) {
+	return InitFilesWith(dir, Default())
+}
+
+// InitFilesWith is InitFiles writing cfg (such as the public profile,
+// [Public]) as the configuration file if there is none yet.
+func InitFilesWith(dir string, cfg Config) (made []string, err error) {
 	if err := os.MkdirAll(dir, dirMode); err != nil {
 		return nil, fileOpError("create data directory", dir, err)
 	}
@@ -97,7 +103,7 @@ func InitFiles(dir string) (made []string, err error) {
 		path   string
 		create func(string) error
 	}{
-		{dd.ConfigPath(), WriteDefault},
+		{dd.ConfigPath(), func(p string) error { return Write(p, cfg) }},
 		{dd.KeyPath(), writeNewIdentity},
 		{dd.TokenPath(), writeNewToken},
 	}

@@ -23,6 +23,23 @@ const (
 	// DefaultConnHigh is the default of network.conn_high, in connections.
 	DefaultConnHigh = 128
 
+	// DefaultReachability is the default of network.reachability.
+	DefaultReachability = "auto"
+	// DefaultRelayService is the default of network.relay_service.
+	DefaultRelayService = true
+	// DefaultNATPortMap is the default of network.nat_port_map.
+	DefaultNATPortMap = false
+	// DefaultDHT is the default of network.dht.
+	DefaultDHT = true
+	// DefaultMDNS is the default of network.mdns.
+	DefaultMDNS = false
+	// DefaultWantPeers is the default of network.want_peers, in peers.
+	DefaultWantPeers = 8
+	// DefaultResourceMemoryMB is the default of network.resource_memory_mb.
+	DefaultResourceMemoryMB = 512
+	// DefaultResourceFDs is the default of network.resource_fds.
+	DefaultResourceFDs = 1024
+
 	// DefaultAPIListen is the default of api.listen: loopback only.
 	DefaultAPIListen = "127.0.0.1:5080"
 
@@ -54,6 +71,26 @@ func DefaultListenAddrs() []string {
 	return []string{"/ip4/127.0.0.1/tcp/4001", "/ip4/127.0.0.1/udp/4001/quic-v1"}
 }
 
+// PublicListenAddrs returns network.listen of the public profile
+// (clearinghouse init --public): TCP and QUIC on port 4001 on every IPv4
+// and IPv6 interface.
+func PublicListenAddrs() []string {
+	return []string{
+		"/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1",
+		"/ip6/::/tcp/4001", "/ip6/::/udp/4001/quic-v1",
+	}
+}
+
+// Public returns the configuration of the public profile: Default, but
+// listening on every interface (PublicListenAddrs) and announcing the
+// given addresses (which may be empty).
+func Public(announce []string) Config {
+	c := Default()
+	c.Network.Listen = PublicListenAddrs()
+	c.Network.Announce = append([]string{}, announce...)
+	return c
+}
+
 // Default returns the default configuration. Each call returns fresh slices,
 // so the caller may modify the result.
 func Default() Config {
@@ -67,6 +104,16 @@ func Default() Config {
 			Bootstrap: []string{},
 			ConnLow:   DefaultConnLow,
 			ConnHigh:  DefaultConnHigh,
+			Announce:  []string{},
+
+			Reachability:     DefaultReachability,
+			RelayService:     DefaultRelayService,
+			NATPortMap:       DefaultNATPortMap,
+			DHT:              DefaultDHT,
+			MDNS:             DefaultMDNS,
+			WantPeers:        DefaultWantPeers,
+			ResourceMemoryMB: DefaultResourceMemoryMB,
+			ResourceFDs:      DefaultResourceFDs,
 		},
 		API:     API{Listen: DefaultAPIListen},
 		Log:     Log{Level: DefaultLogLevel, Format: DefaultLogFormat},

@@ -46,6 +46,26 @@ func (c Config) Validate() error {
 		add(keyError("network.conn_high", "must be >= network.conn_low (%d), not %d", c.Network.ConnLow, c.Network.ConnHigh))
 	}
 
+	for i, s := range c.Network.Announce {
+		if err := checkAnnounce(s); err != nil {
+			add(&Error{Key: fmt.Sprintf("network.announce[%d]", i), Err: err})
+		}
+	}
+	switch c.Network.Reachability {
+	case "auto", "public", "private":
+	default:
+		add(keyError("network.reachability", `must be "auto", "public" or "private", not %q`, c.Network.Reachability))
+	}
+	if c.Network.WantPeers < 1 {
+		add(keyError("network.want_peers", "must be >= 1, not %d", c.Network.WantPeers))
+	}
+	if c.Network.ResourceMemoryMB < 64 {
+		add(keyError("network.resource_memory_mb", "must be >= 64, not %d", c.Network.ResourceMemoryMB))
+	}
+	if c.Network.ResourceFDs < 64 {
+		add(keyError("network.resource_fds", "must be >= 64, not %d", c.Network.ResourceFDs))
+	}
+
 	if err := checkHostPort(c.API.Listen); err != nil {
 		add(&Error{Key: "api.listen", Err: err})
 	}
@@ -96,6 +116,36 @@ func checkHostPort(s string) error {
 		// Port 0 would bind a port chosen at random, which the client
 		// commands, reading this same key, could not find.
 		return fmt.Errorf("invalid host:port %q: port must be a number from 1 to 65535 (clients find the API at this address, so it cannot be 0)", s)
+	}
+	return nil
+}
+
+// checkAnnounce returns an error unless s is an address another peer can
+// dial: a valid multiaddr with a non-zero TCP or UDP port, no wildcard IP
+// and no /p2p/ part.
+func checkAnnounce(s string) error {
+	a, err := multiaddr.NewMultiaddr(s)
+	if err != nil {
+		return fmt.Errorf("invalid multiaddr %q: %w", s, err)
+	}
+	if _, err := a.ValueForProtocol(multiaddr.P_P2P); err == nil {
+		return fmt.Errorf("%q: must not contain /p2p/ (the node adds its peer id)", s)
+	}
+	port := ""
+	for _, p := range []int{multiaddr.P_TCP, multiaddr.P_UDP} {
+		if v, err := a.ValueForProtocol(p); err == nil {
+			port = v
+		}
+	}
+	if port == "" || port == "0" {
+		return fmt.Errorf("%q: needs a non-zero tcp or udp port (others cannot dial port 0)", s)
+	}
+	for _, p := range []int{multiaddr.P_IP4, multiaddr.P_IP6} {
+		if v, err := a.ValueForProtocol(p); err == nil {
+			if ip := net.ParseIP(v); ip != nil && ip.IsUnspecified() {
+				return fmt.Errorf("%q: must not be a wildcard address (announce the address others dial)", s)
+			}
+		}
 	}
 	return nil
 }

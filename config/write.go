@@ -51,6 +51,29 @@ on the other node. Each must be a valid multiaddr with a /p2p/ peer id.`,
 node closes connections down to this many. Must be >= 1.`,
 	"network.conn_high": `Connection manager high watermark, in connections: above this many, the
 node starts trimming. Must be >= network.conn_low.`,
+	"network.announce": `Addresses other peers are told to dial, instead of the listen addresses:
+for a node behind a port forward or with a DNS name, e.g.
+["/dns4/node.example.org/tcp/4001", "/dns4/node.example.org/udp/4001/quic-v1"].
+Each needs a non-zero port, no wildcard IP and no /p2p/ part. Empty: the
+listen addresses, wildcards expanded to the interfaces' addresses.`,
+	"network.reachability": `"auto": AutoNAT finds out whether others can dial this node; "public": it
+is known to be dialable (its DHT serves at once); "private": it is known
+not to be (it reserves relay slots and hole-punches at once).`,
+	"network.relay_service": `Offer a circuit relay v2 service to private nodes while this node is
+publicly reachable (2 min and 1 MiB per relayed connection, 128
+reservations). true or false.`,
+	"network.nat_port_map": `Ask the local router by UPnP or NAT-PMP to forward the listen ports.
+true or false.`,
+	"network.dht": `Run the federation's private DHT, to advertise this node and find the
+others (and the followers of each issue). true or false.`,
+	"network.mdns": `Find peers of the federation on the local network by mDNS. true or false.`,
+	"network.want_peers": `How many connected peers the node wants: below it, it keeps dialling
+network.bootstrap (backoff 1 s doubling to 1 min) and the peers found in
+the DHT. Must be >= 1.`,
+	"network.resource_memory_mb": `Memory libp2p's resource manager lets connections and streams use, in
+MiB; the per-peer and per-protocol limits scale with it. Must be >= 64.`,
+	"network.resource_fds": `File descriptors the resource manager lets connections use. Must be
+>= 64.`,
 	"api.listen": `Address of the HTTP API, as host:port. The default is loopback only;
 an empty host (":5080") listens on all interfaces. The port must be a
 number from 1 to 65535 (not 0: the client commands find the API at this
@@ -71,33 +94,49 @@ must be > 0.`,
 // error then wraps fs.ErrExist. The directory must exist. Loading the file
 // back gives [Default].
 func WriteDefault(path string) error {
-	data, err := renderDefault()
+	return Write(path, Default())
+}
+
+// Write writes cfg to path as WriteDefault does, each key commented with
+// its meaning and its default (which may differ from the value written, as
+// in the public profile, [Public]). It refuses to overwrite an existing
+// file: the error then wraps fs.ErrExist.
+func Write(path string, cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	data, err := render(cfg)
 	if err != nil {
 		return err
 	}
 	return writeNewFile(path, data, 0o644)
 }
 
-// renderDefault returns the file written by WriteDefault.
-func renderDefault() ([]byte, error) {
+// render returns the file written by Write.
+func render(c Config) ([]byte, error) {
 	var b bytes.Buffer
 	b.WriteString(fileHeader)
-	cfg := reflect.ValueOf(Default())
+	def := reflect.ValueOf(Default())
+	cfg := reflect.ValueOf(c)
 	for i := range cfg.NumField() {
 		section := tomlName(cfg.Type().Field(i))
 		b.WriteString("\n")
 		comment(&b, sectionDocs[section])
 		fmt.Fprintf(&b, "[%s]\n", section)
-		sv := cfg.Field(i)
+		sv, dv := cfg.Field(i), def.Field(i)
 		for j := range sv.NumField() {
 			key := tomlName(sv.Type().Field(j))
 			line, err := encodeKey(key, sv.Field(j).Interface())
 			if err != nil {
 				return nil, fmt.Errorf("config: render %s.%s: %w", section, key, err)
 			}
+			defLine, err := encodeKey(key, dv.Field(j).Interface())
+			if err != nil {
+				return nil, fmt.Errorf("config: render %s.%s: %w", section, key, err)
+			}
 			b.WriteString("\n")
 			comment(&b, keyDocs[section+"."+key])
-			comment(&b, "Default: "+strings.TrimSpace(strings.TrimPrefix(line, key+" = "))+".")
+			comment(&b, "Default: "+strings.TrimSpace(strings.TrimPrefix(defLine, key+" = "))+".")
 			b.WriteString(line)
 		}
 	}

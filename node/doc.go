@@ -53,4 +53,15 @@
 // lacks by CID in pipelined batches, and ingests the records through the
 // same validation as gossip, on the verifier pool (ingestMany). It also
 // serves the same protocol to its peers, observers included.
+//
+// The host (host.go) listens on TCP and QUIC, announces the addresses
+// others can dial (WithAnnounce), learns its reachability with AutoNAT,
+// offers a limited circuit relay v2 service while public, and while private
+// reserves relay slots and upgrades relayed connections by DCUtR hole
+// punching. Its connection manager protects members' connections; its
+// resource manager bounds every protocol. Discovery (discovery.go) dials
+// the bootstrap peers with backoff while the node has fewer peers than it
+// wants, and advertises and finds peers in a Kademlia DHT private to the
+// federation, on rendezvous keys of the network and of each followed issue.
+// Backups (backup.go) are pebble checkpoints of the running store.
 package node

@@ -19,7 +19,12 @@ type metrics struct {
 	bytes    prometheus.GaugeFunc   // bytes of records in the store
 	peers    prometheus.GaugeFunc   // connected peers
 	info     *prometheus.GaugeVec   // constant 1 with network and role labels
-	reg      *prometheus.Registry   // where all of the above live
+	// bootstrapDials counts dials of bootstrap peers, by result.
+	bootstrapDials *prometheus.CounterVec
+	// netGauges are the gauges of NetStatus: reachability, relay
+	// reservations, direct and relayed peers.
+	netGauges []prometheus.Collector
+	reg       *prometheus.Registry // where all of the above live
 }
 
 func newMetrics(reg *prometheus.Registry, n *Node) *metrics {
@@ -43,6 +48,10 @@ func newMetrics(reg *prometheus.Registry, n *Node) *metrics {
 			Help:    "Records validated together by one verifier (their signatures checked in one batch).",
 			Buckets: []float64{1, 2, 4, 8, 16, 32, 64},
 		}),
+		bootstrapDials: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "clearinghouse", Name: "bootstrap_dials_total",
+			Help: "Dials of bootstrap peers by the discovery loop, by result (ok, failed).",
+		}, []string{"result"}),
 		info: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: "clearinghouse", Name: "node_info",
 			Help: "Constant 1, labelled with the node's network id and role.",
@@ -76,13 +85,48 @@ func newMetrics(reg *prometheus.Registry, n *Node) *metrics {
 		Namespace: "clearinghouse", Name: "peers",
 		Help: "Connected libp2p peers.",
 	}, func() float64 { return float64(len(n.host.Network().Peers())) })
+	netGauge := func(name, help string, f func(NetStatus) float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "clearinghouse", Name: name, Help: help},
+			func() float64 { return f(n.NetStatus()) })
+	}
+	m.netGauges = []prometheus.Collector{
+		netGauge("reachability", "The node's reachability: 1 public, 0 unknown, -1 private (AutoNAT, or forced by network.reachability).",
+			func(s NetStatus) float64 {
+				switch s.Reachability {
+				case ReachabilityPublic:
+					return 1
+				case ReachabilityPrivate:
+					return -1
+				}
+				return 0
+			}),
+		netGauge("relay_reservations", "Relays holding a reservation for this node.",
+			func(s NetStatus) float64 { return float64(len(s.Relays)) }),
+		netGauge("peers_direct", "Connected peers with a direct connection.",
+			func(s NetStatus) float64 { return float64(countPeers(s, true)) }),
+		netGauge("peers_relayed", "Connected peers reached only through a relay.",
+			func(s NetStatus) float64 { return float64(countPeers(s, false)) }),
+	}
 	return m
+}
+
+// countPeers counts the peers of s with a direct connection (direct) or
+// with relayed connections only.
+func countPeers(s NetStatus, direct bool) int {
+	k := 0
+	for _, p := range s.Peers {
+		if p.Direct == direct {
+			k++
+		}
+	}
+	return k
 }
 
 // register adds the metrics to the registry; duplicates (a shared
 // registry) are an error.
 func (m *metrics) register(withProcess bool) error {
-	cs := []prometheus.Collector{m.accepted, m.rejected, m.ingest, m.batch, m.pending, m.stored, m.bytes, m.peers, m.info}
+	cs := []prometheus.Collector{m.accepted, m.rejected, m.ingest, m.batch, m.pending, m.stored, m.bytes, m.peers, m.info, m.bootstrapDials}
+	cs = append(cs, m.netGauges...)
 	if withProcess {
 		cs = append(cs, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
@@ -99,4 +143,13 @@ func (m *metrics) reject(reason protocol.Reason, topic string) {
 		topic = "-"
 	}
 	m.rejected.WithLabelValues(string(reason), topic).Inc()
+}
+
+// bootstrapDial counts one dial of a bootstrap peer by its result.
+func (m *metrics) bootstrapDial(err error) {
+	result := "ok"
+	if err != nil {
+		result = "failed"
+	}
+	m.bootstrapDials.WithLabelValues(result).Inc()
 }

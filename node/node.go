@@ -12,17 +12,12 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/ipfs/go-cid"
-	"github.com/libp2p/go-libp2p"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	pb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
-	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
-	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	"github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -65,6 +60,11 @@ type Node struct {
 	rejections rejectionHub
 	mesh       *meshTracker
 	sync       *syncer
+	net        *hostNet   // host.go
+	disc       *discovery // discovery.go; nil until New has started it
+	// peerWake is signalled (without blocking) when the set of connected
+	// peers changes; the discovery loop waits on it.
+	peerWake chan struct{}
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -115,7 +115,7 @@ func New(ctx context.Context, opts ...Option) (_ *Node, err error) {
 			return nil, err
 		}
 	}
-	n := &Node{opts: o, log: o.logger, topics: map[string]*joined{}, events: newEventHub(), mesh: newMeshTracker(), done: make(chan struct{})}
+	n := &Node{opts: o, log: o.logger, topics: map[string]*joined{}, events: newEventHub(), mesh: newMeshTracker(), done: make(chan struct{}), peerWake: make(chan struct{}, 1)}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	var cleanup []func() error
 	defer func() {
@@ -211,25 +211,10 @@ func New(ctx context.Context, opts ...Option) (_ *Node, err error) {
 	// starts serving and pulling in step 7.
 	n.sync = newSyncer(n)
 
-	// 5. The libp2p host: TCP and QUIC, default security (Noise, TLS).
-	cm, err := connmgr.NewConnManager(o.connLow, o.connHigh)
-	if err != nil {
-		return nil, fmt.Errorf("node: connection manager: %w", err)
-	}
-	hopts := []libp2p.Option{
-		libp2p.Identity(o.identity),
-		libp2p.ListenAddrs(o.listen...),
-		libp2p.Transport(tcp.NewTCPTransport),
-		libp2p.Transport(quic.NewTransport),
-		libp2p.ConnectionManager(cm),
-		libp2p.DisableRelay(),
-		libp2p.PrometheusRegisterer(reg),
-	}
-	if o.gater != nil {
-		hopts = append(hopts, libp2p.ConnectionGater(o.gater))
-	}
-	if n.host, err = libp2p.New(hopts...); err != nil {
-		return nil, fmt.Errorf("node: start libp2p host: %w", err)
+	// 5. The libp2p host (host.go): TCP and QUIC, default security (Noise,
+	// TLS), connection and resource managers, NAT traversal.
+	if n.host, err = n.newHost(reg); err != nil {
+		return nil, err
 	}
 	cleanup = append(cleanup, n.host.Close)
 	if err := n.metrics.register(ownRegistry); err != nil {
@@ -240,6 +225,10 @@ func New(ctx context.Context, opts ...Option) (_ *Node, err error) {
 		role = "observer"
 	}
 	n.metrics.info.WithLabelValues(n.network.String(), role).Set(1)
+	// Reachability and member protection follow the host's events.
+	if err := n.startHostEvents(); err != nil {
+		return nil, err
+	}
 
 	// 6. Gossipsub: message id = record CID, no gossipsub-level signing
 	// (the record signature is the authority).
@@ -305,19 +294,14 @@ func New(ctx context.Context, opts ...Option) (_ *Node, err error) {
 	// stopped go through ingest again, in the background.
 	n.wg.Go(n.reingestPending)
 
-	// 10. Bootstrap peers, in the background: a node must start even if
-	// they are down.
-	for _, ai := range o.bootstrap {
-		n.wg.Go(func() {
-			cctx, cancel := context.WithTimeout(n.ctx, 30*time.Second)
-			defer cancel()
-			if err := n.host.Connect(cctx, ai); err != nil {
-				n.log.Warn("bootstrap peer unreachable", "peer", ai.ID, "err", err)
-				return
-			}
-			n.log.Info("connected to bootstrap peer", "peer", ai.ID)
-		})
+	// 10. Discovery (discovery.go), in the background: bootstrap peers,
+	// retried while the node has fewer peers than it wants, the private
+	// DHT and mDNS. A node must start even if its bootstrap peers are down.
+	if n.disc, err = newDiscovery(n); err != nil {
+		return nil, err
 	}
+	cleanup = append(cleanup, n.disc.close)
+	n.wg.Go(func() { n.disc.run(n.ctx) })
 
 	n.log.Info("node started", "peer", n.host.ID(), "network", n.network, "federation", n.genesis.Name,
 		"role", role, "dev_federation", n.devNet, "addrs", n.host.Addrs())
@@ -661,7 +645,11 @@ func (n *Node) Close() error {
 		j.sub.Cancel()
 		_ = j.topic.Close()
 	}
-	errs := []error{n.host.Close()}
+	var errs []error
+	if n.disc != nil {
+		errs = append(errs, n.disc.close())
+	}
+	errs = append(errs, n.host.Close())
 	n.wg.Wait()
 	errs = append(errs, n.store.Close())
 	n.events.closeAll()
@@ -711,7 +699,10 @@ func (n *Node) ID() peer.ID { return n.host.ID() }
 // Host returns the node's libp2p host.
 func (n *Node) Host() host.Host { return n.host }
 
-// Addrs returns the node's listen addresses, each ending in /p2p/<peer id>.
+// Addrs returns the addresses other peers can dial the node on, each ending
+// in /p2p/<peer id>: the announced ones (WithAnnounce) or the listen
+// addresses with the ports bound and wildcards expanded to the interfaces'
+// addresses, plus relay addresses while the node holds reservations.
 func (n *Node) Addrs() []multiaddr.Multiaddr {
 	p2p, err := multiaddr.NewComponent("p2p", n.host.ID().String())
 	if err != nil {

@@ -16,7 +16,8 @@ import (
 	"github.com/clearinghouse-net/clearinghouse/protocol"
 )
 
-// Defaults. Every default of the node is here.
+// Defaults. Every default of the node is here, but those of its networking
+// (discovery, NAT traversal, resources), in options_net.go.
 const (
 	// DefaultPendingRecords bounds how many records may wait for their causal past.
 	DefaultPendingRecords = 10_000
@@ -68,6 +69,7 @@ type options struct {
 	recoverChain   bool
 	storeCache     int64  // 0: the store's default
 	storeFS        vfs.FS // nil: the OS file system (or memory, WithInMemory)
+	netOptions            // options_net.go
 }
 
 func defaults() options {
@@ -80,6 +82,7 @@ func defaults() options {
 		connHigh:       DefaultConnHigh,
 		syncInterval:   DefaultSyncInterval,
 		syncPenalty:    DefaultSyncPenalty,
+		netOptions:     netDefaults(),
 	}
 }
 
@@ -148,7 +151,9 @@ func WithListenAddrs(addrs []string) Option {
 }
 
 // WithBootstrap sets peers to connect to at start, as multiaddrs ending in
-// /p2p/<peer id>.
+// /p2p/<peer id>. The node dials them again, with backoff (see
+// WithBootstrapBackoff), whenever it has fewer peers than it wants
+// (WithWantPeers), and they seed its DHT.
 func WithBootstrap(addrs []string) Option {
 	return func(o *options) error {
 		for i, s := range addrs {

@@ -29,7 +29,7 @@
 // strings never contain 0x00, which therefore terminates them inside keys.
 // Author keys are always 32 bytes (an ed25519 public key).
 //
-//	0x00                                  schema version (one byte, currently 1)
+//	0x00                                  format version (one byte, FormatVersion; format.go)
 //	0x01 | cid                            block: the exact record bytes
 //	0x02 | cid                            meta: encoded Meta (see below)
 //	0x03 | arrival                        arrival index: encoded Meta

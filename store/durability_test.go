@@ -124,7 +124,7 @@ func TestOpenRejectsInconsistentStore(t *testing.T) {
 	wantNoErr(t, s.db.Set(schemaKey, []byte{99}, nil))
 	wantNoErr(t, s.Close())
 	_, err = open()
-	wantErr(t, err, ErrIncompatible)
+	wantErr(t, err, ErrNewerFormat)
 }
 
 // TestConcurrentPutsGroupCommit puts from many goroutines on a crashable

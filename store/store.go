@@ -21,6 +21,10 @@ import (
 type Store struct {
 	db  *pebble.DB
 	log *slog.Logger
+	// onDisk reports whether the store is on the operating system's file
+	// system (not WithInMemory or WithFS): only then can it be
+	// checkpointed to a directory.
+	onDisk bool
 
 	// mu guards closed and the lifetime of db and reqs: every read holds
 	// it shared for the duration of its pebble calls, Put holds it shared
@@ -109,13 +113,14 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	}
 	s := &Store{
 		db:       db,
+		onDisk:   popts.FS == nil,
 		log:      o.logger,
 		reqs:     make(chan *putReq, o.maxBatch),
 		maxBatch: o.maxBatch,
 		tops:     newChainTops(),
 		heads:    newTopicHeads(),
 	}
-	if err := s.recover(); err != nil {
+	if err := s.recover(dir); err != nil {
 		return nil, errors.Join(err, db.Close())
 	}
 	s.wg.Go(s.commitLoop)
@@ -123,25 +128,17 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	return s, nil
 }
 
-// recover reads the schema version and totals, checking the totals against
+// recover checks the format version (format.go) and reads the totals, checking the totals against
 // the last key of the arrival index. It reads exactly three keys however large
 // the store is; every index is persisted and none is rebuilt.
-func (s *Store) recover() error {
+func (s *Store) recover(dir string) error {
 	s.openReads++
-	v, err := s.getCopy(schemaKey)
-	switch {
-	case errors.Is(err, ErrNotFound):
-		if err := s.db.Set(schemaKey, []byte{schemaV1}, pebble.Sync); err != nil {
-			return fmt.Errorf("store: write schema version: %w", err)
-		}
-	case err != nil:
+	if err := s.checkFormat(dir); err != nil {
 		return err
-	case len(v) != 1 || v[0] != schemaV1:
-		return fmt.Errorf("%w: schema version %x, want %d", ErrIncompatible, v, schemaV1)
 	}
 
 	s.openReads++
-	v, err = s.getCopy(statsKey)
+	v, err := s.getCopy(statsKey)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		s.totals = Stats{}

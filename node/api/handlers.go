@@ -37,6 +37,9 @@ type StatusView struct {
 	// Sync is, per topic and peer, how far behind the node was at the last
 	// reconciliation (records the peer had that this node lacked).
 	Sync []SyncView `json:"sync"`
+	// Net is the node's place on the network: reachability, relay
+	// reservations, and whether each connection is direct or relayed.
+	Net NetView `json:"net"`
 }
 
 // SyncView is the sync progress of one topic with one peer.
@@ -109,6 +112,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	for _, t := range ts {
 		v.TopicRecords = append(v.TopicRecords, TopicCounts{Topic: t.Topic, Records: t.Records, LastArrival: t.LastArrival})
 	}
+	v.Net = netView(n.NetStatus())
 	writeJSON(w, http.StatusOK, v)
 }
 

@@ -220,6 +220,7 @@ func (s *Server) routes() http.Handler {
 		mux.Handle("POST "+Prefix+"/issues/{slug}/follow", s.auth(s.follow))
 		mux.Handle("DELETE "+Prefix+"/issues/{slug}/follow", s.auth(s.unfollow))
 		mux.Handle("POST "+Prefix+"/sync", s.auth(s.sync))
+		mux.Handle("POST "+Prefix+"/backup", s.auth(s.backup))
 		mux.HandleFunc(Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusNotFound, CodeNotFound, "no such route: "+r.Method+" "+r.URL.Path, "")
 		})

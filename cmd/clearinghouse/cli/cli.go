@@ -168,6 +168,8 @@ Shell completion: clearinghouse completion bash|zsh|fish|powershell --help.`,
 		newGenesisCommand(a),
 		newTestnetCommand(a),
 		newWebCommand(a),
+		newBackupCommand(a),
+		newRestoreCommand(a),
 	)
 	root.AddCommand(clientCommands(a)...)
 	root.AddCommand(openDataCommands(a)...)

@@ -123,6 +123,7 @@ func newStatus(a *app) *cobra.Command {
 				return nil
 			}
 			printStatus(a.stdout, s, a.now())
+			printNet(a.stdout, s)
 			return nil
 		},
 	}

@@ -36,9 +36,9 @@ type apiEnv struct {
 	keys []string
 }
 
-func newAPIEnv(t *testing.T) *apiEnv {
+func newAPIEnv(t *testing.T, opts ...testnet.Option) *apiEnv {
 	t.Helper()
-	net := testnet.New(t, 2, testnet.WithFollow("privacy"))
+	net := testnet.New(t, 2, append([]testnet.Option{testnet.WithFollow("privacy")}, opts...)...)
 	srv, err := api.New(net.Nodes[0], api.WithToken(testToken))
 	if err != nil {
 		t.Fatal(err)

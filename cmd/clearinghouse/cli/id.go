@@ -17,13 +17,16 @@ func newIDCommand(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "id",
 		Short: "Print the node's peer id and addresses",
-		Long: `Print the node's peer id and its configured listen addresses, each ending in
-/p2p/<peer id> so that another node can use it in network.bootstrap. It reads
-the data directory only; it does not start a node or need one running.
+		Long: `Print the node's peer id and the addresses another node can dial it on, each
+ending in /p2p/<peer id> so that another node can use it in
+network.bootstrap. It reads the data directory only; it does not start a node
+or need one running.
 
-The addresses are those of network.listen as configured: a wildcard address
-such as /ip4/0.0.0.0 is printed as it is, and must be replaced with a
-reachable address before another node can dial it.`,
+The addresses are network.announce if set; otherwise network.listen, with a
+wildcard address such as /ip4/0.0.0.0 expanded to this machine's interface
+addresses. A listen address with port 0 gets its port only when the node
+starts: it is left out (with a note on stderr), and "clearinghouse status"
+shows the bound one. Behind NAT, set network.announce to the public address.`,
 		Example: `  clearinghouse id
   clearinghouse id --json | jq -r '.addrs[0]'`,
 		Args: noArgs,
@@ -43,13 +46,12 @@ reachable address before another node can dial it.`,
 			if err != nil {
 				return err
 			}
-			listen := cfg.Network.Listen
-			if len(listen) == 0 { // the documented meaning of an empty list
-				listen = config.DefaultListenAddrs()
-			}
-			addrs, err := p2pAddrs(listen, id)
+			addrs, notes, err := dialableAddrs(cfg.Network, id)
 			if err != nil {
 				return err
+			}
+			for _, n := range notes {
+				fmt.Fprintf(a.stderr, "note: %s\n", n)
 			}
 			if a.jsonOutput() {
 				return printValue(a.stdout, struct {

@@ -15,7 +15,11 @@ import (
 )
 
 func newInitCommand(a *app) *cobra.Command {
-	var genesisFile string
+	var (
+		genesisFile string
+		public      bool
+		announce    []string
+	)
 	cmd := &cobra.Command{
 		Use:   "init",
 		Short: "Create the data directory: configuration, identity key, API token",
@@ -34,9 +38,18 @@ genesis.cbor, so that the node joins that federation when it runs. The genesis
 must be signed by every founder (see clearinghouse genesis); init refuses an
 incomplete one, naming the founders who have not signed, and refuses to
 replace a different genesis already installed. Without a genesis, run founds a
-one-member development federation.`,
+one-member development federation.
+
+With --public, the configuration written is the public profile: the node
+listens on every interface, IPv4 and IPv6, over TCP and QUIC on port 4001
+(network.listen), and announces the --announce addresses, if any, instead of
+its interface addresses (network.announce). Use it for a member's node on a
+server that others must reach; see docs/operations.md for the firewall and
+the relay service it offers. --public and --announce only apply when
+config.toml does not exist yet.`,
 		Example: `  clearinghouse init
   clearinghouse init --genesis genesis.cbor
+  clearinghouse init --public --announce /dns4/node.example.org/tcp/4001 --announce /dns4/node.example.org/udp/4001/quic-v1
   clearinghouse --data-dir /srv/clearinghouse init
   CLEARINGHOUSE_DIR=/tmp/node1 clearinghouse init`,
 		Args: noArgs,
@@ -51,7 +64,17 @@ one-member development federation.`,
 					return err
 				}
 			}
-			made, err := config.InitFiles(dd.Path)
+			if len(announce) > 0 && !public {
+				return &usageError{errors.New("--announce needs --public")}
+			}
+			cfg := config.Default()
+			if public {
+				cfg = config.Public(announce)
+				if err := cfg.Validate(); err != nil {
+					return &usageError{fmt.Errorf("--announce: %w", err)}
+				}
+			}
+			made, err := config.InitFilesWith(dd.Path, cfg)
 			if err != nil {
 				return err
 			}
@@ -97,6 +120,8 @@ one-member development federation.`,
 		},
 	}
 	cmd.Flags().StringVar(&genesisFile, "genesis", "", "install this fully signed genesis file, to join its federation")
+	cmd.Flags().BoolVar(&public, "public", false, "write the public profile: listen on all interfaces over TCP and QUIC, port 4001")
+	cmd.Flags().StringArrayVar(&announce, "announce", nil, "with --public: an address others dial, e.g. /dns4/node.example.org/tcp/4001; repeat for several")
 	return cmd
 }
 

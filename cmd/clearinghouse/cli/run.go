@@ -164,6 +164,9 @@ func (a *app) run(ctx context.Context, o runOverrides) error {
 	// then peers answer seq 0 and nothing is lost but a round trip).
 	_, serr := os.Stat(dd.StorePath())
 	recoverChain := errors.Is(serr, fs.ErrNotExist) && !slices.Contains(made, dd.KeyPath())
+	// A restored store may lack the node's latest records: the same rule.
+	restored := restoredMarker(dd)
+	recoverChain = recoverChain || restored
 	if recoverChain {
 		logger.Warn("identity key without a store: this node will confirm its chain heads with peers before it publishes",
 			"store", dd.StorePath())
@@ -172,6 +175,11 @@ func (a *app) run(ctx context.Context, o runOverrides) error {
 	n, err := a.start(ctx, nodeParams{identity: key, dataDir: dd, config: cfg, logger: logger, recoverChain: recoverChain})
 	if err != nil {
 		return err
+	}
+	if restored {
+		if err := clearRestoredMarker(dd); err != nil {
+			logger.Warn("restore marker not removed", "err", err)
+		}
 	}
 	if err := a.printBanner(n); err != nil {
 		_ = n.Close()

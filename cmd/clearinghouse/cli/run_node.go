@@ -45,6 +45,14 @@ func startNode(ctx context.Context, p nodeParams) (_ runningNode, err error) {
 		node.WithRecoverChain(p.recoverChain),
 		node.WithSyncInterval(cfg.Sync.Interval.Std()),
 		node.WithStoreCache(int64(cfg.Store.CacheMB)<<20),
+		node.WithAnnounce(cfg.Network.Announce),
+		node.WithReachability(reachability(cfg.Network.Reachability)),
+		node.WithRelayService(cfg.Network.RelayService),
+		node.WithNATPortMap(cfg.Network.NATPortMap),
+		node.WithDHT(cfg.Network.DHT),
+		node.WithMDNS(cfg.Network.MDNS),
+		node.WithWantPeers(cfg.Network.WantPeers),
+		node.WithResourceLimits(int64(cfg.Network.ResourceMemoryMB)<<20, cfg.Network.ResourceFDs),
 	)
 	if err != nil {
 		return nil, err // not n: a nil *node.Node in an interface is not nil
@@ -108,4 +116,12 @@ func (n *nodeWithAPI) Close() error {
 	err := n.api.Close()
 	n.wg.Wait()
 	return errors.Join(err, n.Node.Close())
+}
+
+// reachability maps network.reachability to node.WithReachability.
+func reachability(s string) string {
+	if s == "auto" {
+		return ""
+	}
+	return s
 }
