@@ -44,6 +44,34 @@ type fedState struct {
 
 	index  *gov.Index
 	issues map[string]*gov.Issue
+	// stale reports whether the issues' whole-set membership
+	// (gov.Issue.SetMembers) lags a members-topic record or a new issue;
+	// refresh brings it up to date before a read.
+	stale bool
+}
+
+// refresh gives every issue the membership of every record applied, which
+// the effects of process records (adoption, stage, the audit) are derived
+// from. It takes the write lock only when something changed.
+func (s *fedState) refresh() {
+	s.mu.RLock()
+	stale := s.stale
+	s.mu.RUnlock()
+	if !stale {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.stale {
+		return
+	}
+	if s.all == nil {
+		s.all = protocol.DeriveMembers(s.g, s.mrecs)
+	}
+	for _, is := range s.issues {
+		is.SetMembers(wholeRoster{s.all})
+	}
+	s.stale = false
 }
 
 func newFedState(g *protocol.Genesis) (*fedState, error) {
@@ -174,6 +202,7 @@ func (s *fedState) admit(r *protocol.Record) error {
 		own[i/64] |= 1 << (i % 64)
 		s.mclosure = append(s.mclosure, own)
 		s.all = nil
+		s.stale = true
 		return nil
 	}
 	set := s.membersAt(cl)
@@ -195,6 +224,7 @@ func (s *fedState) admit(r *protocol.Record) error {
 				return err
 			}
 			s.issues[slug] = is
+			s.stale = true
 		}
 		if err := is.Apply(r, ros); err != nil {
 			return err
@@ -219,6 +249,22 @@ func (r roster) Lookup(key []byte) (protocol.Member, bool) {
 }
 func (r roster) Groups() []string  { return r.set.Groups() }
 func (r roster) Regions() []string { return r.set.Regions() }
+
+// wholeRoster adapts the membership of every record applied to the
+// gov.Issue.SetMembers contract: Lookup resolves every key a current
+// member ever held, so a rotation does not make its holder's earlier
+// records count for nothing.
+type wholeRoster struct{ set *protocol.MemberSet }
+
+func (r wholeRoster) Lookup(key []byte) (protocol.Member, bool) {
+	m, ok := r.set.KeyHistory(key)
+	if !ok || m.Removed != nil {
+		return protocol.Member{}, false
+	}
+	return m.Member, true
+}
+func (r wholeRoster) Groups() []string  { return r.set.Groups() }
+func (r wholeRoster) Regions() []string { return r.set.Regions() }
 
 // members returns the membership of everything applied.
 func (s *fedState) members() *protocol.MemberSet {
@@ -260,6 +306,7 @@ func (n *Node) Processes(slug string) ([]*gov.Process, error) {
 	if !protocol.ValidSlug(slug) {
 		return nil, fmt.Errorf("node: invalid issue slug %q", slug)
 	}
+	n.state.refresh()
 	n.state.mu.RLock()
 	defer n.state.mu.RUnlock()
 	is, ok := n.state.issues[slug]
@@ -271,6 +318,7 @@ func (n *Node) Processes(slug string) ([]*gov.Process, error) {
 
 // Process returns the derived state of the process chartered by charter.
 func (n *Node) Process(charter cid.Cid) (*gov.Process, error) {
+	n.state.refresh()
 	n.state.mu.RLock()
 	defer n.state.mu.RUnlock()
 	for _, is := range n.state.issues {
@@ -282,7 +330,8 @@ func (n *Node) Process(charter cid.Cid) (*gov.Process, error) {
 }
 
 // Audit returns the canonical P1-P4 audit of a process: a function of the
-// records alone, byte-identical (as JSON) on every node that holds them.
+// records alone (membership records included), byte-identical (as JSON)
+// on every node that holds them.
 func (n *Node) Audit(charter cid.Cid) (*gov.Report, error) {
 	p, err := n.Process(charter)
 	if err != nil {
@@ -295,8 +344,9 @@ func (n *Node) Audit(charter cid.Cid) (*gov.Report, error) {
 
 // AuditLocal returns the audit of a process with this node's first-seen
 // time of each record, so P2 also compares claimed times with when this
-// node saw them. First-seen times are node-local: two nodes' local audits
-// differ in them.
+// node saw them. It is a diagnostic of this node, not an audit anyone can
+// check: first-seen times are node-local, two nodes' local audits differ
+// in them, and a node that joined late sees every record late.
 func (n *Node) AuditLocal(charter cid.Cid) (*gov.Report, error) {
 	p, err := n.Process(charter)
 	if err != nil {

@@ -38,6 +38,15 @@ var webFuncs = template.FuncMap{
 		}
 		return `<span class="fail">not met</span>`
 	},
+	"status": func(s string) template.HTML {
+		switch s {
+		case gov.StatusMet:
+			return `<span class="ok">met</span>`
+		case gov.StatusNotYet:
+			return `<span class="muted">not yet</span>`
+		}
+		return `<span class="fail">not met</span>`
+	},
 	"yes": func(b bool) string {
 		if b {
 			return "yes"
@@ -202,7 +211,7 @@ func (s *Server) webProcess(w http.ResponseWriter, r *http.Request) {
 		s.webError(w, r, http.StatusNotFound, fmt.Sprintf("%q is not a process id", r.PathValue("cid")))
 		return
 	}
-	rep, err := s.n.AuditLocal(c)
+	rep, err := s.n.Audit(c)
 	if err != nil {
 		s.webError(w, r, http.StatusNotFound, fmt.Sprintf("This node holds no process %s", c))
 		return
@@ -255,11 +264,11 @@ func (s *Server) webProcess(w http.ResponseWriter, r *http.Request) {
 }
 
 // coverageNames returns the names of a coverage's entries and of the
-// groups (regions) without members.
+// groups (regions) without members (absent).
 func coverageNames(c gov.Coverage) []string {
 	var out []string
 	for _, e := range c.Entries {
 		out = append(out, e.Name)
 	}
-	return append(out, c.NoMembers...)
+	return append(out, c.Absent...)
 }

@@ -17,6 +17,7 @@ type node struct {
 	// sums summarises the record's causal past and the record itself.
 	sums  []procSum
 	stamp uint32
+	at    int32 // index in dag.nodes: nodes come in causal order
 }
 
 func (n *node) time() int64 { return n.rec.Env.Time }
@@ -72,7 +73,8 @@ func (d *dag) admit(r *protocol.Record) ([]int32, []*node, error) {
 }
 
 func (d *dag) add(n *node) {
-	d.byCID[n.rec.CID] = int32(len(d.nodes))
+	n.at = int32(len(d.nodes))
+	d.byCID[n.rec.CID] = n.at
 	d.nodes = append(d.nodes, n)
 	d.seqs[seqKey{n.author(), n.rec.Env.Seq}] = n.rec.CID
 }

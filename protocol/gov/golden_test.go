@@ -31,6 +31,8 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the golden files in testdata 
 //	federation [slug=S] [notice=DUR] [threshold=N]   rules, before any record
 //	member NAME GROUP REGION                          a founding member
 //	outsider NAME                                     a key that is not a member
+//	suspend NAME                                      the member is removed
+//	                                                  (a completed member.suspend)
 //	KIND NAME by PARTY at TIME [key=value ...]        publish a record
 //	audit [CHARTER]                                   the audit text of a process
 //	audit-json [CHARTER]                              its JSON (indented here)
@@ -42,7 +44,9 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the golden files in testdata 
 // record's time; DUR is a number with d, h, m or s. Every record takes
 // process=CHARTER (default: the latest charter), after=NAME,NAME (deps
 // instead of the topic heads; after=none for only what the body
-// references) and seen=TIME (first-seen time, relative to its own time).
+// references), seen=TIME (first-seen time, relative to its own time) and
+// stale=true (checked against the roster before the latest suspension, as
+// when the signer leaves the suspension out of its deps).
 // The kind-specific keys are in scriptBody. Each record line is followed in
 // the transcript by its verdict; names replace CIDs and keys.
 func TestGolden(t *testing.T) {
@@ -220,6 +224,12 @@ func (s *script) run(f []string) error {
 	case "outsider":
 		w.outsider(f[1])
 		return nil
+	case "suspend":
+		if len(f) != 2 {
+			return fmt.Errorf("want: suspend NAME")
+		}
+		w.suspend(f[1])
+		return nil
 	case "audit", "audit-json":
 		w.found()
 		name := w.charter
@@ -280,6 +290,10 @@ func (s *script) run(f []string) error {
 		}
 		delete(attrs, "after")
 	}
+	if v, ok := attrs["stale"]; ok {
+		d.stale = v == "true"
+		delete(attrs, "stale")
+	}
 	if v, ok := attrs["seen"]; ok {
 		if d.seen, err = parseTime(v, at); err != nil {
 			return err
@@ -310,7 +324,7 @@ func (s *script) run(f []string) error {
 //	feedback  on=PROPOSAL stance clause reason
 //	object    on=PROPOSAL text;  respond to=OBJECTION text
 //	endorse, withdraw, decide  on=PROPOSAL (decide: summary)
-//	delegate  body scope reporting;  report on=DELEGATION text
+//	delegate  decision=DECISION body scope reporting;  report on=DELEGATION text
 //	stage     to;  conclude summary;  statement title text
 func (s *script) body(kind, name string, at time.Time, a map[string]string) (protocol.Body, error) {
 	w := s.w
@@ -438,8 +452,8 @@ func (s *script) body(kind, name string, at time.Time, a map[string]string) (pro
 	case protocol.KindDecision:
 		return &protocol.Decision{Process: proc(), Proposal: w.link(take("on", "")), Summary: take("summary", "")}, nil
 	case protocol.KindDelegation:
-		return &protocol.Delegation{Process: proc(), Body: take("body", "Implementing body"), Scope: take("scope", "Implementation."),
-			Reporting: take("reporting", "Report every six months.")}, nil
+		return &protocol.Delegation{Process: proc(), Decision: w.linkp(take("decision", "")), Body: take("body", "Implementing body"),
+			Scope: take("scope", "Implementation."), Reporting: take("reporting", "Report every six months.")}, nil
 	case protocol.KindReport:
 		return &protocol.Report{Process: proc(), Delegation: w.link(take("on", "")), Text: take("text", "Progress report.")}, nil
 	case protocol.KindStage:
@@ -465,6 +479,7 @@ func (s *script) checkDerive() {
 	if err != nil {
 		s.t.Fatal(err)
 	}
+	is.SetMembers(w.roster)
 	for _, p := range w.issue.Processes() {
 		q, ok := is.Process(p.CID())
 		if !ok {

@@ -133,9 +133,10 @@ type Issue struct {
 	rules   protocol.Rules
 
 	dag
-	procs map[cid.Cid]*Process
-	plist []*Process
-	bits  map[string]uint // stakeholder group -> bit in procSum.moves
+	members Roster // membership of the whole record set, or nil
+	procs   map[cid.Cid]*Process
+	plist   []*Process
+	bits    map[string]uint // stakeholder group -> bit in procSum.moves
 }
 
 // NewIssue returns the empty state of the issue with the given slug in the
@@ -189,6 +190,15 @@ func Derive(g *protocol.Genesis, slug string, records []*protocol.Record, roster
 	}
 	return is, rej, nil
 }
+
+// SetMembers sets the membership of the whole set of records the caller
+// holds (members-topic records included), which effects use: an endorser
+// whose member is no longer in it counts for nothing in any effect, and
+// the audit shows removed members' records apart. Lookup must resolve
+// every key a current member ever held. nil (the default) takes each
+// author as the roster of its own record knew it. It does not change which
+// records are valid.
+func (is *Issue) SetMembers(members Roster) { is.members = members }
 
 // Has reports whether the record with CID c has been applied.
 func (is *Issue) Has(c cid.Cid) bool { return is.has(c) }

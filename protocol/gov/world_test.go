@@ -77,6 +77,15 @@ type world struct {
 	all       []*protocol.Record   // every record built, in publication order
 	firstSeen map[cid.Cid]int64
 	charter   string // the latest charter published
+	// removed are the members suspended so far: the roster of records
+	// published after a suspension leaves them out, and so does the
+	// membership of the whole set (Issue.SetMembers).
+	removed map[string]bool
+	// before is the roster before the latest suspension, for a record
+	// whose signer leaves the suspension out of its causal past.
+	before *mapRoster
+	// rosters is the roster each record was checked against.
+	rosters map[cid.Cid]gov.Roster
 	// advanceOnReject makes a rejected record still take its author's
 	// seq, as a node that published it without checking would (the next
 	// record's prev then links it); otherwise the next record reuses the
@@ -89,6 +98,7 @@ func newWorld(t testing.TB, slug string) *world {
 		t: t, slug: slug, rules: protocol.DefaultRules,
 		keys: map[string]ed25519.PrivateKey{}, names: map[string]*protocol.Record{}, nameOf: map[cid.Cid]string{},
 		seq: map[string]uint64{}, prev: map[string]cid.Cid{}, heads: map[string][]cid.Cid{}, firstSeen: map[cid.Cid]int64{},
+		removed: map[string]bool{}, rosters: map[cid.Cid]gov.Roster{},
 	}
 }
 
@@ -122,16 +132,42 @@ func (w *world) found() {
 	w.genesis = g
 	w.net, _ = g.NetworkID()
 	w.roster = newRoster(w.members)
+	w.before = w.roster
 	var err error
 	if w.issue, err = gov.NewIssue(g, w.slug); err != nil {
 		w.t.Fatal(err)
 	}
+	w.issue.SetMembers(w.roster)
 	if w.index, err = gov.NewIndex(g); err != nil {
 		w.t.Fatal(err)
 	}
 }
 
-func (w *world) rosterAt(*protocol.Record) gov.Roster { return w.roster }
+// rosterAt returns the roster a record was checked against when it was
+// published.
+func (w *world) rosterAt(r *protocol.Record) gov.Roster {
+	if ros, ok := w.rosters[r.CID]; ok {
+		return ros
+	}
+	return w.roster
+}
+
+// suspend removes a member, as a completed member.suspend on the members
+// topic would: records published from now on are checked against the
+// roster without it, and so is the membership of the whole set.
+func (w *world) suspend(name string) {
+	w.found()
+	w.removed[name] = true
+	var left []protocol.Member
+	for _, m := range w.members {
+		if !w.removed[m.Org] {
+			left = append(left, m)
+		}
+	}
+	w.before = w.roster
+	w.roster = newRoster(left)
+	w.issue.SetMembers(w.roster)
+}
 
 // cid returns the CID of a named record.
 func (w *world) cid(name string) cid.Cid {
@@ -161,6 +197,9 @@ type draft struct {
 	after []string
 	// seen, if not zero, is the first-seen time.
 	seen time.Time
+	// stale checks the record against the roster before the latest
+	// suspension: its signer left the suspension out of its causal past.
+	stale bool
 }
 
 // publish builds, signs and applies a record. It returns the record (nil
@@ -207,10 +246,15 @@ func (w *world) publish(d draft) (*protocol.Record, error) {
 	if !d.seen.IsZero() {
 		w.firstSeen[r.CID] = d.seen.UnixMilli()
 	}
+	ros := w.roster
+	if d.stale {
+		ros = w.before
+	}
+	w.rosters[r.CID] = ros
 	if topic == protocol.TopicIndex {
-		err = w.index.Apply(r, w.roster)
+		err = w.index.Apply(r, ros)
 	} else {
-		err = w.issue.Apply(r, w.roster)
+		err = w.issue.Apply(r, ros)
 	}
 	if err == nil || w.advanceOnReject {
 		w.seq[chain]++
