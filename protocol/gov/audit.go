@@ -96,8 +96,16 @@ type Party struct {
 // Participant is a member and the records of the process it is credited
 // with, by time then CID.
 type Participant struct {
-	Party
+	Group   string   `json:"group"`
+	Key     string   `json:"key"`
+	Org     string   `json:"org"`
 	Records []string `json:"records"`
+	Region  string   `json:"region"`
+}
+
+func participant(m protocol.Member, recs []*node) Participant {
+	pt := party(m)
+	return Participant{Group: pt.Group, Key: pt.Key, Org: pt.Org, Region: pt.Region, Records: cidStrings(recs)}
 }
 
 // ContestInfo is a valid record without effect and why.
@@ -631,7 +639,7 @@ func (p *Process) coverage(concluded bool) (groups, regions Coverage, matrix []C
 		ns := byAuthor[a]
 		pp := p.people[a]
 		if !p.counts(a) {
-			removed = append(removed, Participant{Party: party(pp.member), Records: cidStrings(ns)})
+			removed = append(removed, participant(pp.member, ns))
 			continue
 		}
 		var mine []*node
@@ -643,7 +651,7 @@ func (p *Process) coverage(concluded bool) (groups, regions Coverage, matrix []C
 		if len(mine) == 0 {
 			continue
 		}
-		parts = append(parts, Participant{Party: party(pp.member), Records: cidStrings(mine)})
+		parts = append(parts, participant(pp.member, mine))
 		g, r := get(gc, pp.member.Group), get(rc, pp.member.Region)
 		g.members++
 		r.members++
@@ -1029,13 +1037,13 @@ func (r *Report) Text() string {
 		w(0, "participation counted")
 	}
 	for _, pt := range r.Participants {
-		w(1, "%s: %s", pty(pt.Party), list(pt.Records))
+		w(1, "%s (%s, %s): %s", pt.Org, pt.Group, pt.Region, list(pt.Records))
 	}
 	if len(r.Removed) > 0 {
 		w(0, "records of removed members (not counted)")
 	}
 	for _, pt := range r.Removed {
-		w(1, "%s: %s", pty(pt.Party), list(pt.Records))
+		w(1, "%s (%s, %s): %s", pt.Org, pt.Group, pt.Region, list(pt.Records))
 	}
 	return b.String()
 }
