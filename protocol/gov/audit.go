@@ -253,7 +253,9 @@ type Independence struct {
 	// Reasons say why the status is not met or not yet.
 	Reasons []string `json:"reasons"`
 	// Status is not-met when an outcome with effect did not need the
-	// support of every group and every region; met when every outcome
+	// support of every group and every region, or when a group or region
+	// of the federation has no members (it cannot have been needed) and
+	// something is adopted; met when every outcome
 	// with effect did, or nothing is adopted in a concluded process;
 	// not-yet when nothing is adopted and the process goes on.
 	Status string `json:"status"`
@@ -490,6 +492,16 @@ func (p *Process) Audit(firstSeen map[cid.Cid]int64) *Report {
 			}
 		}
 		rep.P4.Outcomes = append(rep.P4.Outcomes, o)
+	}
+	if effective > 0 {
+		for _, c := range []struct {
+			dim    string
+			absent []string
+		}{{"group", rep.P1.Absent}, {"region", rep.P3.Absent}} {
+			for _, name := range c.absent {
+				rep.P4.Reasons = append(rep.P4.Reasons, fmt.Sprintf("%s %s has no members, so no outcome needed its support", c.dim, name))
+			}
+		}
 	}
 	switch {
 	case len(rep.P4.Reasons) > 0:

@@ -156,6 +156,9 @@ func (p *Process) contestDecision(d *decision, in func(*node) bool, members Rost
 	own := map[string]protocol.Member{}
 	enode := map[string]*node{}
 	var reasons []string
+	// late are concurrent records and removals that matter only if the
+	// tally no longer meets the rule.
+	var late []string
 	for _, n := range p.records {
 		if n == d.n || !in(n) || aft.has(n.at) {
 			continue
@@ -179,12 +182,15 @@ func (p *Process) contestDecision(d *decision, in func(*node) bool, members Rost
 			if b.Proposal.Equals(prop) && seq >= endorse[a].seq {
 				endorse[a] = latest{seq: seq, on: false}
 				if !past.has(n.at) {
-					reasons = append(reasons, fmt.Sprintf("withdrawal %s is concurrent with the decision (not in its causal past)", n.rec.CID))
+					late = append(late, fmt.Sprintf("withdrawal %s is concurrent with the decision (not in its causal past)", n.rec.CID))
 				}
 			}
 		case *protocol.Feedback:
 			if b.Proposal.Equals(prop) && seq >= stance[a].seq {
 				stance[a] = latest{seq: seq, stance: b.Stance}
+				if !past.has(n.at) && b.Stance == protocol.StanceObjection {
+					late = append(late, fmt.Sprintf("objecting feedback %s is concurrent with the decision (not in its causal past)", n.rec.CID))
+				}
 			}
 		default:
 			continue
@@ -199,7 +205,7 @@ func (p *Process) contestDecision(d *decision, in func(*node) bool, members Rost
 	}
 	for _, v := range d.tally.Endorsers {
 		if _, ok := ros.Lookup(v.Key); !ok {
-			reasons = append(reasons, fmt.Sprintf("endorser %x (%s) is no longer a member", v.Key, v.Org))
+			late = append(late, fmt.Sprintf("endorser %x (%s) is no longer a member", v.Key, v.Org))
 		}
 	}
 	var ekeys, okeys []string
@@ -226,6 +232,7 @@ func (p *Process) contestDecision(d *decision, in func(*node) bool, members Rost
 	}
 	if sf := t.Shortfalls(); len(sf) > 0 {
 		reasons = append(reasons, "given every record held, the proposal is not adopted: "+strings.Join(sf, "; "))
+		reasons = append(reasons, late...)
 	}
 	slices.Sort(reasons)
 	return t, counted, slices.Compact(reasons)
