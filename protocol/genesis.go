@@ -155,6 +155,7 @@ func (g *Genesis) CheckShape() error {
 		return bad("no founders")
 	}
 	seen := map[string]bool{}
+	orgs := map[string]int{}
 	for i, f := range g.Founders {
 		if err := f.Check(g.Groups, g.Regions); err != nil {
 			return bad("founders[%d]: %v", i, err)
@@ -163,6 +164,11 @@ func (g *Genesis) CheckShape() error {
 			return bad("founders[%d]: key listed twice", i)
 		}
 		seen[string(f.Key)] = true
+		k, _ := OrgKey(f.Org) // Check accepted the name
+		if j, dup := orgs[k]; dup {
+			return bad("founders[%d]: organisation %q is founders[%d] (%q): one organisation is one member", i, f.Org, j, g.Founders[j].Org)
+		}
+		orgs[k] = i
 	}
 	r := g.Rules
 	switch {
@@ -193,7 +199,7 @@ func (m *Member) Check(groups, regions []string) error {
 	if smallOrder(m.Key) {
 		return fmt.Errorf("key %x is a point of small order: anyone can sign for it", m.Key[:8])
 	}
-	if err := checkText("org", m.Org, 1, 200); err != nil {
+	if err := checkOrg("org", m.Org); err != nil {
 		return err
 	}
 	if !slices.Contains(groups, m.Group) {
