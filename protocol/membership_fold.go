@@ -535,9 +535,9 @@ func (e *memFold) apply(r *Record, f memFact) {
 		id := &memIdentity{
 			id:     app.key,
 			orgKey: ok,
-			info: Member{Key: key, Org: app.body.Org, Group: app.body.Group, Region: app.body.Region, Contact: app.body.Contact},
-			app:  app.cid,
-			keys: []memEpoch{{key: key, from: r.CID}},
+			info:   Member{Key: key, Org: app.body.Org, Group: app.body.Group, Region: app.body.Region, Contact: app.body.Contact},
+			app:    app.cid,
+			keys:   []memEpoch{{key: key, from: r.CID}},
 		}
 		setMap(st, st.ids, app.key, id)
 		setMap(st, st.owner, app.key, id)
