@@ -118,7 +118,7 @@ func TestWebView(t *testing.T) {
 			// members): one participant in each of two cells
 			`<th>civil-society</th><td class="n zero">0</td><td class="n">1</td><td class="n zero">0</td>`,
 			`<th>government</th><td class="n">1</td><td class="n zero">0</td><td class="n zero">0</td>`,
-			"no members in: intergovernmental, private-sector, technical-academic",
+			"absent (no members): intergovernmental, private-sector, technical-academic",
 			// stances: support, neutral, concern, objection
 			`<td class="n">0</td><td class="n">0</td><td class="n">1</td><td class="n">0</td>`,
 			"nothing adopted yet", "Consultation opens.", "scoping",
