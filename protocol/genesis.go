@@ -51,6 +51,11 @@ type Rules struct {
 	// MinNoticeSeconds is the least notice, in seconds, before a
 	// consultation or decision.
 	MinNoticeSeconds int64 `cbor:"minNoticeSeconds"`
+	// WitnessQuorum is how many distinct stakeholder groups' checkpoints
+	// make a time public (0: DefaultWitnessQuorum; see Quorum). It is
+	// omitted from the encoding when 0, so genesis records made before it
+	// existed keep their CID.
+	WitnessQuorum int `cbor:"witnessQuorum,omitempty"`
 }
 
 // DefaultRules are the rules of a federation that sets none.
@@ -182,6 +187,8 @@ func (g *Genesis) CheckShape() error {
 		return bad("rules.decisionMinEndorsements: must be >= 1")
 	case r.MinNoticeSeconds < 0:
 		return bad("rules.minNoticeSeconds: must be >= 0")
+	case r.WitnessQuorum < 0 || r.WitnessQuorum > len(g.Groups):
+		return bad("rules.witnessQuorum: must be between 0 (default %d) and the number of groups", DefaultWitnessQuorum)
 	}
 	for i := 1; i < len(g.Sigs); i++ {
 		if bytes.Compare(g.Sigs[i-1].Key, g.Sigs[i].Key) >= 0 {

@@ -164,15 +164,23 @@ type Transparency struct {
 	Objections []ObjectionInfo `json:"objections"`
 	// Reasons say why the status is not met or not yet.
 	Reasons []string `json:"reasons"`
+	// Skewed lists the records of the process whose claimed time is more
+	// than LateTolerance from their public time, by claimed time, then
+	// CID. Claimed times are shown, never used, on a witnessed topic.
+	Skewed []SkewInfo `json:"skewed"`
 	// Stages in process order, concluded last.
 	Stages []StageInfo `json:"stages"`
 	// Status is not-met when the charter is incomplete or a notice or
-	// comment window fell short of the minimum notice; not-yet when a
-	// formal objection is unanswered in a process not concluded; met
-	// otherwise.
+	// comment window fell short of the minimum notice on public time;
+	// not-yet when a formal objection is unanswered in a process not
+	// concluded, a notice or proposal is not witnessed yet, or nobody
+	// witnesses the topic (times are then as claimed); met otherwise.
+	// Witnessed is true when checkpoints of the witness quorum of groups
+	// are on the topic.
 	Status string `json:"status"`
-	// Windows, one per proposal version, by opening time, then CID.
-	Windows []WindowInfo `json:"windows"`
+	// Windows, one per proposal version, by claimed time, then CID.
+	Windows   []WindowInfo `json:"windows"`
+	Witnessed bool         `json:"witnessed"`
 }
 
 // CharterCheck says whether the charter states aim, purpose, scope,
@@ -205,26 +213,48 @@ type StageInfo struct {
 // NoticeInfo is one notice measured against the charter's minimum notice,
 // as claimed and from when this node first saw it.
 type NoticeInfo struct {
-	Claimed          int64  `json:"claimed"`
-	Date             int64  `json:"date"`
+	// Claimed is the signer's claimed time, shown only.
+	Claimed int64 `json:"claimed"`
+	Date    int64 `json:"date"`
+	// EffectiveSeconds is Date minus the public time (the claimed time on
+	// a topic nobody witnesses; in the local diagnostic, the later of that
+	// and the first-seen time).
 	EffectiveSeconds int64  `json:"effectiveSeconds"`
 	FirstSeen        *int64 `json:"firstSeen"`
 	NoticeSeconds    int64  `json:"noticeSeconds"`
 	OK               bool   `json:"ok"`
-	Record           string `json:"record"`
-	Subject          string `json:"subject"`
+	// Public is the notice's public time, null if not witnessed.
+	Public  *int64 `json:"public"`
+	Record  string `json:"record"`
+	Subject string `json:"subject"`
 }
 
 // WindowInfo is one proposal version's comment window measured against the
 // minimum notice, as claimed and from when this node first saw it.
 type WindowInfo struct {
+	// Closes is Opens plus the charter's window.
 	Closes           int64  `json:"closes"`
 	EffectiveSeconds int64  `json:"effectiveSeconds"`
 	FirstSeen        *int64 `json:"firstSeen"`
 	OK               bool   `json:"ok"`
-	Opens            int64  `json:"opens"`
-	Proposal         string `json:"proposal"`
-	Seconds          int64  `json:"seconds"`
+	// Opens is the proposal's public time (its claimed time on a topic
+	// nobody witnesses); Public is null when it is not witnessed.
+	Opens    int64  `json:"opens"`
+	Proposal string `json:"proposal"`
+	Public   *int64 `json:"public"`
+	Seconds  int64  `json:"seconds"`
+}
+
+// SkewInfo is a record whose claimed time is far (more than
+// LateTolerance) from its public time.
+type SkewInfo struct {
+	Claimed int64  `json:"claimed"`
+	Kind    string `json:"kind"`
+	Public  int64  `json:"public"`
+	Record  string `json:"record"`
+	// SkewSeconds is public minus claimed: positive for a record claiming
+	// to be older than its witnesses saw it.
+	SkewSeconds int64 `json:"skewSeconds"`
 }
 
 // ObjectionInfo is one formal objection and its responses (by time, CID).
@@ -247,8 +277,8 @@ type LateInfo struct {
 
 // Independence is the P4 audit.
 type Independence struct {
-	// Outcomes, one per valid decision, by time then CID; contested ones
-	// are shown and have no effect.
+	// Outcomes, one per valid decision, by claimed time then CID;
+	// contested ones are shown and have no effect.
 	Outcomes []Outcome `json:"outcomes"`
 	// Reasons say why the status is not met or not yet.
 	Reasons []string `json:"reasons"`
@@ -282,7 +312,10 @@ type Outcome struct {
 	// in the decision's causal past, by name.
 	Groups   []Need   `json:"groups"`
 	Proposal string   `json:"proposal"`
-	Reasons  []string `json:"reasons"`
+	// Public is the decision's public time, null if not witnessed (or on
+	// a topic nobody witnesses).
+	Public  *int64   `json:"public"`
+	Reasons []string `json:"reasons"`
 	Regions  []Need   `json:"regions"`
 	Rule     RuleInfo `json:"rule"`
 	Time     int64    `json:"time"`
@@ -350,7 +383,7 @@ func cidStrings(ns []*node) []string {
 	slices.SortFunc(ns, byTime)
 	out := make([]string, len(ns))
 	for i, n := range ns {
-		out[i] = n.rec.CID.String()
+		out[i] = n.cs
 	}
 	return out
 }
@@ -366,11 +399,23 @@ func (p *Process) Audit(firstSeen map[cid.Cid]int64) *Report {
 	is := p.is
 	b := p.body
 	ef := p.effects(nil, is.members)
-	seen := func(n *node) (*int64, int64) {
-		if t, ok := firstSeen[n.rec.CID]; ok {
-			return &t, max(t, n.time())
+	// seen returns n's public time (nil if not witnessed), its first-seen
+	// time (nil if none given) and the time rules measure it by: the
+	// public time, or the claimed time on a topic nobody witnesses, or in
+	// the local diagnostic the later of that and the first-seen time; 0
+	// when not witnessed.
+	seen := func(n *node) (pub, fs *int64, from int64) {
+		from = ef.timeOf(n)
+		if from != 0 && ef.public != nil {
+			pub = &from
 		}
-		return nil, n.time()
+		if t, ok := firstSeen[n.rec.CID]; ok {
+			fs = &t
+			if from != 0 {
+				from = max(t, from)
+			}
+		}
+		return pub, fs, from
 	}
 	minMs := b.MinNoticeSeconds * 1000
 	rep := &Report{
@@ -413,28 +458,40 @@ func (p *Process) Audit(firstSeen map[cid.Cid]int64) *Report {
 	notices := slices.Clone(p.notices)
 	slices.SortFunc(notices, byTime)
 	var notMet, notYet []string
+	t.Witnessed = ef.public != nil
+	if !t.Witnessed {
+		notYet = append(notYet, fmt.Sprintf("no checkpoints of %d stakeholder groups witness the topic, so its times are as claimed by their signers", is.rules.Quorum()))
+	}
 	for _, n := range notices {
 		nb := n.rec.Body.(*protocol.Notice)
-		fs, from := seen(n)
+		pub, fs, from := seen(n)
 		ni := NoticeInfo{
-			Record: n.rec.CID.String(), Subject: nb.Subject, Date: nb.Date, Claimed: n.time(), FirstSeen: fs,
+			Record: n.cs, Subject: nb.Subject, Date: nb.Date, Claimed: n.time(), FirstSeen: fs, Public: pub,
 			NoticeSeconds: (nb.Date - n.time()) / 1000, EffectiveSeconds: (nb.Date - from) / 1000,
-			OK: nb.Date-from >= minMs,
+			OK: from != 0 && nb.Date-from >= minMs,
 		}
-		if !ni.OK {
+		if from == 0 {
+			ni.EffectiveSeconds = 0
+			notYet = append(notYet, fmt.Sprintf("notice %s is not witnessed yet", ni.Record))
+		} else if !ni.OK {
 			notMet = append(notMet, fmt.Sprintf("notice %s gave %s, less than the minimum notice %s", ni.Record, fmtDuration(ni.EffectiveSeconds*1000), fmtDuration(minMs)))
 		}
 		t.Notices = append(t.Notices, ni)
 	}
 	props := p.sortedProposals()
 	for _, pr := range props {
-		fs, from := seen(pr.n)
+		pub, fs, from := seen(pr.n)
+		opens := ef.timeOf(pr.n)
+		closes := opens + b.WindowSeconds*1000
 		w := WindowInfo{
-			Proposal: pr.n.rec.CID.String(), Opens: pr.n.time(), Closes: pr.closes, FirstSeen: fs,
-			Seconds: (pr.closes - pr.n.time()) / 1000, EffectiveSeconds: (pr.closes - from) / 1000,
-			OK: pr.closes-from >= minMs,
+			Proposal: pr.n.cs, Opens: opens, Closes: closes, FirstSeen: fs, Public: pub,
+			Seconds: b.WindowSeconds, EffectiveSeconds: (closes - from) / 1000,
+			OK: from != 0 && closes-from >= minMs,
 		}
-		if !w.OK {
+		if from == 0 {
+			w.Closes, w.EffectiveSeconds = 0, 0
+			notYet = append(notYet, fmt.Sprintf("proposal %s is not witnessed yet, so its comment window has not opened", w.Proposal))
+		} else if !w.OK {
 			notMet = append(notMet, fmt.Sprintf("the comment window of %s was %s, less than the minimum notice %s", w.Proposal, fmtDuration(w.EffectiveSeconds*1000), fmtDuration(minMs)))
 		}
 		t.Windows = append(t.Windows, w)
@@ -446,7 +503,7 @@ func (p *Process) Audit(firstSeen map[cid.Cid]int64) *Report {
 	slices.SortFunc(objs, func(a, b *objection) int { return byTime(a.n, b.n) })
 	for _, o := range objs {
 		oi := ObjectionInfo{
-			Record: o.n.rec.CID.String(), Proposal: o.prop.n.rec.CID.String(), By: party(o.n.member),
+			Record: o.n.cs, Proposal: o.prop.n.cs, By: party(o.n.member),
 			Answered: len(o.responses) > 0, Responses: cidStrings(o.responses),
 		}
 		if !oi.Answered {
@@ -464,9 +521,16 @@ func (p *Process) Audit(firstSeen map[cid.Cid]int64) *Report {
 	for _, n := range recs {
 		if fs, ok := firstSeen[n.rec.CID]; ok && fs-n.time() > LateTolerance.Milliseconds() {
 			t.Late = append(t.Late, LateInfo{
-				Record: n.rec.CID.String(), Kind: n.rec.Env.Kind, Claimed: n.time(), FirstSeen: fs,
+				Record: n.cs, Kind: n.rec.Env.Kind, Claimed: n.time(), FirstSeen: fs,
 				LateSeconds: (fs - n.time()) / 1000,
 			})
+		}
+	}
+	if ef.public != nil {
+		for _, n := range recs {
+			if pt := ef.public[n.at]; pt != 0 && abs(pt-n.time()) > LateTolerance.Milliseconds() {
+				t.Skewed = append(t.Skewed, SkewInfo{Record: n.cs, Kind: n.rec.Env.Kind, Claimed: n.time(), Public: pt, SkewSeconds: (pt - n.time()) / 1000})
+			}
 		}
 	}
 	t.Reasons = append(t.Reasons, notMet...)
@@ -485,6 +549,9 @@ func (p *Process) Audit(firstSeen map[cid.Cid]int64) *Report {
 	effective := 0
 	for _, d := range decs {
 		o := p.outcome(d, ef)
+		if pt := ef.timeOf(d.n); ef.public != nil && pt != 0 {
+			o.Public = &pt
+		}
 		if !o.Contested {
 			effective++
 			if !o.EveryGroupNeeded || !o.EveryRegionNeeded {
@@ -514,13 +581,18 @@ func (p *Process) Audit(firstSeen map[cid.Cid]int64) *Report {
 	}
 
 	// Proposals, delegations, conclusions, contested records.
-	adopted := map[*proposal]bool{}
-	for _, d := range ef.decisions {
-		adopted[d.prop] = true
+	memo := map[string]bool{}
+	counts := func(a string) bool {
+		ok, done := memo[a]
+		if !done {
+			ok = p.counts(a)
+			memo[a] = ok
+		}
+		return ok
 	}
 	for _, pr := range props {
 		pi := ProposalInfo{
-			Record: pr.n.rec.CID.String(), Version: pr.body.Version, Title: pr.body.Title,
+			Record: pr.n.cs, Version: pr.body.Version, Title: pr.body.Title,
 			By: party(pr.n.member), Time: pr.n.time(), Closes: pr.closes,
 			Stances:    map[string]int{protocol.StanceSupport: 0, protocol.StanceNeutral: 0, protocol.StanceConcern: 0, protocol.StanceObjection: 0},
 			Objections: len(pr.objections),
@@ -529,18 +601,18 @@ func (p *Process) Audit(firstSeen map[cid.Cid]int64) *Report {
 			pi.Replaces = pr.body.Replaces.Cid.String()
 		}
 		for a, l := range pr.stance {
-			if p.counts(a) {
+			if counts(a) {
 				pi.Stances[l.stance]++
 			}
 		}
 		for a, l := range pr.endorse {
-			if l.on && p.counts(a) {
+			if l.on && counts(a) {
 				pi.Endorsements++
 			}
 		}
 		for _, d := range ef.decisions {
 			if d.prop == pr {
-				pi.Decisions = append(pi.Decisions, d.n.rec.CID.String())
+				pi.Decisions = append(pi.Decisions, d.n.cs)
 			}
 		}
 		slices.Sort(pi.Decisions)
@@ -553,7 +625,7 @@ func (p *Process) Audit(firstSeen map[cid.Cid]int64) *Report {
 	slices.SortFunc(dels, func(a, b *delegation) int { return byTime(a.n, b.n) })
 	for _, d := range dels {
 		di := DelegationInfo{
-			Record: d.n.rec.CID.String(), By: party(d.n.member), Body: d.body.Body, Scope: d.body.Scope, Reporting: d.body.Reporting,
+			Record: d.n.cs, By: party(d.n.member), Body: d.body.Body, Scope: d.body.Scope, Reporting: d.body.Reporting,
 			Reports: cidStrings(d.reports), Effective: ef.delegations[d.n],
 		}
 		if d.body.Decision != nil {
@@ -574,9 +646,16 @@ func (p *Process) Audit(firstSeen map[cid.Cid]int64) *Report {
 	}
 	slices.SortFunc(contested, byTime)
 	for _, n := range contested {
-		rep.Contested = append(rep.Contested, ContestInfo{Record: n.rec.CID.String(), Kind: n.rec.Env.Kind, Reasons: ef.contested[n]})
+		rep.Contested = append(rep.Contested, ContestInfo{Record: n.cs, Kind: n.rec.Env.Kind, Reasons: ef.contested[n]})
 	}
 	return rep
+}
+
+func abs(x int64) int64 {
+	if x < 0 {
+		return -x
+	}
+	return x
 }
 
 // counts reports whether an author's records count: the author is a
@@ -756,7 +835,7 @@ func (p *Process) stages(ef *effects) []StageInfo {
 			}
 			seen |= p.is.groupBit(n.member.Group)
 			if si.Started == nil && bits.OnesCount64(seen) >= 2 {
-				t := n.time()
+				t := ef.timeOf(n)
 				si.Started = &t
 			}
 		}
@@ -781,7 +860,7 @@ func (p *Process) outcome(d *decision, ef *effects) Outcome {
 	t := ef.counted[d]
 	reasons := ef.contested[d.n]
 	o := Outcome{
-		Decision: d.n.rec.CID.String(), Proposal: d.prop.n.rec.CID.String(),
+		Decision: d.n.cs, Proposal: d.prop.n.cs,
 		Title: d.prop.body.Title, Version: d.prop.body.Version, Time: d.n.time(),
 		Rule: p.ruleInfo(), EveryGroupNeeded: true, EveryRegionNeeded: true,
 		Contested: len(reasons) > 0, Reasons: reasons,
@@ -958,13 +1037,32 @@ func (r *Report) Text() string {
 		}
 		return ", first seen " + ts(*fs)
 	}
+	pubStr := func(p *int64) string {
+		switch {
+		case p != nil:
+			return ", public " + ts(*p)
+		case t.Witnessed:
+			return ", NOT WITNESSED YET"
+		}
+		return ""
+	}
+	if !t.Witnessed {
+		w(1, "times as claimed: no checkpoints of the witness quorum on the topic")
+	}
 	for _, n := range t.Notices {
-		w(1, "notice %s of %s on %s: claimed %s%s; %s notice, %s effective: %s",
-			n.Record, n.Subject, ts(n.Date), ts(n.Claimed), seenStr(n.FirstSeen), dur(n.NoticeSeconds), dur(n.EffectiveSeconds), verdict(n.OK))
+		w(1, "notice %s of %s on %s: claimed %s%s%s; %s notice, %s effective: %s",
+			n.Record, n.Subject, ts(n.Date), ts(n.Claimed), pubStr(n.Public), seenStr(n.FirstSeen), dur(n.NoticeSeconds), dur(n.EffectiveSeconds), verdict(n.OK))
 	}
 	for _, win := range t.Windows {
+		if win.Opens == 0 {
+			w(1, "window of %s: not open (proposal not witnessed yet)", win.Proposal)
+			continue
+		}
 		w(1, "window of %s: %s .. %s%s; %s, %s effective: %s",
 			win.Proposal, ts(win.Opens), ts(win.Closes), seenStr(win.FirstSeen), dur(win.Seconds), dur(win.EffectiveSeconds), verdict(win.OK))
+	}
+	for _, sk := range t.Skewed {
+		w(1, "claimed time far from public time: %s %s claims %s, public %s", sk.Kind, sk.Record, ts(sk.Claimed), ts(sk.Public))
 	}
 	for _, o := range t.Objections {
 		ans := "UNANSWERED"
@@ -989,6 +1087,9 @@ func (r *Report) Text() string {
 			}
 		} else {
 			w(1, "decision %s adopts %s (v%d %q) at %s under %s", o.Decision, o.Proposal, o.Version, o.Title, ts(o.Time), rule(o.Rule))
+		}
+		if o.Public != nil {
+			w(2, "public %s", ts(*o.Public))
 		}
 		w(2, "counted %s", list(o.Counted))
 		need := func(dim string, ns []Need) {

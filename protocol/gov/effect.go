@@ -86,6 +86,19 @@ type effects struct {
 	// tally counted.
 	endorsements map[*decision][]*node
 	stage        stage
+	// public holds the public time of every record by node index (0: not
+	// witnessed yet), or is nil when time rules use claimed times: in a
+	// record's causal past (validity) and on a topic nobody witnesses.
+	public []int64
+}
+
+// timeOf returns the time rules measure n by: its public time (0 when not
+// witnessed yet), or its claimed time when ef.public is nil.
+func (ef *effects) timeOf(n *node) int64 {
+	if ef.public == nil {
+		return n.time()
+	}
+	return ef.public[n.at]
 }
 
 // effects computes the effects of the process's records in u (nil: every
@@ -96,48 +109,89 @@ type effects struct {
 func (p *Process) effects(u bitset, members Roster) *effects {
 	in := func(n *node) bool { return u == nil || u.has(n.at) }
 	ef := &effects{contested: map[*node][]string{}, delegations: map[*node]bool{}, counted: map[*decision]*Tally{}, endorsements: map[*decision][]*node{}}
-	for _, d := range p.decisions {
-		if !in(d.n) {
-			continue
-		}
-		t, counted, reasons := p.contestDecision(d, in, members)
-		ef.counted[d], ef.endorsements[d] = t, counted
-		if len(reasons) > 0 {
-			ef.contested[d.n] = reasons
-			continue
-		}
-		ef.decisions = append(ef.decisions, d)
+	if u == nil {
+		ef.public = p.is.witnessed()
 	}
-	var moves [numStages]uint64
-	for _, n := range p.moves {
+	// Decisions and moves in apply order (a causal order): each one's
+	// effect depends on the effective moves and decisions in its past.
+	byNode := map[*node]*decision{}
+	for _, d := range p.decisions {
+		byNode[d.n] = d
+	}
+	var effMoves []*node
+	stageIn := func(past bitset) stage {
+		var moves [numStages]uint64
+		for _, m := range effMoves {
+			if past.has(m.at) {
+				moves[moveTarget(m)] |= p.is.groupBit(m.member.Group)
+			}
+		}
+		return stageOf(moves)
+	}
+	for _, n := range p.records {
 		if !in(n) {
 			continue
 		}
+		if d, ok := byNode[n]; ok {
+			t, counted, reasons := p.contestDecision(d, in, members)
+			reasons = append(reasons, p.lateDecision(d, ef)...)
+			if cur := stageIn(p.is.pastOf(n.links)); cur != decisionStage {
+				reasons = append(reasons, fmt.Sprintf("counting moves with effect, the process is in stage %s in its causal past, not %s", cur, decisionStage))
+			}
+			ef.counted[d], ef.endorsements[d] = t, counted
+			if len(reasons) > 0 {
+				ef.contested[d.n] = reasons
+				continue
+			}
+			ef.decisions = append(ef.decisions, d)
+			continue
+		}
+		if n.rec.Env.Kind != protocol.KindStage && n.rec.Env.Kind != protocol.KindConclusion {
+			continue
+		}
 		target := moveTarget(n)
+		past := p.is.pastOf(n.links)
 		var reasons []string
+		switch cur := stageIn(past); {
+		case target == concluded && cur.rank() < decisionStage.rank(),
+			target != concluded && target != p.next(cur):
+			reasons = append(reasons, fmt.Sprintf("counting moves with effect, the process is in stage %s in its causal past", cur))
+		}
 		switch target {
+		case consultation, decisionStage:
+			reasons = append(reasons, p.untimelyMove(n, target, ef)...)
 		case concluded:
-			reasons = p.contestConclusion(n, in)
+			reasons = append(reasons, p.contestConclusion(n, in)...)
 		case implementation, delegationStage:
-			past := p.is.pastOf(n.links)
 			if !slices.ContainsFunc(ef.decisions, func(d *decision) bool { return past.has(d.n.at) }) {
-				reasons = []string{"no decision in its causal past has effect"}
+				reasons = append(reasons, "no decision in its causal past has effect")
 			}
 		}
 		if len(reasons) > 0 {
 			ef.contested[n] = reasons
 			continue
 		}
-		moves[target] |= p.is.groupBit(n.member.Group)
+		effMoves = append(effMoves, n)
 	}
-	ef.stage = scoping
-	for st := consultation; st < numStages; st++ {
-		if bits.OnesCount64(moves[st]) >= 2 && st.rank() > ef.stage.rank() {
-			ef.stage = st
-		}
+	var moves [numStages]uint64
+	for _, m := range effMoves {
+		moves[moveTarget(m)] |= p.is.groupBit(m.member.Group)
 	}
+	ef.stage = stageOf(moves)
 	p.delegationEffects(ef, in)
 	return ef
+}
+
+// stageOf returns the furthest stage that moves of convenors of at least
+// two groups reached, given the group bits of the moves to each stage.
+func stageOf(moves [numStages]uint64) stage {
+	best := scoping
+	for st := consultation; st < numStages; st++ {
+		if bits.OnesCount64(moves[st]) >= 2 && st.rank() > best.rank() {
+			best = st
+		}
+	}
+	return best
 }
 
 // contestDecision returns the tally of d given every record of the
@@ -149,7 +203,6 @@ func (p *Process) effects(u bitset, members Roster) *effects {
 func (p *Process) contestDecision(d *decision, in func(*node) bool, members Roster) (*Tally, []*node, []string) {
 	past := p.is.pastOf(d.n.links)
 	aft := p.is.after(d.n)
-	prop := d.prop.n.rec.CID
 	endorse := map[string]latest{}
 	stance := map[string]latest{}
 	objectors := map[string]bool{}
@@ -160,33 +213,30 @@ func (p *Process) contestDecision(d *decision, in func(*node) bool, members Rost
 	// tally no longer meets the rule.
 	var late []string
 	for _, n := range p.records {
-		if n == d.n || !in(n) || aft.has(n.at) {
+		if n.ref != d.prop || !in(n) || aft.has(n.at) {
 			continue
 		}
 		a, seq := n.author(), n.rec.Env.Seq
 		switch b := n.rec.Body.(type) {
 		case *protocol.Objection:
-			if !b.Proposal.Equals(prop) {
-				continue
-			}
 			objectors[a] = true
 			if !past.has(n.at) {
 				reasons = append(reasons, fmt.Sprintf("formal objection %s is concurrent with the decision (not in its causal past)", n.rec.CID))
 			}
 		case *protocol.Endorse:
-			if b.Proposal.Equals(prop) && seq >= endorse[a].seq {
+			if seq >= endorse[a].seq {
 				endorse[a] = latest{seq: seq, on: true}
 				enode[a] = n
 			}
 		case *protocol.Withdraw:
-			if b.Proposal.Equals(prop) && seq >= endorse[a].seq {
+			if seq >= endorse[a].seq {
 				endorse[a] = latest{seq: seq, on: false}
 				if !past.has(n.at) {
 					late = append(late, fmt.Sprintf("withdrawal %s is concurrent with the decision (not in its causal past)", n.rec.CID))
 				}
 			}
 		case *protocol.Feedback:
-			if b.Proposal.Equals(prop) && seq >= stance[a].seq {
+			if seq >= stance[a].seq {
 				stance[a] = latest{seq: seq, stance: b.Stance}
 				if !past.has(n.at) && b.Stance == protocol.StanceObjection {
 					late = append(late, fmt.Sprintf("objecting feedback %s is concurrent with the decision (not in its causal past)", n.rec.CID))
@@ -236,6 +286,70 @@ func (p *Process) contestDecision(d *decision, in func(*node) bool, members Rost
 	}
 	slices.Sort(reasons)
 	return t, counted, slices.Compact(reasons)
+}
+
+// lateDecision returns the reasons a decision has no effect on public
+// time: it, or its proposal, is not witnessed yet, or it was public before
+// the comment window closed, measured from the proposal's public time.
+func (p *Process) lateDecision(d *decision, ef *effects) []string {
+	if ef.public == nil {
+		return nil
+	}
+	td, tp := ef.timeOf(d.n), ef.timeOf(d.prop.n)
+	switch {
+	case tp == 0:
+		return []string{fmt.Sprintf("proposal %s is not witnessed yet (no public time)", d.prop.n.rec.CID)}
+	case td == 0:
+		return []string{"the decision is not witnessed yet (no public time)"}
+	case td < tp+p.body.WindowSeconds*1000:
+		return []string{fmt.Sprintf("the decision was public at %s, before the comment window closed at %s (proposal public at %s plus %s)",
+			fmtTime(td), fmtTime(tp+p.body.WindowSeconds*1000), fmtTime(tp), fmtDuration(p.body.WindowSeconds*1000))}
+	}
+	return nil
+}
+
+// untimelyMove returns the reasons a move to consultation or decision has
+// no effect on public time: it is not witnessed yet, or no notice of the
+// stage in its causal past was public at least the minimum notice before
+// its date, with the move public on or after that date.
+func (p *Process) untimelyMove(n *node, target stage, ef *effects) []string {
+	if ef.public == nil {
+		return nil
+	}
+	tm := ef.timeOf(n)
+	if tm == 0 {
+		return []string{"the move is not witnessed yet (no public time)"}
+	}
+	subject := protocol.SubjectConsultation
+	if target == decisionStage {
+		subject = protocol.SubjectDecision
+	}
+	past := p.is.pastOf(n.links)
+	minMs := p.body.MinNoticeSeconds * 1000
+	var why []string
+	for _, nn := range p.notices {
+		b := nn.rec.Body.(*protocol.Notice)
+		if !past.has(nn.at) || b.Subject != subject {
+			continue
+		}
+		tn := ef.timeOf(nn)
+		switch {
+		case tn == 0:
+			why = append(why, fmt.Sprintf("notice %s is not witnessed yet", nn.rec.CID))
+		case b.Date-tn < minMs:
+			why = append(why, fmt.Sprintf("notice %s was public at %s, %s before its date %s, less than the minimum notice %s",
+				nn.rec.CID, fmtTime(tn), fmtDuration(max(b.Date-tn, 0)), fmtTime(b.Date), fmtDuration(minMs)))
+		case tm < b.Date:
+			why = append(why, fmt.Sprintf("the move was public at %s, before the date %s of notice %s", fmtTime(tm), fmtTime(b.Date), nn.rec.CID))
+		default:
+			return nil
+		}
+	}
+	if len(why) == 0 {
+		why = []string{"no notice of the " + subject + " in its causal past"}
+	}
+	slices.Sort(why)
+	return why
 }
 
 // contestConclusion returns the reasons a conclusion has no effect: a

@@ -28,7 +28,9 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the golden files in testdata 
 //
 // The scenario language, one command a line ('#' starts a comment):
 //
-//	federation [slug=S] [notice=DUR] [threshold=N]   rules, before any record
+//	federation [slug=S] [notice=DUR] [threshold=N] [witness=auto|manual] [witnesses=A,B]
+//	                                                  rules, before any record
+//	witness at TIME                                   the witnesses checkpoint the topic
 //	member NAME GROUP REGION                          a founding member
 //	outsider NAME                                     a key that is not a member
 //	suspend NAME                                      the member is removed
@@ -46,7 +48,10 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the golden files in testdata 
 // instead of the topic heads; after=none for only what the body
 // references), seen=TIME (first-seen time, relative to its own time) and
 // stale=true (checked against the roster before the latest suspension, as
-// when the signer leaves the suspension out of its deps).
+// when the signer leaves the suspension out of its deps) and
+// published=TIME (when the witnesses first see it, relative to its own
+// time; by default they checkpoint every accepted record at its claimed
+// time, see world.witness, unless witness=manual).
 // The kind-specific keys are in scriptBody. Each record line is followed in
 // the transcript by its verdict; names replace CIDs and keys.
 func TestGolden(t *testing.T) {
@@ -210,6 +215,13 @@ func (s *script) run(f []string) error {
 					return err
 				}
 				w.rules.DecisionMinEndorsements = n
+			case "witnesses":
+				w.witnessNames = strings.Split(v, ",")
+			case "witness":
+				if v != "manual" && v != "auto" {
+					return fmt.Errorf("witness=auto|manual")
+				}
+				w.manualWitness = v == "manual"
 			default:
 				return fmt.Errorf("unknown federation key %q", k)
 			}
@@ -223,6 +235,16 @@ func (s *script) run(f []string) error {
 		return nil
 	case "outsider":
 		w.outsider(f[1])
+		return nil
+	case "witness":
+		if len(f) != 3 || f[1] != "at" {
+			return fmt.Errorf("want: witness at TIME")
+		}
+		at, err := parseTime(f[2], s.last)
+		if err != nil {
+			return err
+		}
+		w.witness(at)
 		return nil
 	case "suspend":
 		if len(f) != 2 {
@@ -289,6 +311,12 @@ func (s *script) run(f []string) error {
 			d.after = strings.Split(v, ",")
 		}
 		delete(attrs, "after")
+	}
+	if v, ok := attrs["published"]; ok {
+		if d.published, err = parseTime(v, at); err != nil {
+			return err
+		}
+		delete(attrs, "published")
 	}
 	if v, ok := attrs["stale"]; ok {
 		d.stale = v == "true"

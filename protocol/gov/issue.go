@@ -135,6 +135,7 @@ type Issue struct {
 	dag
 	members Roster // membership of the whole record set, or nil
 	procs   map[cid.Cid]*Process
+	cps     []int32 // the checkpoints applied, by node index
 	plist   []*Process
 	bits    map[string]uint // stakeholder group -> bit in procSum.moves
 }
@@ -290,6 +291,9 @@ func (is *Issue) check(r *protocol.Record, roster Roster) (*pending, error) {
 		return nil, err
 	}
 	pd := &pending{r: r, roster: roster, links: links, sums: mergeSums(linked)}
+	if r.Env.Kind == protocol.KindCheckpoint {
+		return pd, is.checkCheckpoint(pd)
+	}
 
 	procID, _, isProc := protocol.ProcessRefs(r.Body)
 	if !isProc {
@@ -319,8 +323,16 @@ func (is *Issue) check(r *protocol.Record, roster Roster) (*pending, error) {
 
 func (is *Issue) commit(pd *pending) {
 	r := pd.r
-	n := &node{rec: r, links: pd.links, member: pd.member, sums: pd.sums}
+	n := &node{rec: r, links: pd.links, member: pd.member, sums: pd.sums, cp: -1}
 	is.add(n)
+	if r.Env.Kind == protocol.KindCheckpoint {
+		n.cp = n.at
+		is.cps = append(is.cps, n.at)
+	} else if r.Env.Prev != nil {
+		if pn, ok := is.lookup(r.Env.Prev.Cid); ok {
+			n.cp = pn.cp
+		}
+	}
 	p := pd.proc
 	if p == nil {
 		return

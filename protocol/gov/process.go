@@ -581,16 +581,19 @@ func (p *Process) add(n *node, pd *pending) {
 			endorse: map[string]latest{}, stance: map[string]latest{},
 		}
 	case *protocol.Feedback:
+		n.ref = pd.prop
 		if l := pd.prop.stance[a]; seq >= l.seq {
 			pd.prop.stance[a] = latest{seq: seq, stance: b.Stance}
 		}
 	case *protocol.Objection:
+		n.ref = pd.prop
 		o := &objection{n: n, prop: pd.prop}
 		p.objections[n.rec.CID] = o
 		pd.prop.objections = append(pd.prop.objections, o)
 	case *protocol.Response:
 		pd.obj.responses = append(pd.obj.responses, n)
 	case *protocol.Endorse, *protocol.Withdraw:
+		n.ref = pd.prop
 		if l := pd.prop.endorse[a]; seq >= l.seq {
 			pd.prop.endorse[a] = latest{seq: seq, on: n.rec.Env.Kind == protocol.KindEndorse}
 		}
