@@ -310,17 +310,17 @@ type Outcome struct {
 	EveryRegionNeeded bool `json:"everyRegionNeeded"`
 	// Groups and Regions have one entry per group and region with members
 	// in the decision's causal past, by name.
-	Groups   []Need   `json:"groups"`
-	Proposal string   `json:"proposal"`
+	Groups   []Need `json:"groups"`
+	Proposal string `json:"proposal"`
 	// Public is the decision's public time, null if not witnessed (or on
 	// a topic nobody witnesses).
 	Public  *int64   `json:"public"`
 	Reasons []string `json:"reasons"`
-	Regions  []Need   `json:"regions"`
-	Rule     RuleInfo `json:"rule"`
-	Time     int64    `json:"time"`
-	Title    string   `json:"title"`
-	Version  int      `json:"version"`
+	Regions []Need   `json:"regions"`
+	Rule    RuleInfo `json:"rule"`
+	Time    int64    `json:"time"`
+	Title   string   `json:"title"`
+	Version int      `json:"version"`
 }
 
 // Need is one group's or region's part in an outcome.
