@@ -66,6 +66,8 @@ type options struct {
 	syncPenalty    time.Duration
 	recoverChain   bool
 	storeCache     int64 // 0: the store's default
+	// checkpointInterval: see WithCheckpointInterval (checkpoint.go).
+	checkpointInterval time.Duration
 }
 
 func defaults() options {
@@ -78,6 +80,8 @@ func defaults() options {
 		connHigh:       DefaultConnHigh,
 		syncInterval:   DefaultSyncInterval,
 		syncPenalty:    DefaultSyncPenalty,
+
+		checkpointInterval: DefaultCheckpointInterval,
 	}
 }
 
