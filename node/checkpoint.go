@@ -35,15 +35,17 @@ func WithCheckpointInterval(d time.Duration) Option {
 }
 
 // Checkpoint publishes a checkpoint on every issue topic the node has
-// joined where its stakeholder group has something to witness: a record,
-// other than a checkpoint, that no checkpoint of a member of the node's
-// group covers yet. So one checkpoint per group and interval suffices,
-// however many members follow a topic, and a quiet topic costs nothing. A
-// checkpoint the protocol refuses (another one of this node less than
-// protocol.MinCheckpointInterval ago) is skipped. It returns the
+// joined where its stakeholder group has something to witness and has not
+// witnessed for interval: a record, other than a checkpoint, that no
+// checkpoint of a member of the node's group covers yet, and no checkpoint
+// of such a member claiming a time within interval of the node's clock
+// (gov.Issue.Due). So a topic costs at most one checkpoint per group and
+// interval however many members follow it, and a quiet topic costs
+// nothing. A checkpoint the protocol refuses (another one of this node
+// less than protocol.MinCheckpointInterval ago) is skipped. It returns the
 // checkpoints published. It fails with protocol.ErrObserver on an
 // observer; on a node that is not a member it publishes nothing.
-func (n *Node) Checkpoint(ctx context.Context) ([]*protocol.Record, error) {
+func (n *Node) Checkpoint(ctx context.Context, interval time.Duration) ([]*protocol.Record, error) {
 	if n.key == nil {
 		return nil, protocol.ErrObserver
 	}
@@ -59,7 +61,7 @@ func (n *Node) Checkpoint(ctx context.Context) ([]*protocol.Record, error) {
 		}
 		n.state.mu.RLock()
 		is := n.state.issues[slug]
-		due := is != nil && is.Uncovered(m.Group)
+		due := is != nil && is.Due(m.Group, n.opts.clock().UnixMilli(), interval.Milliseconds())
 		n.state.mu.RUnlock()
 		if !due {
 			continue
@@ -90,7 +92,7 @@ func (n *Node) runCheckpoints(interval time.Duration) {
 			return
 		case <-t.C:
 		}
-		if _, err := n.Checkpoint(n.ctx); err != nil && n.ctx.Err() == nil {
+		if _, err := n.Checkpoint(n.ctx, interval); err != nil && n.ctx.Err() == nil {
 			n.log.Warn("checkpoint failed", "err", err)
 		}
 	}

@@ -65,7 +65,7 @@ func TestCheckpoints(t *testing.T) {
 	clock.Set(t0.Add(2 * time.Hour))
 	var cps []*protocol.Record
 	for i, want := range []int{1, 1, 0} {
-		got, err := net.Nodes[i].Checkpoint(ctx)
+		got, err := net.Nodes[i].Checkpoint(ctx, time.Hour)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -81,7 +81,7 @@ func TestCheckpoints(t *testing.T) {
 		}
 		cps = append(cps, got...)
 	}
-	if got, err := net.Nodes[0].Checkpoint(ctx); err != nil || len(got) != 0 {
+	if got, err := net.Nodes[0].Checkpoint(ctx, 0); err != nil || len(got) != 0 {
 		t.Fatalf("a second checkpoint with nothing new: %d published, %v", len(got), err)
 	}
 	var want []byte

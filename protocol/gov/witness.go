@@ -124,19 +124,26 @@ func (is *Issue) publicTimes(u bitset) []int64 {
 	return pub
 }
 
-// Uncovered reports whether the topic holds a record, other than a
-// checkpoint, that no checkpoint of a member of group covers: whether a
-// member of group has something to witness. A node publishes a checkpoint
-// only then, so that one checkpoint per group and interval suffices
-// however many members follow the topic.
-func (is *Issue) Uncovered(group string) bool {
+// Due reports whether a member of group should checkpoint the topic at
+// now (unix ms): the topic holds a record, other than a checkpoint, that
+// no checkpoint of a member of group covers, and no member of group
+// published a checkpoint claiming a time within interval (ms) before now.
+// A node publishes only then, so a topic costs at most one checkpoint per
+// group and interval however many members follow it, and a quiet topic
+// costs nothing.
+func (is *Issue) Due(group string, now, interval int64) bool {
 	cov := newBitset(len(is.nodes))
 	var stack []int32
 	for _, i := range is.cps {
-		if c := is.nodes[i]; c.member.Group == group {
-			stack = append(stack, c.links...)
-			cov.set(c.at)
+		c := is.nodes[i]
+		if c.member.Group != group {
+			continue
 		}
+		if c.time() > now-interval {
+			return false
+		}
+		stack = append(stack, c.links...)
+		cov.set(c.at)
 	}
 	for len(stack) > 0 {
 		i := stack[len(stack)-1]
