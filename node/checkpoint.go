@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/clearinghouse-net/clearinghouse/protocol"
@@ -49,23 +50,31 @@ func (n *Node) Checkpoint(ctx context.Context, interval time.Duration) ([]*proto
 	if n.key == nil {
 		return nil, protocol.ErrObserver
 	}
-	m, ok := n.state.members().Lookup(n.key.Public().(ed25519.PublicKey))
+	m, ok := n.MemberSet().Lookup(n.key.Public().(ed25519.PublicKey))
 	if !ok {
 		return nil, nil
 	}
+	var due []string
+	now := n.opts.clock().UnixMilli()
+	topics := n.Topics()
+	err := n.ing.read(ctx, func(s *fedState) error {
+		for _, topic := range topics {
+			slug, ok := protocol.IssueSlug(topic)
+			if !ok {
+				continue
+			}
+			if is := s.issues[slug]; is != nil && is.Due(m.Group, now, interval.Milliseconds()) {
+				due = append(due, topic)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(due)
 	var out []*protocol.Record
-	for _, topic := range n.Topics() {
-		slug, ok := protocol.IssueSlug(topic)
-		if !ok {
-			continue
-		}
-		n.state.mu.RLock()
-		is := n.state.issues[slug]
-		due := is != nil && is.Due(m.Group, n.opts.clock().UnixMilli(), interval.Milliseconds())
-		n.state.mu.RUnlock()
-		if !due {
-			continue
-		}
+	for _, topic := range due {
 		r, err := n.Publish(ctx, protocol.KindCheckpoint, topic, &protocol.Checkpoint{})
 		switch {
 		case err == nil:

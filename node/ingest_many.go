@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 
 	"github.com/ipfs/go-cid"
@@ -55,16 +54,8 @@ func (n *Node) ingestMany(ctx context.Context, raws [][]byte, topic string, src 
 			}
 			continue
 		}
-		ok, err := n.stored(r.rec)
-		switch {
-		case err != nil:
-			res[i].err = fmt.Errorf("node: store: %w", err)
-		case ok:
-			res[i].err = protocol.Errorf(protocol.ReasonDuplicate, "record %s already stored", r.rec.CID)
-			n.refused(res[i].err, "", r.rec, src)
-		default:
-			order = append(order, i)
-		}
+		// Whether it is already held is the apply loop's to say.
+		order = append(order, i)
 	}
 	slices.SortFunc(order, func(a, b int) int {
 		ra, rb := res[a].rec, res[b].rec
