@@ -24,7 +24,6 @@ type Process struct {
 	conv      []protocol.Member     // convenors as the charter's roster knows them
 	rule      protocol.DecisionRule // threshold resolved
 
-	union       procSum // summary of every record of the process
 	records     []*node
 	notices     []*node
 	moves       []*node // process.stage and process.conclusion records
@@ -558,9 +557,6 @@ func sortedSet(in []string) []string {
 
 // add records a valid record of the process; n.sums is final.
 func (p *Process) add(n *node, pd *pending) {
-	if i, ok := findSum(n.sums, p.idx); ok {
-		p.union.merge(&n.sums[i])
-	}
 	p.records = append(p.records, n)
 	a, seq := n.author(), n.rec.Env.Seq
 	if old, ok := p.people[a]; !ok || seq > old.seq {
