@@ -13,7 +13,7 @@ import (
 	"github.com/clearinghouse-net/clearinghouse/protocol/gov"
 )
 
-var scenarioOrders = flag.Int("orders", 0, "random delivery orders per golden scenario in TestScenarioOrders (0: 300, or 50 with -short; the acceptance run uses 10000)")
+var scenarioOrders = flag.Int("orders", 0, "random delivery orders per golden scenario in TestScenarioOrders (0: 100, or 20 with -short; the acceptance run uses 10000)")
 
 // TestScenarioOrders checks that every golden scenario's audits are
 // byte-identical (JSON) over many random delivery orders of its records,
@@ -24,9 +24,9 @@ var scenarioOrders = flag.Int("orders", 0, "random delivery orders per golden sc
 func TestScenarioOrders(t *testing.T) {
 	orders := *scenarioOrders
 	if orders == 0 {
-		orders = 300
+		orders = 100
 		if testing.Short() {
-			orders = 50
+			orders = 20
 		}
 	}
 	files, err := filepath.Glob("testdata/*.txt")
