@@ -48,6 +48,7 @@ const maxApplyBatch = 1024
 type ingester struct {
 	n     *Node
 	w     *store.Writer // the store's writer handle: only the loop holds it
+	self  []byte        // the node's public signing key; nil on an observer
 	reqs  chan *applyReq
 	reads chan *readReq
 
@@ -138,7 +139,12 @@ type readReq struct {
 }
 
 func newIngester(n *Node, w *store.Writer) *ingester {
+	var self []byte
+	if n.key != nil {
+		self = n.key.Public().(ed25519.PublicKey)
+	}
 	return &ingester{
+		self:          self,
 		n:             n,
 		w:             w,
 		reqs:          make(chan *applyReq, maxApplyBatch),
@@ -307,7 +313,7 @@ func (in *ingester) apply(ctx context.Context, work []*applyReq, commits chan<- 
 		inBatch[rec.CID] = s
 		slots[slotKey(rec.Env.Author, rec.Env.Topic, rec.Env.Seq)] = rec.CID
 		accepted = append(accepted, s)
-		if n.key != nil && bytes.Equal(rec.Env.Author, n.key.Public().(ed25519.PublicKey)) {
+		if in.self != nil && bytes.Equal(rec.Env.Author, in.self) {
 			if err := in.raiseOwn(s.meta); err != nil {
 				n.log.Warn("own chain head not read", "topic", rec.Env.Topic, "err", err)
 			}

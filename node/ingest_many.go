@@ -57,17 +57,9 @@ func (n *Node) ingestMany(ctx context.Context, raws [][]byte, topic string, src 
 		// Whether it is already held is the apply loop's to say.
 		order = append(order, i)
 	}
-	slices.SortFunc(order, func(a, b int) int {
-		ra, rb := res[a].rec, res[b].rec
-		if ra.Env.Time != rb.Env.Time {
-			if ra.Env.Time < rb.Env.Time {
-				return -1
-			}
-			return 1
-		}
-		return bytes.Compare(ra.CID.Bytes(), rb.CID.Bytes())
-	})
-	order = parentsFirst(order, res)
+	if len(order) > 1 {
+		order = parentsFirst(sortByTime(order, res), res)
+	}
 	if hold != nil {
 		kept := order[:0]
 		for _, i := range order {
@@ -152,4 +144,19 @@ func parentsFirst(order []int, res []ingestResult) []int {
 		emit(i)
 	}
 	return out
+}
+
+// sortByTime sorts order (indexes into res) by claimed time, then CID.
+func sortByTime(order []int, res []ingestResult) []int {
+	slices.SortFunc(order, func(a, b int) int {
+		ra, rb := res[a].rec, res[b].rec
+		if ra.Env.Time != rb.Env.Time {
+			if ra.Env.Time < rb.Env.Time {
+				return -1
+			}
+			return 1
+		}
+		return bytes.Compare(ra.CID.Bytes(), rb.CID.Bytes())
+	})
+	return order
 }

@@ -186,13 +186,12 @@ func New(ctx context.Context, opts ...Option) (_ *Node, err error) {
 	}
 	n.shown = newWatermark()
 	n.shown.raise(st.LastArrival)
-	// The apply loop is the store's only writer and the owner of the
-	// derived state; it runs until Close.
-	n.wg.Go(func() { n.ing.run(n.ctx) })
 	// Own records are gossiped by one goroutine, after they are durable,
 	// whether or not their publisher still waits.
 	n.gossipQ = make(chan *protocol.Record, gossipQueue)
 	n.wg.Go(func() { n.runGossip(n.ctx) })
+	// The apply loop owns the derived state; it runs until Close.
+	n.wg.Go(func() { n.ing.run(n.ctx) })
 
 	// 4. Metrics, before the host so libp2p can register its own.
 	reg := o.registry

@@ -70,16 +70,9 @@ func (n *Node) runVerifier(ctx context.Context) {
 	}
 }
 
-// validate validates raw on the verifier pool, as protocol.Validate would
-// at about the current time. It returns ctx's error, or errClosed, if ctx
-// ends or the node closes first.
-func (n *Node) validate(ctx context.Context, raw []byte) (*protocol.Record, error) {
-	r := n.validateAll(ctx, [][]byte{raw})[0]
-	return r.rec, r.err
-}
-
-// validateAll is validate for many records: it queues them all, so the
-// pool checks them in batches on every core, and waits for every one.
+// validateAll validates raws on the verifier pool, as protocol.Validate
+// would at about the current time: it queues them all, so the pool checks
+// them in batches on every core, and waits for every one.
 // Result i belongs to raws[i]; a record not validated before ctx ended or
 // the node closed gets that error.
 func (n *Node) validateAll(ctx context.Context, raws [][]byte) []ingestResult {

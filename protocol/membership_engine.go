@@ -105,9 +105,13 @@ func (e *MembershipEngine) Check(r *Record) error {
 	return nil
 }
 
-// Add adds r, which must have passed Check (and, on the index and issue
-// topics, the topic's own rules), so that later records see it in their
-// causal past. Adding a record twice does nothing.
+// Add adds r so that later records see it in their causal past. A node
+// adds the records it accepts (those that passed Check and, on the index
+// and issue topics, the topic's own rules). Adding a record that failed
+// Check is harmless, as gov.Derive over a set with invalid records needs:
+// the fold judges every members-topic record of a past again, and a record
+// of another topic carries no membership. Adding a record twice does
+// nothing.
 func (e *MembershipEngine) Add(r *Record) {
 	if e.Has(r.CID) {
 		return

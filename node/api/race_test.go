@@ -192,6 +192,24 @@ func TestReadsWhileIngesting(t *testing.T) {
 			charterCID, prop.CID); err != nil {
 			t.Error(err)
 		}
+		if _, err := net.Nodes[2].Publish(ctx, protocol.KindWithdraw, topic, &protocol.Withdraw{Process: proc, Proposal: protocol.LinkTo(prop.CID)},
+			charterCID, prop.CID); err != nil {
+			t.Error(err)
+		}
+		obj, err := net.Nodes[2].Publish(ctx, protocol.KindObjection, topic, &protocol.Objection{Process: proc, Proposal: protocol.LinkTo(prop.CID),
+			Text: "No."}, charterCID, prop.CID)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		if err := net.Nodes[1].WaitRecords(ctx, obj.CID); err != nil {
+			t.Error(err)
+			return
+		}
+		if _, err := net.Nodes[1].Publish(ctx, protocol.KindResponse, topic, &protocol.Response{Process: proc, Objection: protocol.LinkTo(obj.CID),
+			Text: "Noted."}, charterCID, obj.CID); err != nil {
+			t.Error(err)
+		}
 	})
 	// Membership: an outsider applies (ingested as from a client), two
 	// members endorse over gossip.

@@ -54,6 +54,46 @@ func TestClientMemberAdmission(t *testing.T) {
 	if out := cli(0, "member", "list"); !strings.Contains(out, "Example NGO") {
 		t.Fatalf("member list lacks the new member:\n%s", out)
 	}
+
+	// The other membership commands. Two suspension votes of two groups,
+	// one of them the new member's own (civil society, node 2: membership
+	// obeys P4), remove the new member; a recovery and a revocation vote
+	// are each one vote (accepted, no effect yet); a rotation and a
+	// withdrawal take effect at once.
+	hexKey := func(k crypto.PrivKey) string { raw, _ := k.GetPublic().Raw(); return fmt.Sprintf("%x", raw) }
+	for _, i := range []int{0, 2} {
+		waitAll(lastCID(t, cli(i, "member", "suspend", fmt.Sprintf("%x", pub), "--reason", "spam")))
+	}
+	for i, nd := range nodes {
+		if nd.MemberSet().IsMember(pub) {
+			t.Fatalf("node %d: still a member after two suspension votes", i)
+		}
+	}
+	fresh := func() crypto.PrivKey {
+		k, _, err := crypto.GenerateEd25519Key(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	node2 := hexKey(e.founderKey(2))
+	waitAll(lastCID(t, cli(0, "member", "recover", node2, "--replacement", hexKey(fresh()), "--reason", "key lost")))
+	waitAll(lastCID(t, cli(1, "member", "revoke", node2, "--reason", "key stolen")))
+	waitAll(lastCID(t, cli(2, "member", "withdraw", "--statement", "We leave.")))
+	newKey := fresh()
+	waitAll(lastCID(t, cli(0, "member", "rotate", "--new-key", hexKey(newKey))))
+	set := nodes[1].MemberSet()
+	if set.IsMember(e.founderPub(2)) || set.IsMember(e.founderPub(0)) {
+		t.Fatal("the withdrawn member or the rotated key is still a member key")
+	}
+	newPub, _ := newKey.GetPublic().Raw()
+	if m, ok := set.Lookup(newPub); !ok || m.Group != "government" {
+		t.Fatalf("the rotated key is not node 0's member key: %+v", m)
+	}
+	// Bad keys are usage errors, before anything is sent.
+	if r := runCLI(t, "--data-dir", e.dir, "--api", e.urls[0], "--token", testToken, "member", "suspend", "nonsense", "--reason", "x"); r.code == 0 {
+		t.Fatal("member suspend accepted a malformed key")
+	}
 }
 
 // joinEnv is a running federation of three founders (government,
@@ -61,6 +101,7 @@ func TestClientMemberAdmission(t *testing.T) {
 // each with its API behind a test server.
 type joinEnv struct {
 	ctx   context.Context
+	net   *testnet.Network
 	nodes []*node.Node // the founders, then the newcomer (index 3)
 	urls  []string
 	key   crypto.PrivKey // the newcomer's
@@ -83,7 +124,7 @@ func newJoinEnv(t *testing.T) *joinEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = newcomer.Close() })
-	e := &joinEnv{ctx: ctx, nodes: append(append([]*node.Node{}, net.Nodes...), newcomer), key: key, dir: t.TempDir()}
+	e := &joinEnv{ctx: ctx, net: net, nodes: append(append([]*node.Node{}, net.Nodes...), newcomer), key: key, dir: t.TempDir()}
 	for _, nd := range net.Nodes {
 		if err := newcomer.Connect(ctx, nd.AddrInfo()); err != nil {
 			t.Fatal(err)
@@ -103,6 +144,12 @@ func newJoinEnv(t *testing.T) *joinEnv {
 	}
 	return e
 }
+
+// founderKey returns founder i's identity key.
+func (e *joinEnv) founderKey(i int) crypto.PrivKey { return e.net.Keys[i] }
+
+// founderPub returns founder i's public signing key.
+func (e *joinEnv) founderPub(i int) []byte { return e.net.PublicKey(i) }
 
 // cliT runs a client command against node i's API and returns its output.
 func (e *joinEnv) cliT(t *testing.T, i int, args ...string) string {
