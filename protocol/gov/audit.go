@@ -17,8 +17,10 @@ import (
 	"github.com/clearinghouse-net/clearinghouse/protocol"
 )
 
-// LateTolerance is how much later than its claimed time a node may first
-// see a record before the audit lists it as late (possibly backdated).
+// LateTolerance is how far a record's claimed time may be from its public
+// time before the audit lists it as skewed (Transparency.Skewed), and how
+// much later than claimed a node may first see it before the local
+// diagnostic lists it as late.
 const LateTolerance = time.Hour
 
 // Principle verdicts: every principle of a report is met, not met, or not
