@@ -192,6 +192,8 @@ func derive(t *testing.T, g *protocol.Genesis, recs []*protocol.Record) derived 
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Effects count members of the whole set (docs/protocol.md 8.7).
+		is.SetMembers(wholeRoster{protocol.DeriveMembers(g, recs)})
 		for _, p := range is.Processes() {
 			js, err := p.Audit(nil).JSON()
 			if err != nil {

@@ -294,6 +294,12 @@ func New(ctx context.Context, opts ...Option) (_ *Node, err error) {
 	// stopped go through ingest again, in the background.
 	n.wg.Go(n.reingestPending)
 
+	// 9b. A member node witnesses the issue topics it follows
+	// (checkpoint.go); it needs the topics joined above.
+	if n.key != nil && o.checkpointInterval > 0 {
+		n.wg.Go(func() { n.runCheckpoints(o.checkpointInterval) })
+	}
+
 	// 10. Discovery (discovery.go), in the background: bootstrap peers,
 	// retried while the node has fewer peers than it wants, the private
 	// DHT and mDNS. A node must start even if its bootstrap peers are down.

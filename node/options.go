@@ -70,6 +70,8 @@ type options struct {
 	storeCache     int64  // 0: the store's default
 	storeFS        vfs.FS // nil: the OS file system (or memory, WithInMemory)
 	netOptions            // options_net.go
+	// checkpointInterval: see WithCheckpointInterval (checkpoint.go).
+	checkpointInterval time.Duration
 }
 
 func defaults() options {
@@ -83,6 +85,8 @@ func defaults() options {
 		syncInterval:   DefaultSyncInterval,
 		syncPenalty:    DefaultSyncPenalty,
 		netOptions:     netDefaults(),
+
+		checkpointInterval: DefaultCheckpointInterval,
 	}
 }
 

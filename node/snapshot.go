@@ -55,7 +55,7 @@ func (p *ProcessState) Len() int { return len(p.records) }
 func (p *ProcessState) Records() []cid.Cid { return slices.Clone(p.records) }
 
 // Adopted returns the CIDs of the proposal versions adopted by a valid
-// decision, sorted.
+// decision that has effect given every record held, sorted.
 func (p *ProcessState) Adopted() []cid.Cid { return slices.Clone(p.adopted) }
 
 func processState(p *gov.Process, topic string) *ProcessState {
@@ -70,6 +70,13 @@ func (s *fedState) snapshot(prev *snapshot) *snapshot {
 		prev = &snapshot{procs: map[cid.Cid]*ProcessState{}, bySlug: map[string][]*ProcessState{}}
 		s.dirtyMembers, s.dirtyIndex = true, true
 	}
+	s.refreshMembers()
+	for slug := range s.dirtyIssues {
+		for _, p := range s.issues[slug].Processes() {
+			s.dirtyProcs[p.CID()] = slug
+		}
+	}
+	clear(s.dirtyIssues)
 	if !s.dirtyMembers && !s.dirtyIndex && len(s.dirtyProcs) == 0 {
 		return prev
 	}

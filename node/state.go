@@ -29,7 +29,46 @@ type fedState struct {
 	dirtyMembers bool
 	dirtyIndex   bool
 	dirtyProcs   map[cid.Cid]string // charter -> issue slug
+	// dirtyIssues are issues all of whose processes may have changed
+	// effects: a checkpoint moves public times, a membership change (all
+	// issues) who counts.
+	dirtyIssues map[string]bool
+	// staleMembers reports whether the issues' whole-set membership
+	// (gov.Issue.SetMembers) lags a members-topic record or a new issue;
+	// refreshMembers brings it up to date.
+	staleMembers bool
 }
+
+// refreshMembers gives every issue the membership of every record applied,
+// from which the effects of process records (adoption, stage, the audit)
+// are derived. Only the apply loop calls it.
+func (s *fedState) refreshMembers() {
+	if !s.staleMembers {
+		return
+	}
+	set := s.members.Members()
+	for slug, is := range s.issues {
+		is.SetMembers(wholeRoster{set})
+		s.dirtyIssues[slug] = true
+	}
+	s.staleMembers = false
+}
+
+// wholeRoster adapts the membership of every record applied to the
+// gov.Issue.SetMembers contract: Lookup resolves every key a current
+// member ever held, so a rotation does not make its holder's earlier
+// records count for nothing.
+type wholeRoster struct{ set *protocol.MemberSet }
+
+func (r wholeRoster) Lookup(key []byte) (protocol.Member, bool) {
+	m, ok := r.set.KeyHistory(key)
+	if !ok || m.Removed != nil {
+		return protocol.Member{}, false
+	}
+	return m.Member, true
+}
+func (r wholeRoster) Groups() []string  { return r.set.Groups() }
+func (r wholeRoster) Regions() []string { return r.set.Regions() }
 
 func newFedState(g *protocol.Genesis) (*fedState, error) {
 	idx, err := gov.NewIndex(g)
@@ -42,7 +81,7 @@ func newFedState(g *protocol.Genesis) (*fedState, error) {
 	}
 	return &fedState{
 		g: g, members: eng, index: idx, issues: map[string]*gov.Issue{},
-		dirtyMembers: true, dirtyIndex: true, dirtyProcs: map[cid.Cid]string{},
+		dirtyMembers: true, dirtyIndex: true, dirtyProcs: map[cid.Cid]string{}, dirtyIssues: map[string]bool{},
 	}, nil
 }
 
@@ -55,7 +94,7 @@ func (s *fedState) admit(r *protocol.Record) error {
 	}
 	switch protocol.ClassOf(r.Env.Topic) {
 	case protocol.ClassMembers:
-		s.dirtyMembers = true
+		s.dirtyMembers, s.staleMembers = true, true
 	case protocol.ClassIndex:
 		if err := s.index.Apply(r, roster{s.members.RosterAt(r)}); err != nil {
 			return err
@@ -70,11 +109,14 @@ func (s *fedState) admit(r *protocol.Record) error {
 				return err
 			}
 			s.issues[slug] = is
+			s.staleMembers = true
 		}
 		if err := is.Apply(r, roster{s.members.RosterAt(r)}); err != nil {
 			return err
 		}
-		if _, ok := r.Body.(*protocol.Charter); ok {
+		if r.Env.Kind == protocol.KindCheckpoint {
+			s.dirtyIssues[slug] = true
+		} else if _, ok := r.Body.(*protocol.Charter); ok {
 			s.dirtyProcs[r.CID] = slug
 		} else if proc, _, ok := protocol.ProcessRefs(r.Body); ok {
 			s.dirtyProcs[proc] = slug
@@ -139,7 +181,8 @@ func (n *Node) Process(charter cid.Cid) (*ProcessState, error) {
 }
 
 // Audit returns the canonical P1-P4 audit of a process: a function of the
-// records alone, byte-identical (as JSON) on every node that holds them.
+// records alone (membership records included), byte-identical (as JSON)
+// on every node that holds them.
 // The apply loop computes it once every record it has accepted is
 // durable, so the audit counts only stored records.
 func (n *Node) Audit(charter cid.Cid) (*gov.Report, error) {
@@ -149,6 +192,7 @@ func (n *Node) Audit(charter cid.Cid) (*gov.Report, error) {
 		if !ok {
 			return fmt.Errorf("%w: %s", ErrUnknownProcess, charter)
 		}
+		s.refreshMembers()
 		rep = p.Audit(nil)
 		return nil
 	})
@@ -157,8 +201,9 @@ func (n *Node) Audit(charter cid.Cid) (*gov.Report, error) {
 
 // AuditLocal returns the audit of a process with this node's first-seen
 // time of each record, so P2 also compares claimed times with when this
-// node saw them. First-seen times are node-local: two nodes' local audits
-// differ in them.
+// node saw them. It is a diagnostic of this node, not an audit anyone can
+// check: first-seen times are node-local, two nodes' local audits differ
+// in them, and a node that joined late sees every record late.
 func (n *Node) AuditLocal(charter cid.Cid) (*gov.Report, error) {
 	var rep *gov.Report
 	err := n.ing.read(n.ctx, func(s *fedState) error {
@@ -166,6 +211,7 @@ func (n *Node) AuditLocal(charter cid.Cid) (*gov.Report, error) {
 		if !ok {
 			return fmt.Errorf("%w: %s", ErrUnknownProcess, charter)
 		}
+		s.refreshMembers()
 		firstSeen := map[cid.Cid]int64{}
 		for _, c := range p.Records() {
 			m, err := n.store.Meta(c)

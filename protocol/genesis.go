@@ -51,6 +51,11 @@ type Rules struct {
 	// MinNoticeSeconds is the least notice, in seconds, before a
 	// consultation or decision.
 	MinNoticeSeconds int64 `cbor:"minNoticeSeconds"`
+	// WitnessQuorum is how many distinct stakeholder groups' checkpoints
+	// make a time public (0: DefaultWitnessQuorum; see Quorum). It is
+	// omitted from the encoding when 0, so genesis records made before it
+	// existed keep their CID.
+	WitnessQuorum int `cbor:"witnessQuorum,omitempty"`
 }
 
 // DefaultRules are the rules of a federation that sets none.
@@ -155,6 +160,7 @@ func (g *Genesis) CheckShape() error {
 		return bad("no founders")
 	}
 	seen := map[string]bool{}
+	orgs := map[string]int{}
 	for i, f := range g.Founders {
 		if err := f.Check(g.Groups, g.Regions); err != nil {
 			return bad("founders[%d]: %v", i, err)
@@ -163,6 +169,11 @@ func (g *Genesis) CheckShape() error {
 			return bad("founders[%d]: key listed twice", i)
 		}
 		seen[string(f.Key)] = true
+		k, _ := OrgKey(f.Org) // Check accepted the name
+		if j, dup := orgs[k]; dup {
+			return bad("founders[%d]: organisation %q is founders[%d] (%q): one organisation is one member", i, f.Org, j, g.Founders[j].Org)
+		}
+		orgs[k] = i
 	}
 	r := g.Rules
 	switch {
@@ -176,6 +187,8 @@ func (g *Genesis) CheckShape() error {
 		return bad("rules.decisionMinEndorsements: must be >= 1")
 	case r.MinNoticeSeconds < 0:
 		return bad("rules.minNoticeSeconds: must be >= 0")
+	case r.WitnessQuorum < 0 || r.WitnessQuorum > len(g.Groups):
+		return bad("rules.witnessQuorum: must be between 0 (default %d) and the number of groups", DefaultWitnessQuorum)
 	}
 	for i := 1; i < len(g.Sigs); i++ {
 		if bytes.Compare(g.Sigs[i-1].Key, g.Sigs[i].Key) >= 0 {
@@ -193,7 +206,7 @@ func (m *Member) Check(groups, regions []string) error {
 	if smallOrder(m.Key) {
 		return fmt.Errorf("key %x is a point of small order: anyone can sign for it", m.Key[:8])
 	}
-	if err := checkText("org", m.Org, 1, 200); err != nil {
+	if err := checkOrg("org", m.Org); err != nil {
 		return err
 	}
 	if !slices.Contains(groups, m.Group) {

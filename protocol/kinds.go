@@ -76,7 +76,7 @@ func (s *Statement) Check() error {
 }
 
 // checkText checks that a text field is valid UTF-8 of min..max bytes,
-// without control characters other than newline and tab.
+// without control characters (see controlChar).
 func checkText(field, s string, min, max int) error {
 	if len(s) < min {
 		if min == 1 {
@@ -90,8 +90,24 @@ func checkText(field, s string, min, max int) error {
 	if !utf8.ValidString(s) {
 		return fmt.Errorf("%s: not valid UTF-8", field)
 	}
-	if strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 && r != '\n' && r != '\t' || r == 0x7f }) {
+	if strings.ContainsFunc(s, controlChar) {
 		return fmt.Errorf("%s: contains control characters", field)
 	}
 	return nil
+}
+
+// controlChar reports whether r is a control character a display string
+// may not hold: C0 controls other than newline and tab, DEL, C1 controls,
+// and the bidirectional embedding, override and isolate controls, which
+// make text display in another order than it is stored.
+func controlChar(r rune) bool {
+	switch {
+	case r < 0x20:
+		return r != '\n' && r != '\t'
+	case r >= 0x7f && r <= 0x9f:
+		return true
+	case r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
+		return true
+	}
+	return false
 }

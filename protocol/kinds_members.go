@@ -66,7 +66,7 @@ type MemberApply struct {
 
 // Check validates the shape of an application.
 func (a *MemberApply) Check() error {
-	if err := checkText("org", a.Org, 1, 200); err != nil {
+	if err := checkOrg("org", a.Org); err != nil {
 		return err
 	}
 	if !ValidSlug(a.Group) {

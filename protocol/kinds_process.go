@@ -459,6 +459,10 @@ func (b *Decision) Check() error { return checkText("summary", b.Summary, 0, max
 // Delegation is the body of a process.delegation record.
 type Delegation struct {
 	Process Link `cbor:"process"`
+	// Decision links the decision whose outcome is delegated. A
+	// delegation without one is valid (records made before the field
+	// existed stay readable) but has no effect.
+	Decision *Link `cbor:"decision,omitempty"`
 	// Body names the body implementation is delegated to.
 	Body  string `cbor:"body"`
 	Scope string `cbor:"scope"`
@@ -468,6 +472,9 @@ type Delegation struct {
 
 // Check validates a delegation body.
 func (b *Delegation) Check() error {
+	if b.Decision != nil && !IsRecordCID(b.Decision.Cid) {
+		return errors.New("decision: not a record CID")
+	}
 	if err := checkText("body", b.Body, 1, maxTitle); err != nil {
 		return err
 	}
@@ -543,7 +550,10 @@ func ProcessRefs(body Body) (process cid.Cid, refs []cid.Cid, ok bool) {
 	case *Decision:
 		return b.Process.Cid, []cid.Cid{b.Proposal.Cid}, true
 	case *Delegation:
-		return b.Process.Cid, nil, true
+		if b.Decision != nil {
+			refs = []cid.Cid{b.Decision.Cid}
+		}
+		return b.Process.Cid, refs, true
 	case *Report:
 		return b.Process.Cid, []cid.Cid{b.Delegation.Cid}, true
 	case *StageChange:

@@ -11,7 +11,8 @@ import (
 // growingFederation publishes n members-topic records the way a live
 // federation would: in rounds of width concurrent records, each depending
 // on the heads of the previous round. Each round's records apply, endorse
-// pending applications (two endorsers from different groups admit), or
+// pending applications (two endorsers from different groups, one of them
+// from the applicant's group, admit), or
 // rotate a member's key. It returns the federation and how many applicants
 // it expects to be admitted.
 func growingFederation(tb testing.TB, rng *rand.Rand, n, width int) (*fed, int) {
@@ -57,7 +58,7 @@ func growingFederation(tb testing.TB, rng *rand.Rand, n, width int) (*fed, int) 
 				var e *member
 				for range 20 {
 					c := members[rng.IntN(len(members))]
-					if c.since <= round && !busy[c] && (len(p.endorsed) == 0 || c.group != p.endorsed[0].group) {
+					if c.since <= round && !busy[c] && (len(p.endorsed) == 0 && c.group == p.m.group || len(p.endorsed) == 1 && c.group != p.endorsed[0].group) {
 						e = c
 						break
 					}

@@ -195,6 +195,7 @@ type memState struct {
 type memIdentity struct {
 	id      string
 	info    Member
+	orgKey  string // OrgKey(info.Org)
 	app     cid.Cid
 	keys    []memEpoch
 	removed cid.Cid
@@ -271,7 +272,8 @@ func (e *memFold) genesisState() *memState {
 		}
 		m := f
 		m.Key = slices.Clone(f.Key)
-		id := &memIdentity{id: k, info: m, keys: []memEpoch{{key: m.Key}}}
+		ok, _ := OrgKey(m.Org)
+		id := &memIdentity{id: k, info: m, orgKey: ok, keys: []memEpoch{{key: m.Key}}}
 		st.ids[k], st.owner[k], st.known[k] = id, id, true
 	}
 	return st
@@ -437,6 +439,9 @@ func (e *memFold) check(r *Record) (memFact, error) {
 		case !e.regions[apply.Region]:
 			return memFact{}, Errorf(ReasonNotAllowed, "member.apply: region %q is not in the genesis taxonomy", apply.Region)
 		}
+		if m := st.sameOrg(apply.Org); m != nil {
+			return memFact{}, Errorf(ReasonNotAllowed, "member.apply: organisation %q is already a member as %q (one organisation is one member)", apply.Org, m.info.Org)
+		}
 		return memFact{}, nil
 	}
 	id := st.current(author)
@@ -521,16 +526,18 @@ func (e *memFold) apply(r *Record, f memFact) {
 			return
 		}
 		setMap(st, app.voters, f.voter, f.memVoter)
-		if !e.meets(app.voters) || st.owner[app.key] != nil {
+		if !e.meets(app.voters, app.body.Group, "") || st.owner[app.key] != nil || st.sameOrg(app.body.Org) != nil {
 			return
 		}
 		setVal(st, &app.admitted, true)
 		key := []byte(app.key)
+		ok, _ := OrgKey(app.body.Org)
 		id := &memIdentity{
-			id:   app.key,
-			info: Member{Key: key, Org: app.body.Org, Group: app.body.Group, Region: app.body.Region, Contact: app.body.Contact},
-			app:  app.cid,
-			keys: []memEpoch{{key: key, from: r.CID}},
+			id:     app.key,
+			orgKey: ok,
+			info:   Member{Key: key, Org: app.body.Org, Group: app.body.Group, Region: app.body.Region, Contact: app.body.Contact},
+			app:    app.cid,
+			keys:   []memEpoch{{key: key, from: r.CID}},
 		}
 		setMap(st, st.ids, app.key, id)
 		setMap(st, st.owner, app.key, id)
@@ -580,17 +587,24 @@ func (e *memFold) vote(t *memTally, target []byte, f memFact) *memTally {
 		return nil
 	}
 	setMap(e.st, t.voters, f.voter, f.memVoter)
-	if !e.meets(t.voters) {
+	id := e.st.owner[string(target)]
+	if id == nil || !e.meets(t.voters, id.info.Group, id.id) {
 		return nil
 	}
 	setVal(e.st, &t.done, true)
 	return t
 }
 
-// meets reports whether voters meet the admission threshold: at least
-// AdmitEndorsements distinct members from at least AdmitGroups groups and
-// AdmitRegions regions.
-func (e *memFold) meets(voters map[string]memVoter) bool {
+// meets reports whether voters may change the membership of group: add
+// a member to it (an admission) or remove one from it (a revocation or
+// suspension of the identity except, "" for an admission). They must meet
+// the genesis threshold, at least AdmitEndorsements distinct members from
+// at least AdmitGroups groups and AdmitRegions regions, and (membership
+// obeys P4 too) no coalition short of the concurrent majority may change
+// another group: a current member of group (other than except) must be
+// among them, or, if group has no such member, a member of every group
+// that has current members.
+func (e *memFold) meets(voters map[string]memVoter, group, except string) bool {
 	if len(voters) < e.rules.AdmitEndorsements {
 		return false
 	}
@@ -603,7 +617,39 @@ func (e *memFold) meets(voters map[string]memVoter) bool {
 			regions = append(regions, v.region)
 		}
 	}
-	return len(groups) >= e.rules.AdmitGroups && len(regions) >= e.rules.AdmitRegions
+	if len(groups) < e.rules.AdmitGroups || len(regions) < e.rules.AdmitRegions {
+		return false
+	}
+	if slices.Contains(groups, group) {
+		return true
+	}
+	for _, id := range e.st.ids {
+		if id.removed.Defined() || id.id == except {
+			continue
+		}
+		if id.info.Group == group {
+			return false // the group has members, and none of them agrees
+		}
+		if !slices.Contains(groups, id.info.Group) {
+			return false // the group has none: every group must agree
+		}
+	}
+	return true
+}
+
+// sameOrg returns the current member whose organisation name is org's
+// (by OrgKey), or nil.
+func (s *memState) sameOrg(org string) *memIdentity {
+	k, err := OrgKey(org)
+	if err != nil {
+		return nil
+	}
+	for _, id := range s.ids {
+		if !id.removed.Defined() && id.orgKey == k {
+			return id
+		}
+	}
+	return nil
 }
 
 func (s *memState) tallyOf(kind string, target, replacement []byte) *memTally {

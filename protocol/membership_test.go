@@ -3,6 +3,7 @@ package protocol_test
 import (
 	"bytes"
 	"crypto/ed25519"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -89,7 +90,7 @@ func (f *fed) build(key ed25519.PrivateKey, topic, kind string, body protocol.Bo
 func (f *fed) apply(key ed25519.PrivateKey, group, region string, deps ...*protocol.Record) *protocol.Record {
 	f.tb.Helper()
 	return f.publish(key, protocol.TopicMembers, protocol.KindMemberApply, &protocol.MemberApply{
-		Org: "Applicant", Group: group, Region: region, Contact: "mailto:x@example.org", Statement: "We would like to join.",
+		Org: fmt.Sprintf("Applicant %x", pub(key)[:4]), Group: group, Region: region, Contact: "mailto:x@example.org", Statement: "We would like to join.",
 	}, deps...)
 }
 
@@ -157,8 +158,11 @@ func TestAdmission(t *testing.T) {
 			return []*protocol.Record{f.endorse(gov1, app), f.endorse(civ, app)}
 		}, true, nil},
 		{"three endorsers from two groups", protocol.DefaultRules, func(f *fed, app *protocol.Record) []*protocol.Record {
-			return []*protocol.Record{f.endorse(gov1, app), f.endorse(gov2, app), f.endorse(priv, app)}
+			return []*protocol.Record{f.endorse(gov1, app), f.endorse(gov2, app), f.endorse(civ, app)}
 		}, true, nil},
+		{"P4: two groups cannot add a member to a third that has members", protocol.DefaultRules, func(f *fed, app *protocol.Record) []*protocol.Record {
+			return []*protocol.Record{f.endorse(gov1, app), f.endorse(gov2, app), f.endorse(priv, app)}
+		}, false, []want{{0, ""}, {1, ""}, {2, ""}}},
 		{"one member twice", protocol.DefaultRules, func(f *fed, app *protocol.Record) []*protocol.Record {
 			return []*protocol.Record{f.endorse(gov1, app), f.endorse(gov1, app)}
 		}, false, []want{{0, ""}, {1, ""}}},
@@ -170,14 +174,14 @@ func TestAdmission(t *testing.T) {
 		}, false, []want{{1, protocol.ReasonNotMember}}},
 		{"endorser not yet admitted in its own past", protocol.DefaultRules, func(f *fed, app *protocol.Record) []*protocol.Record {
 			z := f.apply(appZ, "private-sector", "latin-america-caribbean")
-			e1, e2 := f.endorse(gov1, z), f.endorse(civ, z)
+			e1, e2 := f.endorse(gov1, z), f.endorse(priv, z)
 			early := f.endorse(appZ, app) // Z's past holds its application only
 			return []*protocol.Record{f.endorse(gov2, app), early, e1, e2}
 		}, false, []want{{1, protocol.ReasonNotMember}, {2, ""}, {3, ""}}},
 		{"endorser admitted in its own past", protocol.DefaultRules, func(f *fed, app *protocol.Record) []*protocol.Record {
 			z := f.apply(appZ, "private-sector", "latin-america-caribbean")
-			e1, e2 := f.endorse(gov1, z), f.endorse(civ, z)
-			return []*protocol.Record{f.endorse(gov2, app), f.endorse(appZ, app, e1, e2)}
+			e1, e2 := f.endorse(gov1, z), f.endorse(priv, z)
+			return []*protocol.Record{f.endorse(civ, app), f.endorse(appZ, app, e1, e2)}
 		}, true, []want{{1, ""}}},
 		{"application not among deps", protocol.DefaultRules, func(f *fed, app *protocol.Record) []*protocol.Record {
 			bad := f.publish(civ, protocol.TopicMembers, protocol.KindMemberEndorse, &protocol.MemberEndorse{Application: protocol.LinkTo(app.CID)})
@@ -191,13 +195,13 @@ func TestAdmission(t *testing.T) {
 			return []*protocol.Record{f.endorse(gov1, app), f.endorse(civ, app)}
 		}, false, nil},
 		{"regions: two groups, two regions", regional, func(f *fed, app *protocol.Record) []*protocol.Record {
-			return []*protocol.Record{f.endorse(gov1, app), f.endorse(priv, app)}
+			return []*protocol.Record{f.endorse(gov2, app), f.endorse(civ, app)}
 		}, true, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := stdFed(t, tt.rules)
-			app := f.apply(appX, "technical-academic", "eastern-europe")
+			app := f.apply(appX, "civil-society", "eastern-europe")
 			recs := tt.endorse(f, app)
 			set := f.derive()
 			if got := set.IsMember(pub(appX)); got != tt.admitted {
@@ -223,7 +227,7 @@ func TestAdmission(t *testing.T) {
 			}
 			if tt.admitted {
 				m, ok := set.Lookup(pub(appX))
-				if !ok || m.Group != "technical-academic" || m.Application == nil || !m.Application.Equals(app.CID) || len(m.Keys) != 1 || m.Keys[0].From == nil {
+				if !ok || m.Group != "civil-society" || m.Application == nil || !m.Application.Equals(app.CID) || len(m.Keys) != 1 || m.Keys[0].From == nil {
 					t.Fatalf("admitted member info: %+v", m)
 				}
 			}
@@ -425,7 +429,7 @@ func TestRevocation(t *testing.T) {
 
 func TestWithdrawal(t *testing.T) {
 	f := stdFed(t, protocol.DefaultRules)
-	app := f.apply(appX, "technical-academic", "eastern-europe")
+	app := f.apply(appX, "civil-society", "eastern-europe")
 	e1 := f.endorse(civ, app)
 	before := f.statement(civ)
 	w := f.publish(civ, protocol.TopicMembers, protocol.KindMemberWithdraw, &protocol.MemberWithdraw{Statement: "Goodbye."}, e1)
@@ -536,7 +540,7 @@ func TestConcurrentClaims(t *testing.T) {
 	})
 	t.Run("application and rotation claim one key", func(t *testing.T) {
 		f := stdFed(t, protocol.DefaultRules)
-		app := f.apply(k, "technical-academic", "africa")
+		app := f.apply(k, "civil-society", "africa")
 		rot := rotate(f, gov2)
 		f.endorse(gov1, app)
 		f.endorse(civ, app)

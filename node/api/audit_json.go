@@ -11,7 +11,7 @@ import (
 // shows every time; durations (the keys ending in "Seconds") stay numbers.
 var auditTimeKeys = map[string]bool{
 	"claimed": true, "closes": true, "date": true, "firstSeen": true, "opens": true,
-	"plannedEnd": true, "plannedStart": true, "started": true, "time": true,
+	"plannedEnd": true, "plannedStart": true, "public": true, "started": true, "time": true,
 }
 
 // auditJSON rewrites the canonical JSON of an audit (gov.Report.JSON) with

@@ -177,11 +177,14 @@ type auditRow struct {
 // verdict turns an audit result into met, not met or not yet: a process
 // before its decision stage has not yet failed a principle it can still
 // meet.
-func verdict(ok bool, stage string) (string, string) {
-	switch {
-	case ok:
+// verdict returns the words and the style class of an audit status: the
+// audit itself says whether a principle is met, not met, or not yet (a
+// process still in progress is not failing).
+func verdict(status string) (string, string) {
+	switch status {
+	case gov.StatusMet:
 		return text("met"), "ok"
-	case stage == protocol.StageScoping || stage == protocol.StageConsultation:
+	case gov.StatusNotYet:
 		return text("notyet"), "pending"
 	}
 	return text("notmet"), "fail"
@@ -527,7 +530,7 @@ func coverageNames(c gov.Coverage) []string {
 	for _, e := range c.Entries {
 		out = append(out, e.Name)
 	}
-	return append(out, c.NoMembers...)
+	return append(out, c.Absent...)
 }
 
 func timeline(ch *protocol.Charter, notices []webNotice, stages []gov.StageInfo, now int64) timelineView {
@@ -560,20 +563,22 @@ func timeline(ch *protocol.Charter, notices []webNotice, stages []gov.StageInfo,
 func auditRows(rep *gov.Report, unanswered int) []auditRow {
 	cov := func(name string, c gov.Coverage) auditRow {
 		row := auditRow{Name: text(name)}
-		row.Verdict, row.Class = verdict(c.OK, rep.Stage)
+		row.Verdict, row.Class = verdict(c.Status)
 		if len(c.TookPart) > 0 {
 			row.Why = append(row.Why, text("tookpart", strings.Join(c.TookPart, ", ")))
 		}
 		if len(c.Missing) > 0 {
 			row.Why = append(row.Why, text("missingin", strings.Join(c.Missing, ", ")))
 		}
-		if len(c.NoMembers) > 0 {
-			row.Why = append(row.Why, text("nomembers", strings.Join(c.NoMembers, ", ")))
+		if len(c.Absent) > 0 {
+			row.Why = append(row.Why, text("nomembers", strings.Join(c.Absent, ", ")))
 		}
+		row.Why = append(row.Why, c.Reasons...)
 		return row
 	}
 	p2 := auditRow{Name: text("p2")}
-	p2.Verdict, p2.Class = verdict(rep.P2.OK, rep.Stage)
+	p2.Verdict, p2.Class = verdict(rep.P2.Status)
+	p2.Why = append(p2.Why, rep.P2.Reasons...)
 	if rep.P2.Charter.Complete {
 		p2.Why = append(p2.Why, text("charter.complete"))
 	} else {
@@ -601,15 +606,17 @@ func auditRows(rep *gov.Report, unanswered int) []auditRow {
 	}
 	p2.Why = append(p2.Why, text("p2.objections", len(rep.P2.Objections), unanswered))
 	p4 := auditRow{Name: text("p4")}
-	p4.Verdict, p4.Class = verdict(rep.P4.OK, "")
+	p4.Verdict, p4.Class = verdict(rep.P4.Status)
+	p4.Why = append(p4.Why, rep.P4.Reasons...)
 	if len(rep.P4.Outcomes) == 0 {
 		p4.Why = append(p4.Why, text("p4.none"))
-		if rep.Stage == protocol.StageScoping || rep.Stage == protocol.StageConsultation {
-			p4.Verdict, p4.Class = text("notyet"), "pending"
-		}
 	}
 	for _, o := range rep.P4.Outcomes {
-		p4.Why = append(p4.Why, text("p4.outcome", o.Title, o.Version, yesNo(o.EveryGroupNeeded), yesNo(o.EveryRegionNeeded)))
+		if o.Contested {
+			p4.Why = append(p4.Why, text("p4.contested", o.Title, o.Version, strings.Join(o.Reasons, "; ")))
+		} else {
+			p4.Why = append(p4.Why, text("p4.outcome", o.Title, o.Version, yesNo(o.EveryGroupNeeded), yesNo(o.EveryRegionNeeded)))
+		}
 		p4.Evidence = append(p4.Evidence, o.Decision, o.Proposal)
 	}
 	return []auditRow{cov("p1", rep.P1), p2, cov("p3", rep.P3), p4}

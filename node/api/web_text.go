@@ -180,6 +180,7 @@ var webStrings = map[string]string{
 	"p2.objections":    "%d formal objection(s), %d unanswered",
 	"p4.none":          "nothing adopted yet",
 	"p4.outcome":       "“%s” v%d: every group needed %s, every region needed %s",
+	"p4.contested":     "“%s” v%d: contested, no effect (%s)",
 	"yes":              "yes",
 	"no":               "no",
 	"participation":    "Participation: members who signed records, by group and region",

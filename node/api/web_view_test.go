@@ -16,7 +16,7 @@ func TestProcessTemplateDelegations(t *testing.T) {
 	by := webParty{Org: "Org <7>", Group: "government", Region: "africa", Member: true}
 	rec := func(c string) webRec { return webRec{CID: c, Kind: "k", By: by, Time: 1} }
 	rep := &gov.Report{Title: "T", Stage: protocol.StageDelegation, Topic: "issue/x", Process: "bafyproc"}
-	rep.P1.OK = false
+	rep.P1.Status = gov.StatusNotMet
 	v := &processView{R: rep, CID: "bafyproc", Slug: "x", Charter: &protocol.Charter{Title: "T"},
 		Delegations: []*webDelegation{{webRec: rec("bafydeleg"), Body: "A standards body", Scope: "Write the standard.",
 			Reporting: "Every six months.", Reports: []webText{{rec("bafyreport"), "Half done."}}}},

@@ -17,20 +17,35 @@ import (
 	"github.com/clearinghouse-net/clearinghouse/protocol"
 )
 
-// LateTolerance is how much later than its claimed time a node may first
-// see a record before the audit lists it as late (possibly backdated).
+// LateTolerance is how far a record's claimed time may be from its public
+// time before the audit lists it as skewed (Transparency.Skewed), and how
+// much later than claimed a node may first see it before the local
+// diagnostic lists it as late.
 const LateTolerance = time.Hour
 
+// Principle verdicts: every principle of a report is met, not met, or not
+// yet decided (a process still in progress is not failing).
+const (
+	StatusMet    = "met"
+	StatusNotMet = "not-met"
+	StatusNotYet = "not-yet"
+)
+
 // Report is the P1-P4 audit of one process (DESIGN.md section 1). It is a
-// function of the records applied and of the node's first-seen times only;
-// [Report.JSON] is its canonical form, [Report.Text] a readable one. Times
-// are unix milliseconds, durations seconds, CIDs and keys strings (base32
-// CIDs, hex keys). Every list has a fixed order, given with each field.
-// Fields are declared in the bytewise order of their JSON names, so that
-// encoding/json writes sorted keys.
+// function of the records applied, the membership set with
+// [Issue.SetMembers] and the node's first-seen times only (nil for the
+// canonical audit); [Report.JSON] is its canonical form, [Report.Text] a
+// readable one. Times are unix milliseconds, durations seconds, CIDs and
+// keys strings (base32 CIDs, hex keys). Every list has a fixed order,
+// given with each field. Fields are declared in the bytewise order of
+// their JSON names, so that encoding/json writes sorted keys.
 type Report struct {
 	// Conclusions are the CIDs of conclusion records, by time then CID.
 	Conclusions []string `json:"conclusions"`
+	// Contested lists the decisions, conclusions, stage moves and
+	// delegations that are valid but have no effect given every record
+	// held, with the reasons, by time then CID.
+	Contested []ContestInfo `json:"contested"`
 	// Convenors in charter order.
 	Convenors []Party `json:"convenors"`
 	// Delegations by claimed time, then CID.
@@ -42,13 +57,21 @@ type Report struct {
 	P2 Transparency `json:"p2"`
 	P3 Coverage     `json:"p3"`
 	P4 Independence `json:"p4"`
+	// Participants are the members who took part in the process in a way
+	// that counts (a proposal, feedback, a formal objection, an
+	// endorsement or its withdrawal), with the records counted, by key.
+	Participants []Participant `json:"participants"`
 	// Process is the charter CID.
 	Process string `json:"process"`
 	// Proposals by claimed time, then CID.
 	Proposals []ProposalInfo `json:"proposals"`
 	// Records counts the valid records of the process, charter included.
-	Records int      `json:"records"`
-	Rule    RuleInfo `json:"rule"`
+	Records int `json:"records"`
+	// Removed are the authors of records of the process who are no longer
+	// members, with their records, by key. Their records count for
+	// nothing: not in P1 or P3, not in any tally.
+	Removed []Participant `json:"removed"`
+	Rule    RuleInfo      `json:"rule"`
 	// Stage is the stage given every record applied.
 	Stage string `json:"stage"`
 	Title string `json:"title"`
@@ -72,23 +95,51 @@ type Party struct {
 	Region string `json:"region"`
 }
 
+// Participant is a member and the records of the process it is credited
+// with, by time then CID.
+type Participant struct {
+	Group   string   `json:"group"`
+	Key     string   `json:"key"`
+	Org     string   `json:"org"`
+	Records []string `json:"records"`
+	Region  string   `json:"region"`
+}
+
+func participant(m protocol.Member, recs []*node) Participant {
+	pt := party(m)
+	return Participant{Group: pt.Group, Key: pt.Key, Org: pt.Org, Region: pt.Region, Records: cidStrings(recs)}
+}
+
+// ContestInfo is a valid record without effect and why.
+type ContestInfo struct {
+	Kind    string   `json:"kind"`
+	Reasons []string `json:"reasons"`
+	Record  string   `json:"record"`
+}
+
 // Coverage is the participation of groups (P1) or regions (P3).
 type Coverage struct {
+	// Absent lists the federation's groups (regions) that have no members
+	// in the membership of the whole set, sorted. They cannot take part,
+	// so the principle is not met while any is absent.
+	Absent []string `json:"absent"`
 	// Entries has one entry per group (region) with members, by name.
 	Entries []Participation `json:"entries"`
 	Missing []string        `json:"missing"`
-	// NoMembers lists the federation's groups (regions) without members in
-	// any roster the process's records were checked against, sorted.
-	NoMembers []string `json:"noMembers"`
-	// OK reports whether every group (region) with members took part.
-	OK bool `json:"ok"`
+	// Reasons say why the status is not met or not yet.
+	Reasons []string `json:"reasons"`
+	// Status is met when no group (region) is absent and every one with
+	// members took part; not-yet when some has not taken part while the
+	// process is not concluded; not-met otherwise.
+	Status string `json:"status"`
 	// TookPart and Missing list the names of Entries that did and did not
 	// take part, sorted.
 	TookPart []string `json:"tookPart"`
 }
 
 // Participation counts the participants of one group or region: members
-// who signed at least one record of the process, and those records.
+// who signed at least one record of the process that counts (see
+// [Report.Participants]), and those records.
 type Participation struct {
 	Members int    `json:"members"`
 	Name    string `json:"name"`
@@ -106,20 +157,32 @@ type Cell struct {
 type Transparency struct {
 	Charter CharterCheck `json:"charter"`
 	// Late lists records first seen more than LateTolerance after their
-	// claimed time, by claimed time, then CID.
+	// claimed time, by claimed time, then CID: a diagnostic of this node's
+	// first-seen times, empty in the canonical audit.
 	Late []LateInfo `json:"late"`
 	// Notices by claimed time, then CID.
 	Notices []NoticeInfo `json:"notices"`
 	// Objections by claimed time, then CID.
 	Objections []ObjectionInfo `json:"objections"`
-	// OK reports whether the charter is complete, every notice and comment
-	// window met the minimum notice (as claimed and as first seen) and every
-	// formal objection has a response.
-	OK bool `json:"ok"`
+	// Reasons say why the status is not met or not yet.
+	Reasons []string `json:"reasons"`
+	// Skewed lists the records of the process whose claimed time is more
+	// than LateTolerance from their public time, by claimed time, then
+	// CID. Claimed times are shown, never used, on a witnessed topic.
+	Skewed []SkewInfo `json:"skewed"`
 	// Stages in process order, concluded last.
 	Stages []StageInfo `json:"stages"`
-	// Windows, one per proposal version, by opening time, then CID.
-	Windows []WindowInfo `json:"windows"`
+	// Status is not-met when the charter is incomplete or a notice or
+	// comment window fell short of the minimum notice on public time;
+	// not-yet when a formal objection is unanswered in a process not
+	// concluded, a notice or proposal is not witnessed yet, or nobody
+	// witnesses the topic (times are then as claimed); met otherwise.
+	// Witnessed is true when checkpoints of the witness quorum of groups
+	// are on the topic.
+	Status string `json:"status"`
+	// Windows, one per proposal version, by claimed time, then CID.
+	Windows   []WindowInfo `json:"windows"`
+	Witnessed bool         `json:"witnessed"`
 }
 
 // CharterCheck says whether the charter states aim, purpose, scope,
@@ -137,9 +200,9 @@ type CharterCheck struct {
 }
 
 // StageInfo is one stage: its planned phase (zero for concluded) and when
-// it started, that is the claimed time of the move that first gave it
-// convenors of two groups (the charter's time for scoping; null if not
-// reached).
+// it started, that is the claimed time of the move with effect that first
+// gave it convenors of two groups (the charter's time for scoping; null
+// if not reached).
 type StageInfo struct {
 	// Moves are the stage or conclusion records to it, by time then CID.
 	Moves        []string `json:"moves"`
@@ -152,26 +215,48 @@ type StageInfo struct {
 // NoticeInfo is one notice measured against the charter's minimum notice,
 // as claimed and from when this node first saw it.
 type NoticeInfo struct {
-	Claimed          int64  `json:"claimed"`
-	Date             int64  `json:"date"`
+	// Claimed is the signer's claimed time, shown only.
+	Claimed int64 `json:"claimed"`
+	Date    int64 `json:"date"`
+	// EffectiveSeconds is Date minus the public time (the claimed time on
+	// a topic nobody witnesses; in the local diagnostic, the later of that
+	// and the first-seen time).
 	EffectiveSeconds int64  `json:"effectiveSeconds"`
 	FirstSeen        *int64 `json:"firstSeen"`
 	NoticeSeconds    int64  `json:"noticeSeconds"`
 	OK               bool   `json:"ok"`
-	Record           string `json:"record"`
-	Subject          string `json:"subject"`
+	// Public is the notice's public time, null if not witnessed.
+	Public  *int64 `json:"public"`
+	Record  string `json:"record"`
+	Subject string `json:"subject"`
 }
 
 // WindowInfo is one proposal version's comment window measured against the
 // minimum notice, as claimed and from when this node first saw it.
 type WindowInfo struct {
+	// Closes is Opens plus the charter's window.
 	Closes           int64  `json:"closes"`
 	EffectiveSeconds int64  `json:"effectiveSeconds"`
 	FirstSeen        *int64 `json:"firstSeen"`
 	OK               bool   `json:"ok"`
-	Opens            int64  `json:"opens"`
-	Proposal         string `json:"proposal"`
-	Seconds          int64  `json:"seconds"`
+	// Opens is the proposal's public time (its claimed time on a topic
+	// nobody witnesses); Public is null when it is not witnessed.
+	Opens    int64  `json:"opens"`
+	Proposal string `json:"proposal"`
+	Public   *int64 `json:"public"`
+	Seconds  int64  `json:"seconds"`
+}
+
+// SkewInfo is a record whose claimed time is far (more than
+// LateTolerance) from its public time.
+type SkewInfo struct {
+	Claimed int64  `json:"claimed"`
+	Kind    string `json:"kind"`
+	Public  int64  `json:"public"`
+	Record  string `json:"record"`
+	// SkewSeconds is public minus claimed: positive for a record claiming
+	// to be older than its witnesses saw it.
+	SkewSeconds int64 `json:"skewSeconds"`
 }
 
 // ObjectionInfo is one formal objection and its responses (by time, CID).
@@ -194,17 +279,31 @@ type LateInfo struct {
 
 // Independence is the P4 audit.
 type Independence struct {
-	// OK reports whether every adopted outcome needed the support of every
-	// group and every region (true when nothing is adopted).
-	OK bool `json:"ok"`
-	// Outcomes, one per valid decision, by time then CID.
+	// Outcomes, one per valid decision, by claimed time then CID;
+	// contested ones are shown and have no effect.
 	Outcomes []Outcome `json:"outcomes"`
+	// Reasons say why the status is not met or not yet.
+	Reasons []string `json:"reasons"`
+	// Status is not-met when an outcome with effect did not need the
+	// support of every group and every region, or when a group or region
+	// of the federation has no members (it cannot have been needed) and
+	// something is adopted; met when every outcome
+	// with effect did, or nothing is adopted in a concluded process;
+	// not-yet when nothing is adopted and the process goes on.
+	Status string `json:"status"`
 }
 
-// Outcome is one adopted proposal version: the rule, the tally in the
-// decision's causal past, and which groups and regions it needed.
+// Outcome is one decision: the rule, the tally given every record held
+// that does not have the decision in its past, and which groups and
+// regions it needed.
 type Outcome struct {
-	Decision string `json:"decision"`
+	// Contested reports whether the decision has no effect; Reasons say
+	// why.
+	Contested bool `json:"contested"`
+	// Counted are the endorsement records the tally counted, by time then
+	// CID.
+	Counted  []string `json:"counted"`
+	Decision string   `json:"decision"`
 	// Endorsers by key.
 	Endorsers []Party `json:"endorsers"`
 	// EveryGroupNeeded and EveryRegionNeeded report whether removing the
@@ -213,13 +312,17 @@ type Outcome struct {
 	EveryRegionNeeded bool `json:"everyRegionNeeded"`
 	// Groups and Regions have one entry per group and region with members
 	// in the decision's causal past, by name.
-	Groups   []Need   `json:"groups"`
-	Proposal string   `json:"proposal"`
-	Regions  []Need   `json:"regions"`
-	Rule     RuleInfo `json:"rule"`
-	Time     int64    `json:"time"`
-	Title    string   `json:"title"`
-	Version  int      `json:"version"`
+	Groups   []Need `json:"groups"`
+	Proposal string `json:"proposal"`
+	// Public is the decision's public time, null if not witnessed (or on
+	// a topic nobody witnesses).
+	Public  *int64   `json:"public"`
+	Reasons []string `json:"reasons"`
+	Regions []Need   `json:"regions"`
+	Rule    RuleInfo `json:"rule"`
+	Time    int64    `json:"time"`
+	Title   string   `json:"title"`
+	Version int      `json:"version"`
 }
 
 // Need is one group's or region's part in an outcome.
@@ -254,7 +357,14 @@ type ProposalInfo struct {
 
 // DelegationInfo is one delegation and its reports (by time, CID).
 type DelegationInfo struct {
-	Body      string   `json:"body"`
+	Body string `json:"body"`
+	By   Party  `json:"by"`
+	// Decision is the decision delegated, or "" if it cites none.
+	Decision string `json:"decision"`
+	// Effective reports whether the delegation has effect: it cites a
+	// decision with effect and convenors of two groups signed the same
+	// delegation.
+	Effective bool     `json:"effective"`
 	Record    string   `json:"record"`
 	Reporting string   `json:"reporting"`
 	Reports   []string `json:"reports"`
@@ -275,40 +385,56 @@ func cidStrings(ns []*node) []string {
 	slices.SortFunc(ns, byTime)
 	out := make([]string, len(ns))
 	for i, n := range ns {
-		out[i] = n.rec.CID.String()
+		out[i] = n.cs
 	}
 	return out
 }
 
-// Audit computes the P1-P4 audit of the process. firstSeen maps record
-// CIDs to the unix millisecond time this node first saw them; it may be
-// nil or partial (records without an entry are taken as seen when
-// claimed). Two calls with the same records and the same firstSeen give
-// identical reports.
+// Audit computes the P1-P4 audit of the process from every record applied
+// and the membership set with [Issue.SetMembers]. firstSeen maps record
+// CIDs to the unix millisecond time this node first saw them, a
+// node-local diagnostic: nil gives the canonical audit, the same on every
+// node with the same records; a partial map is allowed (records without an
+// entry are taken as seen when claimed). Two calls with the same records,
+// membership and firstSeen give identical reports.
 func (p *Process) Audit(firstSeen map[cid.Cid]int64) *Report {
 	is := p.is
 	b := p.body
-	seen := func(n *node) (*int64, int64) {
-		if t, ok := firstSeen[n.rec.CID]; ok {
-			return &t, max(t, n.time())
+	ef := p.effects(nil, is.members)
+	// seen returns n's public time (nil if not witnessed), its first-seen
+	// time (nil if none given) and the time rules measure it by: the
+	// public time, or the claimed time on a topic nobody witnesses, or in
+	// the local diagnostic the later of that and the first-seen time; 0
+	// when not witnessed.
+	seen := func(n *node) (pub, fs *int64, from int64) {
+		from = ef.timeOf(n)
+		if from != 0 && ef.public != nil {
+			pub = &from
 		}
-		return nil, n.time()
+		if t, ok := firstSeen[n.rec.CID]; ok {
+			fs = &t
+			if from != 0 {
+				from = max(t, from)
+			}
+		}
+		return pub, fs, from
 	}
 	minMs := b.MinNoticeSeconds * 1000
 	rep := &Report{
 		Process: p.CID().String(),
 		Topic:   is.topic,
 		Title:   b.Title,
-		Stage:   p.Stage(),
+		Stage:   ef.stage.String(),
 		Records: len(p.records),
 		Rule:    p.ruleInfo(),
 	}
+	concluded := ef.stage == concluded
 	for _, m := range p.conv {
 		rep.Convenors = append(rep.Convenors, party(m))
 	}
 
-	// P1, P3 and the matrix.
-	rep.P1, rep.P3, rep.Matrix = p.coverage()
+	// P1, P3, the matrix and who took part.
+	rep.P1, rep.P3, rep.Matrix, rep.Participants, rep.Removed = p.coverage(concluded)
 
 	// P2.
 	t := &rep.P2
@@ -327,30 +453,49 @@ func (p *Process) Audit(firstSeen map[cid.Cid]int64) *Report {
 		}
 	}
 	t.Charter.Complete = len(t.Charter.Missing) == 0
-	t.Stages = p.stages()
+	if !t.Charter.Complete {
+		t.Reasons = append(t.Reasons, "the charter does not state "+strings.Join(t.Charter.Missing, ", "))
+	}
+	t.Stages = p.stages(ef)
 	notices := slices.Clone(p.notices)
 	slices.SortFunc(notices, byTime)
-	allOK := t.Charter.Complete
+	var notMet, notYet []string
+	t.Witnessed = ef.public != nil
+	if !t.Witnessed {
+		notYet = append(notYet, fmt.Sprintf("no checkpoints of %d stakeholder groups witness the topic, so its times are as claimed by their signers", is.rules.Quorum()))
+	}
 	for _, n := range notices {
 		nb := n.rec.Body.(*protocol.Notice)
-		fs, from := seen(n)
+		pub, fs, from := seen(n)
 		ni := NoticeInfo{
-			Record: n.rec.CID.String(), Subject: nb.Subject, Date: nb.Date, Claimed: n.time(), FirstSeen: fs,
+			Record: n.cs, Subject: nb.Subject, Date: nb.Date, Claimed: n.time(), FirstSeen: fs, Public: pub,
 			NoticeSeconds: (nb.Date - n.time()) / 1000, EffectiveSeconds: (nb.Date - from) / 1000,
-			OK: nb.Date-from >= minMs,
+			OK: from != 0 && nb.Date-from >= minMs,
 		}
-		allOK = allOK && ni.OK
+		if from == 0 {
+			ni.EffectiveSeconds = 0
+			notYet = append(notYet, fmt.Sprintf("notice %s is not witnessed yet", ni.Record))
+		} else if !ni.OK {
+			notMet = append(notMet, fmt.Sprintf("notice %s gave %s, less than the minimum notice %s", ni.Record, fmtDuration(ni.EffectiveSeconds*1000), fmtDuration(minMs)))
+		}
 		t.Notices = append(t.Notices, ni)
 	}
 	props := p.sortedProposals()
 	for _, pr := range props {
-		fs, from := seen(pr.n)
+		pub, fs, from := seen(pr.n)
+		opens := ef.timeOf(pr.n)
+		closes := opens + b.WindowSeconds*1000
 		w := WindowInfo{
-			Proposal: pr.n.rec.CID.String(), Opens: pr.n.time(), Closes: pr.closes, FirstSeen: fs,
-			Seconds: (pr.closes - pr.n.time()) / 1000, EffectiveSeconds: (pr.closes - from) / 1000,
-			OK: pr.closes-from >= minMs,
+			Proposal: pr.n.cs, Opens: opens, Closes: closes, FirstSeen: fs, Public: pub,
+			Seconds: b.WindowSeconds, EffectiveSeconds: (closes - from) / 1000,
+			OK: from != 0 && closes-from >= minMs,
 		}
-		allOK = allOK && w.OK
+		if from == 0 {
+			w.Closes, w.EffectiveSeconds = 0, 0
+			notYet = append(notYet, fmt.Sprintf("proposal %s is not witnessed yet, so its comment window has not opened", w.Proposal))
+		} else if !w.OK {
+			notMet = append(notMet, fmt.Sprintf("the comment window of %s was %s, less than the minimum notice %s", w.Proposal, fmtDuration(w.EffectiveSeconds*1000), fmtDuration(minMs)))
+		}
 		t.Windows = append(t.Windows, w)
 	}
 	objs := make([]*objection, 0, len(p.objections))
@@ -360,10 +505,17 @@ func (p *Process) Audit(firstSeen map[cid.Cid]int64) *Report {
 	slices.SortFunc(objs, func(a, b *objection) int { return byTime(a.n, b.n) })
 	for _, o := range objs {
 		oi := ObjectionInfo{
-			Record: o.n.rec.CID.String(), Proposal: o.prop.n.rec.CID.String(), By: party(o.n.member),
+			Record: o.n.cs, Proposal: o.prop.n.cs, By: party(o.n.member),
 			Answered: len(o.responses) > 0, Responses: cidStrings(o.responses),
 		}
-		allOK = allOK && oi.Answered
+		if !oi.Answered {
+			r := fmt.Sprintf("formal objection %s has no response", oi.Record)
+			if concluded {
+				notMet = append(notMet, r)
+			} else {
+				notYet = append(notYet, r)
+			}
+		}
 		t.Objections = append(t.Objections, oi)
 	}
 	recs := slices.Clone(p.records)
@@ -371,27 +523,78 @@ func (p *Process) Audit(firstSeen map[cid.Cid]int64) *Report {
 	for _, n := range recs {
 		if fs, ok := firstSeen[n.rec.CID]; ok && fs-n.time() > LateTolerance.Milliseconds() {
 			t.Late = append(t.Late, LateInfo{
-				Record: n.rec.CID.String(), Kind: n.rec.Env.Kind, Claimed: n.time(), FirstSeen: fs,
+				Record: n.cs, Kind: n.rec.Env.Kind, Claimed: n.time(), FirstSeen: fs,
 				LateSeconds: (fs - n.time()) / 1000,
 			})
 		}
 	}
-	t.OK = allOK
-
-	// P4.
-	rep.P4.OK = true
-	decs := slices.Clone(p.decisions)
-	slices.SortFunc(decs, func(a, b *decision) int { return byTime(a.n, b.n) })
-	for _, d := range decs {
-		o := p.outcome(d)
-		rep.P4.OK = rep.P4.OK && o.EveryGroupNeeded && o.EveryRegionNeeded
-		rep.P4.Outcomes = append(rep.P4.Outcomes, o)
+	if ef.public != nil {
+		for _, n := range recs {
+			if pt := ef.public[n.at]; pt != 0 && abs(pt-n.time()) > LateTolerance.Milliseconds() {
+				t.Skewed = append(t.Skewed, SkewInfo{Record: n.cs, Kind: n.rec.Env.Kind, Claimed: n.time(), Public: pt, SkewSeconds: (pt - n.time()) / 1000})
+			}
+		}
+	}
+	t.Reasons = append(t.Reasons, notMet...)
+	t.Status = StatusMet
+	switch {
+	case len(t.Reasons) > 0:
+		t.Status = StatusNotMet
+		t.Reasons = append(t.Reasons, notYet...)
+	case len(notYet) > 0:
+		t.Status, t.Reasons = StatusNotYet, notYet
 	}
 
-	// Proposals, delegations, conclusions.
+	// P4.
+	decs := slices.Clone(p.decisions)
+	slices.SortFunc(decs, func(a, b *decision) int { return byTime(a.n, b.n) })
+	effective := 0
+	for _, d := range decs {
+		o := p.outcome(d, ef)
+		if pt := ef.timeOf(d.n); ef.public != nil && pt != 0 {
+			o.Public = &pt
+		}
+		if !o.Contested {
+			effective++
+			if !o.EveryGroupNeeded || !o.EveryRegionNeeded {
+				rep.P4.Reasons = append(rep.P4.Reasons, fmt.Sprintf("decision %s was adopted without needing every group and every region", o.Decision))
+			}
+		}
+		rep.P4.Outcomes = append(rep.P4.Outcomes, o)
+	}
+	if effective > 0 {
+		for _, c := range []struct {
+			dim    string
+			absent []string
+		}{{"group", rep.P1.Absent}, {"region", rep.P3.Absent}} {
+			for _, name := range c.absent {
+				rep.P4.Reasons = append(rep.P4.Reasons, fmt.Sprintf("%s %s has no members, so no outcome needed its support", c.dim, name))
+			}
+		}
+	}
+	switch {
+	case len(rep.P4.Reasons) > 0:
+		rep.P4.Status = StatusNotMet
+	case effective > 0 || concluded:
+		rep.P4.Status = StatusMet
+	default:
+		rep.P4.Status = StatusNotYet
+		rep.P4.Reasons = []string{"no outcome with effect yet"}
+	}
+
+	// Proposals, delegations, conclusions, contested records.
+	memo := map[string]bool{}
+	counts := func(a string) bool {
+		ok, done := memo[a]
+		if !done {
+			ok = p.counts(a)
+			memo[a] = ok
+		}
+		return ok
+	}
 	for _, pr := range props {
 		pi := ProposalInfo{
-			Record: pr.n.rec.CID.String(), Version: pr.body.Version, Title: pr.body.Title,
+			Record: pr.n.cs, Version: pr.body.Version, Title: pr.body.Title,
 			By: party(pr.n.member), Time: pr.n.time(), Closes: pr.closes,
 			Stances:    map[string]int{protocol.StanceSupport: 0, protocol.StanceNeutral: 0, protocol.StanceConcern: 0, protocol.StanceObjection: 0},
 			Objections: len(pr.objections),
@@ -399,16 +602,20 @@ func (p *Process) Audit(firstSeen map[cid.Cid]int64) *Report {
 		if pr.body.Replaces != nil {
 			pi.Replaces = pr.body.Replaces.Cid.String()
 		}
-		for _, l := range pr.stance {
-			pi.Stances[l.stance]++
+		for a, l := range pr.stance {
+			if counts(a) {
+				pi.Stances[l.stance]++
+			}
 		}
-		for _, l := range pr.endorse {
-			if l.on {
+		for a, l := range pr.endorse {
+			if l.on && counts(a) {
 				pi.Endorsements++
 			}
 		}
-		for _, d := range pr.decisions {
-			pi.Decisions = append(pi.Decisions, d.n.rec.CID.String())
+		for _, d := range ef.decisions {
+			if d.prop == pr {
+				pi.Decisions = append(pi.Decisions, d.n.cs)
+			}
 		}
 		slices.Sort(pi.Decisions)
 		rep.Proposals = append(rep.Proposals, pi)
@@ -419,10 +626,14 @@ func (p *Process) Audit(firstSeen map[cid.Cid]int64) *Report {
 	}
 	slices.SortFunc(dels, func(a, b *delegation) int { return byTime(a.n, b.n) })
 	for _, d := range dels {
-		rep.Delegations = append(rep.Delegations, DelegationInfo{
-			Record: d.n.rec.CID.String(), Body: d.body.Body, Scope: d.body.Scope, Reporting: d.body.Reporting,
-			Reports: cidStrings(d.reports),
-		})
+		di := DelegationInfo{
+			Record: d.n.cs, By: party(d.n.member), Body: d.body.Body, Scope: d.body.Scope, Reporting: d.body.Reporting,
+			Reports: cidStrings(d.reports), Effective: ef.delegations[d.n],
+		}
+		if d.body.Decision != nil {
+			di.Decision = d.body.Decision.Cid.String()
+		}
+		rep.Delegations = append(rep.Delegations, di)
 	}
 	var concl []*node
 	for _, n := range p.moves {
@@ -431,7 +642,45 @@ func (p *Process) Audit(firstSeen map[cid.Cid]int64) *Report {
 		}
 	}
 	rep.Conclusions = cidStrings(concl)
+	contested := make([]*node, 0, len(ef.contested))
+	for n := range ef.contested {
+		contested = append(contested, n)
+	}
+	slices.SortFunc(contested, byTime)
+	for _, n := range contested {
+		rep.Contested = append(rep.Contested, ContestInfo{Record: n.cs, Kind: n.rec.Env.Kind, Reasons: ef.contested[n]})
+	}
 	return rep
+}
+
+func abs(x int64) int64 {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+// counts reports whether an author's records count: the author is a
+// member in the membership of the whole set (or no such membership was
+// set).
+func (p *Process) counts(author string) bool {
+	if p.is.members == nil {
+		return true
+	}
+	_, ok := p.is.members.Lookup([]byte(author))
+	return ok
+}
+
+// meaningful reports whether a record counts as taking part in a process
+// (P1, P3): a proposal, feedback, a formal objection, an endorsement or
+// its withdrawal. Charters, notices, stage moves and responses are the
+// convenors' work and do not show that a group took part.
+func meaningful(n *node) bool {
+	switch n.rec.Body.(type) {
+	case *protocol.Proposal, *protocol.Feedback, *protocol.Objection, *protocol.Endorse, *protocol.Withdraw:
+		return true
+	}
+	return false
 }
 
 func (p *Process) ruleInfo() RuleInfo {
@@ -451,8 +700,9 @@ func (p *Process) sortedProposals() []*proposal {
 	return out
 }
 
-// coverage computes P1, P3 and the participation matrix.
-func (p *Process) coverage() (groups, regions Coverage, matrix []Cell) {
+// coverage computes P1, P3, the participation matrix, the participants and
+// the removed authors.
+func (p *Process) coverage(concluded bool) (groups, regions Coverage, matrix []Cell, parts, removed []Participant) {
 	type count struct{ members, records int }
 	gc, rc := map[string]*count{}, map[string]*count{}
 	cells := map[[2]string]int{}
@@ -462,23 +712,51 @@ func (p *Process) coverage() (groups, regions Coverage, matrix []Cell) {
 		}
 		return m[k]
 	}
-	for g := range p.groups {
+	var withG, withR []string
+	if ms := p.is.members; ms != nil {
+		withG, withR = ms.Groups(), ms.Regions()
+	} else {
+		withG, withR = sortedKeys(p.groups), sortedKeys(p.regions)
+	}
+	for _, g := range withG {
 		get(gc, g)
 	}
-	for r := range p.regions {
+	for _, r := range withR {
 		get(rc, r)
 	}
+	byAuthor := map[string][]*node{}
 	for _, n := range p.records {
-		get(gc, n.member.Group).records++
-		get(rc, n.member.Region).records++
+		byAuthor[n.author()] = append(byAuthor[n.author()], n)
 	}
-	for _, pp := range p.people {
-		get(gc, pp.member.Group).members++
-		get(rc, pp.member.Region).members++
+	for _, a := range sortedKeys(byAuthor) {
+		ns := byAuthor[a]
+		pp := p.people[a]
+		if !p.counts(a) {
+			removed = append(removed, participant(pp.member, ns))
+			continue
+		}
+		var mine []*node
+		for _, n := range ns {
+			if meaningful(n) {
+				mine = append(mine, n)
+			}
+		}
+		if len(mine) == 0 {
+			continue
+		}
+		parts = append(parts, participant(pp.member, mine))
+		g, r := get(gc, pp.member.Group), get(rc, pp.member.Region)
+		g.members++
+		r.members++
+		g.records += len(mine)
+		r.records += len(mine)
 		cells[[2]string{pp.member.Group, pp.member.Region}]++
 	}
-	build := func(m map[string]*count, all []string) Coverage {
-		c := Coverage{OK: true}
+	byKey := func(a, b Participant) int { return cmp.Compare(a.Key, b.Key) }
+	slices.SortFunc(parts, byKey)
+	slices.SortFunc(removed, byKey)
+	build := func(dim string, m map[string]*count, all, with []string) Coverage {
+		c := Coverage{}
 		for _, name := range sortedKeys(m) {
 			v := m[name]
 			c.Entries = append(c.Entries, Participation{Name: name, Members: v.members, Records: v.records})
@@ -486,22 +764,35 @@ func (p *Process) coverage() (groups, regions Coverage, matrix []Cell) {
 				c.TookPart = append(c.TookPart, name)
 			} else {
 				c.Missing = append(c.Missing, name)
-				c.OK = false
 			}
 		}
 		for _, name := range all {
-			if m[name] == nil {
-				c.NoMembers = append(c.NoMembers, name)
+			if !slices.Contains(with, name) {
+				c.Absent = append(c.Absent, name)
 			}
 		}
-		slices.Sort(c.NoMembers)
+		slices.Sort(c.Absent)
+		for _, name := range c.Absent {
+			c.Reasons = append(c.Reasons, fmt.Sprintf("%s %s has no members, so it cannot take part", dim, name))
+		}
+		for _, name := range c.Missing {
+			c.Reasons = append(c.Reasons, fmt.Sprintf("no member of %s %s took part", dim, name))
+		}
+		switch {
+		case len(c.Absent) > 0 || len(c.Missing) > 0 && concluded:
+			c.Status = StatusNotMet
+		case len(c.Missing) > 0:
+			c.Status = StatusNotYet
+		default:
+			c.Status = StatusMet
+		}
 		return c
 	}
 	for k, v := range cells {
 		matrix = append(matrix, Cell{Group: k[0], Region: k[1], Members: v})
 	}
 	slices.SortFunc(matrix, func(a, b Cell) int { return cmp.Or(cmp.Compare(a.Group, b.Group), cmp.Compare(a.Region, b.Region)) })
-	return build(gc, p.is.groups), build(rc, p.is.regions), matrix
+	return build("group", gc, p.is.groups, withG), build("region", rc, p.is.regions, withR), matrix, parts, removed
 }
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -513,8 +804,8 @@ func sortedKeys[V any](m map[string]V) []string {
 	return out
 }
 
-// stages computes the stage timeline.
-func (p *Process) stages() []StageInfo {
+// stages computes the stage timeline from the moves with effect.
+func (p *Process) stages(ef *effects) []StageInfo {
 	var out []StageInfo
 	names := make([]string, 0, len(p.body.Phases)+1)
 	for _, ph := range p.body.Phases {
@@ -541,9 +832,12 @@ func (p *Process) stages() []StageInfo {
 				continue
 			}
 			to = append(to, n)
+			if _, contested := ef.contested[n]; contested {
+				continue
+			}
 			seen |= p.is.groupBit(n.member.Group)
 			if si.Started == nil && bits.OnesCount64(seen) >= 2 {
-				t := n.time()
+				t := ef.timeOf(n)
 				si.Started = &t
 			}
 		}
@@ -563,12 +857,15 @@ func moveTarget(n *node) stage {
 	return concluded
 }
 
-func (p *Process) outcome(d *decision) Outcome {
-	t := d.tally
+// outcome shows a decision with the tally given every record held.
+func (p *Process) outcome(d *decision, ef *effects) Outcome {
+	t := ef.counted[d]
+	reasons := ef.contested[d.n]
 	o := Outcome{
-		Decision: d.n.rec.CID.String(), Proposal: d.prop.n.rec.CID.String(),
+		Decision: d.n.cs, Proposal: d.prop.n.cs,
 		Title: d.prop.body.Title, Version: d.prop.body.Version, Time: d.n.time(),
 		Rule: p.ruleInfo(), EveryGroupNeeded: true, EveryRegionNeeded: true,
+		Contested: len(reasons) > 0, Reasons: reasons,
 	}
 	for _, g := range t.Groups {
 		e, ob := t.Count("group", g)
@@ -585,6 +882,7 @@ func (p *Process) outcome(d *decision) Outcome {
 	for _, v := range t.Endorsers {
 		o.Endorsers = append(o.Endorsers, Party{Key: hex.EncodeToString(v.Key), Org: v.Org, Group: v.Group, Region: v.Region})
 	}
+	o.Counted = cidStrings(ef.endorsements[d])
 	return o
 }
 
@@ -655,6 +953,15 @@ func (r *Report) Text() string {
 		}
 		return "not met"
 	}
+	status := func(s string) string {
+		switch s {
+		case StatusMet:
+			return "met"
+		case StatusNotYet:
+			return "not yet"
+		}
+		return "NOT MET"
+	}
 	ts := func(ms int64) string { return fmtTime(ms) }
 	dur := func(s int64) string { return fmtDuration(s * 1000) }
 	list := func(xs []string) string {
@@ -685,21 +992,26 @@ func (r *Report) Text() string {
 	}
 	w(1, "convenors %s", strings.Join(cs, "; "))
 
+	reasons := func(rs []string) {
+		for _, r := range rs {
+			w(1, "because %s", r)
+		}
+	}
 	cover := func(label string, c Coverage) {
-		w(0, "%s: %s", label, verdict(c.OK))
+		w(0, "%s: %s", label, status(c.Status))
+		reasons(c.Reasons)
 		for _, e := range c.Entries {
 			w(1, "%s: %s, %s", e.Name, plural(e.Members, "member"), plural(e.Records, "record"))
 		}
 		w(1, "took part: %s", list(c.TookPart))
 		w(1, "missing: %s", list(c.Missing))
-		if len(c.NoMembers) > 0 {
-			w(1, "no members: %s", list(c.NoMembers))
-		}
+		w(1, "absent (no members): %s", list(c.Absent))
 	}
 	cover("P1 stakeholder groups", r.P1)
 
 	t := r.P2
-	w(0, "P2 notice, transparency, accountability: %s", verdict(t.OK))
+	w(0, "P2 notice, transparency, accountability: %s", status(t.Status))
+	reasons(t.Reasons)
 	ch := "complete"
 	if !t.Charter.Complete {
 		ch = "incomplete, missing " + strings.Join(t.Charter.Missing, ", ")
@@ -728,13 +1040,32 @@ func (r *Report) Text() string {
 		}
 		return ", first seen " + ts(*fs)
 	}
+	pubStr := func(p *int64) string {
+		switch {
+		case p != nil:
+			return ", public " + ts(*p)
+		case t.Witnessed:
+			return ", NOT WITNESSED YET"
+		}
+		return ""
+	}
+	if !t.Witnessed {
+		w(1, "times as claimed: no checkpoints of the witness quorum on the topic")
+	}
 	for _, n := range t.Notices {
-		w(1, "notice %s of %s on %s: claimed %s%s; %s notice, %s effective: %s",
-			n.Record, n.Subject, ts(n.Date), ts(n.Claimed), seenStr(n.FirstSeen), dur(n.NoticeSeconds), dur(n.EffectiveSeconds), verdict(n.OK))
+		w(1, "notice %s of %s on %s: claimed %s%s%s; %s notice, %s effective: %s",
+			n.Record, n.Subject, ts(n.Date), ts(n.Claimed), pubStr(n.Public), seenStr(n.FirstSeen), dur(n.NoticeSeconds), dur(n.EffectiveSeconds), verdict(n.OK))
 	}
 	for _, win := range t.Windows {
+		if win.Opens == 0 {
+			w(1, "window of %s: not open (proposal not witnessed yet)", win.Proposal)
+			continue
+		}
 		w(1, "window of %s: %s .. %s%s; %s, %s effective: %s",
 			win.Proposal, ts(win.Opens), ts(win.Closes), seenStr(win.FirstSeen), dur(win.Seconds), dur(win.EffectiveSeconds), verdict(win.OK))
+	}
+	for _, sk := range t.Skewed {
+		w(1, "claimed time far from public time: %s %s claims %s, public %s", sk.Kind, sk.Record, ts(sk.Claimed), ts(sk.Public))
 	}
 	for _, o := range t.Objections {
 		ans := "UNANSWERED"
@@ -749,12 +1080,21 @@ func (r *Report) Text() string {
 
 	cover("P3 regions", r.P3)
 
-	w(0, "P4 no group or region decides alone: %s", verdict(r.P4.OK))
-	if len(r.P4.Outcomes) == 0 {
-		w(1, "no adopted outcome")
-	}
+	w(0, "P4 no group or region decides alone: %s", status(r.P4.Status))
+	reasons(r.P4.Reasons)
 	for _, o := range r.P4.Outcomes {
-		w(1, "decision %s adopts %s (v%d %q) at %s under %s", o.Decision, o.Proposal, o.Version, o.Title, ts(o.Time), rule(o.Rule))
+		if o.Contested {
+			w(1, "decision %s on %s (v%d %q) at %s under %s: CONTESTED, no effect", o.Decision, o.Proposal, o.Version, o.Title, ts(o.Time), rule(o.Rule))
+			for _, r := range o.Reasons {
+				w(2, "because %s", r)
+			}
+		} else {
+			w(1, "decision %s adopts %s (v%d %q) at %s under %s", o.Decision, o.Proposal, o.Version, o.Title, ts(o.Time), rule(o.Rule))
+		}
+		if o.Public != nil {
+			w(2, "public %s", ts(*o.Public))
+		}
+		w(2, "counted %s", list(o.Counted))
 		need := func(dim string, ns []Need) {
 			for _, n := range ns {
 				nd := "needed"
@@ -792,8 +1132,34 @@ func (r *Report) Text() string {
 		w(0, "delegations")
 	}
 	for _, d := range r.Delegations {
-		w(1, "%s to %s (%s); reporting: %s; reports %s", d.Record, d.Body, d.Scope, d.Reporting, list(d.Reports))
+		eff := "no effect"
+		if d.Effective {
+			eff = "effective"
+		}
+		dec := d.Decision
+		if dec == "" {
+			dec = "no decision"
+		}
+		w(1, "%s by %s to %s (%s) citing %s: %s; reporting: %s; reports %s", d.Record, d.By.Org, d.Body, d.Scope, dec, eff, d.Reporting, list(d.Reports))
 	}
 	w(0, "conclusions: %s", list(r.Conclusions))
+	if len(r.Contested) > 0 {
+		w(0, "contested (valid, no effect)")
+	}
+	for _, c := range r.Contested {
+		w(1, "%s %s: %s", c.Kind, c.Record, strings.Join(c.Reasons, "; "))
+	}
+	if len(r.Participants) > 0 {
+		w(0, "participation counted")
+	}
+	for _, pt := range r.Participants {
+		w(1, "%s (%s, %s): %s", pt.Org, pt.Group, pt.Region, list(pt.Records))
+	}
+	if len(r.Removed) > 0 {
+		w(0, "records of removed members (not counted)")
+	}
+	for _, pt := range r.Removed {
+		w(1, "%s (%s, %s): %s", pt.Org, pt.Group, pt.Region, list(pt.Records))
+	}
 	return b.String()
 }

@@ -17,6 +17,15 @@ type node struct {
 	// sums summarises the record's causal past and the record itself.
 	sums  []procSum
 	stamp uint32
+	at    int32 // index in dag.nodes: nodes come in causal order
+	// cp is the index of the author's latest checkpoint in its chain up
+	// to this record (itself if it is one), or -1.
+	cp int32
+	// cs is the record's CID as text, made once for the audit.
+	cs string
+	// ref is the proposal version a feedback, objection, endorsement or
+	// withdrawal refers to.
+	ref *proposal
 }
 
 func (n *node) time() int64 { return n.rec.Env.Time }
@@ -72,7 +81,9 @@ func (d *dag) admit(r *protocol.Record) ([]int32, []*node, error) {
 }
 
 func (d *dag) add(n *node) {
-	d.byCID[n.rec.CID] = int32(len(d.nodes))
+	n.at = int32(len(d.nodes))
+	n.cs = n.rec.CID.String()
+	d.byCID[n.rec.CID] = n.at
 	d.nodes = append(d.nodes, n)
 	d.seqs[seqKey{n.author(), n.rec.Env.Seq}] = n.rec.CID
 }

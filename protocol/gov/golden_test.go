@@ -28,9 +28,13 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the golden files in testdata 
 //
 // The scenario language, one command a line ('#' starts a comment):
 //
-//	federation [slug=S] [notice=DUR] [threshold=N]   rules, before any record
+//	federation [slug=S] [notice=DUR] [threshold=N] [witness=auto|manual] [witnesses=A,B]
+//	                                                  rules, before any record
+//	witness at TIME                                   the witnesses checkpoint the topic
 //	member NAME GROUP REGION                          a founding member
 //	outsider NAME                                     a key that is not a member
+//	suspend NAME                                      the member is removed
+//	                                                  (a completed member.suspend)
 //	KIND NAME by PARTY at TIME [key=value ...]        publish a record
 //	audit [CHARTER]                                   the audit text of a process
 //	audit-json [CHARTER]                              its JSON (indented here)
@@ -42,7 +46,12 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the golden files in testdata 
 // record's time; DUR is a number with d, h, m or s. Every record takes
 // process=CHARTER (default: the latest charter), after=NAME,NAME (deps
 // instead of the topic heads; after=none for only what the body
-// references) and seen=TIME (first-seen time, relative to its own time).
+// references), seen=TIME (first-seen time, relative to its own time) and
+// stale=true (checked against the roster before the latest suspension, as
+// when the signer leaves the suspension out of its deps) and
+// published=TIME (when the witnesses first see it, relative to its own
+// time; by default they checkpoint every accepted record at its claimed
+// time, see world.witness, unless witness=manual).
 // The kind-specific keys are in scriptBody. Each record line is followed in
 // the transcript by its verdict; names replace CIDs and keys.
 func TestGolden(t *testing.T) {
@@ -250,6 +259,13 @@ func (s *script) run(f []string) error {
 					return err
 				}
 				w.rules.DecisionMinEndorsements = n
+			case "witnesses":
+				w.witnessNames = strings.Split(v, ",")
+			case "witness":
+				if v != "manual" && v != "auto" {
+					return fmt.Errorf("witness=auto|manual")
+				}
+				w.manualWitness = v == "manual"
 			default:
 				return fmt.Errorf("unknown federation key %q", k)
 			}
@@ -263,6 +279,22 @@ func (s *script) run(f []string) error {
 		return nil
 	case "outsider":
 		w.outsider(f[1])
+		return nil
+	case "witness":
+		if len(f) != 3 || f[1] != "at" {
+			return fmt.Errorf("want: witness at TIME")
+		}
+		at, err := parseTime(f[2], s.last)
+		if err != nil {
+			return err
+		}
+		w.witness(at)
+		return nil
+	case "suspend":
+		if len(f) != 2 {
+			return fmt.Errorf("want: suspend NAME")
+		}
+		w.suspend(f[1])
 		return nil
 	case "audit", "audit-json":
 		w.found()
@@ -324,6 +356,16 @@ func (s *script) run(f []string) error {
 		}
 		delete(attrs, "after")
 	}
+	if v, ok := attrs["published"]; ok {
+		if d.published, err = parseTime(v, at); err != nil {
+			return err
+		}
+		delete(attrs, "published")
+	}
+	if v, ok := attrs["stale"]; ok {
+		d.stale = v == "true"
+		delete(attrs, "stale")
+	}
 	if v, ok := attrs["seen"]; ok {
 		if d.seen, err = parseTime(v, at); err != nil {
 			return err
@@ -354,7 +396,7 @@ func (s *script) run(f []string) error {
 //	feedback  on=PROPOSAL stance clause reason
 //	object    on=PROPOSAL text;  respond to=OBJECTION text
 //	endorse, withdraw, decide  on=PROPOSAL (decide: summary)
-//	delegate  body scope reporting;  report on=DELEGATION text
+//	delegate  decision=DECISION body scope reporting;  report on=DELEGATION text
 //	stage     to;  conclude summary;  statement title text
 func (s *script) body(kind, name string, at time.Time, a map[string]string) (protocol.Body, error) {
 	w := s.w
@@ -482,8 +524,8 @@ func (s *script) body(kind, name string, at time.Time, a map[string]string) (pro
 	case protocol.KindDecision:
 		return &protocol.Decision{Process: proc(), Proposal: w.link(take("on", "")), Summary: take("summary", "")}, nil
 	case protocol.KindDelegation:
-		return &protocol.Delegation{Process: proc(), Body: take("body", "Implementing body"), Scope: take("scope", "Implementation."),
-			Reporting: take("reporting", "Report every six months.")}, nil
+		return &protocol.Delegation{Process: proc(), Decision: w.linkp(take("decision", "")), Body: take("body", "Implementing body"),
+			Scope: take("scope", "Implementation."), Reporting: take("reporting", "Report every six months.")}, nil
 	case protocol.KindReport:
 		return &protocol.Report{Process: proc(), Delegation: w.link(take("on", "")), Text: take("text", "Progress report.")}, nil
 	case protocol.KindStage:
@@ -509,6 +551,7 @@ func (s *script) checkDerive() {
 	if err != nil {
 		s.t.Fatal(err)
 	}
+	is.SetMembers(w.roster)
 	for _, p := range w.issue.Processes() {
 		q, ok := is.Process(p.CID())
 		if !ok {

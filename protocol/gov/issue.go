@@ -133,9 +133,11 @@ type Issue struct {
 	rules   protocol.Rules
 
 	dag
-	procs map[cid.Cid]*Process
-	plist []*Process
-	bits  map[string]uint // stakeholder group -> bit in procSum.moves
+	members Roster // membership of the whole record set, or nil
+	procs   map[cid.Cid]*Process
+	cps     []int32 // the checkpoints applied, by node index
+	plist   []*Process
+	bits    map[string]uint // stakeholder group -> bit in procSum.moves
 }
 
 // NewIssue returns the empty state of the issue with the given slug in the
@@ -189,6 +191,15 @@ func Derive(g *protocol.Genesis, slug string, records []*protocol.Record, roster
 	}
 	return is, rej, nil
 }
+
+// SetMembers sets the membership of the whole set of records the caller
+// holds (members-topic records included), which effects use: an endorser
+// whose member is no longer in it counts for nothing in any effect, and
+// the audit shows removed members' records apart. Lookup must resolve
+// every key a current member ever held. nil (the default) takes each
+// author as the roster of its own record knew it. It does not change which
+// records are valid.
+func (is *Issue) SetMembers(members Roster) { is.members = members }
 
 // Has reports whether the record with CID c has been applied.
 func (is *Issue) Has(c cid.Cid) bool { return is.has(c) }
@@ -280,6 +291,9 @@ func (is *Issue) check(r *protocol.Record, roster Roster) (*pending, error) {
 		return nil, err
 	}
 	pd := &pending{r: r, roster: roster, links: links, sums: mergeSums(linked)}
+	if r.Env.Kind == protocol.KindCheckpoint {
+		return pd, is.checkCheckpoint(pd)
+	}
 
 	procID, _, isProc := protocol.ProcessRefs(r.Body)
 	if !isProc {
@@ -313,8 +327,16 @@ func (is *Issue) check(r *protocol.Record, roster Roster) (*pending, error) {
 
 func (is *Issue) commit(pd *pending) {
 	r := pd.r
-	n := &node{rec: r, links: pd.links, member: pd.member, sums: pd.sums}
+	n := &node{rec: r, links: pd.links, member: pd.member, sums: pd.sums, cp: -1}
 	is.add(n)
+	if r.Env.Kind == protocol.KindCheckpoint {
+		n.cp = n.at
+		is.cps = append(is.cps, n.at)
+	} else if r.Env.Prev != nil {
+		if pn, ok := is.lookup(r.Env.Prev.Cid); ok {
+			n.cp = pn.cp
+		}
+	}
 	p := pd.proc
 	if p == nil {
 		return

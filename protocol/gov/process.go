@@ -24,7 +24,6 @@ type Process struct {
 	conv      []protocol.Member     // convenors as the charter's roster knows them
 	rule      protocol.DecisionRule // threshold resolved
 
-	union       procSum // summary of every record of the process
 	records     []*node
 	notices     []*node
 	moves       []*node // process.stage and process.conclusion records
@@ -86,17 +85,21 @@ func (p *Process) CID() cid.Cid { return p.charter.rec.CID }
 func (p *Process) Charter() *protocol.Charter { return p.body }
 
 // Stage returns the stage the process is in given every record applied:
-// the furthest stage to which convenors of two distinct groups moved it.
-func (p *Process) Stage() string { return p.union.stage().String() }
+// the furthest stage to which convenors of two distinct groups moved it
+// by moves that have effect (a conclusion concurrent with a formal
+// objection, or a move to implementation without an effective decision in
+// its past, has none).
+func (p *Process) Stage() string { return p.effects(nil, p.is.members).stage.String() }
 
 // Len returns the number of records of the process, charter included.
 func (p *Process) Len() int { return len(p.records) }
 
-// Adopted returns the CIDs of the proposal versions a valid decision
-// adopted, sorted.
+// Adopted returns the CIDs of the proposal versions adopted by a valid
+// decision that has effect given every record applied (see
+// docs/protocol.md, "Effects from the whole set"), sorted.
 func (p *Process) Adopted() []cid.Cid {
 	var out []cid.Cid
-	for _, d := range p.decisions {
+	for _, d := range p.effects(nil, p.is.members).decisions {
 		out = append(out, d.prop.n.rec.CID)
 	}
 	slices.SortFunc(out, cidCompare)
@@ -167,7 +170,7 @@ func (is *Issue) checkCharter(pd *pending, b *protocol.Charter) error {
 		return notAllowed("rule group %q is not a stakeholder group of the federation", rule.Group)
 	}
 	if b.Mandate != nil {
-		if err := is.checkMandate(b); err != nil {
+		if err := is.checkMandate(pd, b); err != nil {
 			return err
 		}
 	}
@@ -191,7 +194,7 @@ func (is *Issue) checkCharter(pd *pending, b *protocol.Charter) error {
 // checkMandate checks that a charter naming a non-default rule references
 // a valid decision on this issue, taken under the default rule, adopting a
 // proposal whose rule field is exactly the charter's rule.
-func (is *Issue) checkMandate(b *protocol.Charter) error {
+func (is *Issue) checkMandate(pd *pending, b *protocol.Charter) error {
 	c := b.Mandate.Cid
 	n, ok := is.lookup(c)
 	if !ok || n.rec.Env.Kind != protocol.KindDecision || n.proc == nil {
@@ -201,6 +204,9 @@ func (is *Issue) checkMandate(b *protocol.Charter) error {
 		return notAllowed("mandate %s was adopted under %s, not under the default rule %s", c, n.proc.body.Rule.Name, protocol.RuleConcurrentMajority)
 	}
 	i := slices.IndexFunc(n.proc.decisions, func(d *decision) bool { return d.n == n })
+	if reasons := n.proc.effects(is.pastOf(pd.links), pd.roster).contested[n]; len(reasons) > 0 {
+		return notAllowed("mandate %s has no effect in the charter's causal past: %s", c, strings.Join(reasons, "; "))
+	}
 	approved := n.proc.decisions[i].prop.body.Rule
 	if approved == nil || *approved != b.Rule {
 		return notAllowed("mandate %s adopts a proposal that does not approve rule %s", c, ruleString(b.Rule))
@@ -250,6 +256,12 @@ func (p *Process) proposal(c cid.Cid) (*proposal, error) {
 func (p *Process) check(pd *pending) error {
 	r := pd.r
 	cur := pd.past.stage()
+	if cur.rank() >= implementation.rank() {
+		// The summary counts every move in the past; whether a move to
+		// implementation or a conclusion has effect there depends on the
+		// rest of the past.
+		cur = p.effects(p.is.pastOf(pd.links), pd.roster).stage
+	}
 	if ok, listed := stagesAllowed[r.Env.Kind]; listed && !slices.Contains(ok, cur) {
 		names := make([]string, len(ok))
 		for i, s := range ok {
@@ -344,7 +356,15 @@ func (p *Process) check(pd *pending) error {
 		return p.checkDecision(pd, b)
 
 	case *protocol.Delegation:
-		return p.requireConvenor(pd)
+		if err := p.requireConvenor(pd); err != nil {
+			return err
+		}
+		if b.Decision != nil {
+			n, ok := p.is.lookup(b.Decision.Cid)
+			if !ok || n.proc != p || n.rec.Env.Kind != protocol.KindDecision {
+				return notAllowed("%s is not a decision of process %s", b.Decision.Cid, p.CID())
+			}
+		}
 
 	case *protocol.Report:
 		d, ok := p.delegations[b.Delegation.Cid]
@@ -417,8 +437,8 @@ func (p *Process) checkMove(pd *pending, cur stage, to string) error {
 					target, fmtDuration(p.body.MinNoticeSeconds*1000), fmtTime(r.Env.Time))
 			}
 		}
-		if target.rank() == implementation.rank() && !pd.past.decided {
-			return notAllowed("no adopted decision in its causal past to move to %s", target)
+		if target.rank() == implementation.rank() && (!pd.past.decided || len(p.effects(p.is.pastOf(pd.links), pd.roster).decisions) == 0) {
+			return notAllowed("no adopted decision with effect in its causal past to move to %s", target)
 		}
 	}
 	bit := p.is.groupBit(pd.member.Group)
@@ -469,7 +489,7 @@ func (p *Process) checkDecision(pd *pending, b *protocol.Decision) error {
 	objectors := map[string]bool{}
 	var objs []cid.Cid
 	answered := map[cid.Cid]bool{}
-	var already []string
+	var already []string // earlier decisions on the proposal
 	p.is.walk(pd.links, func(n *node) {
 		if n.proc != p {
 			return
@@ -502,8 +522,14 @@ func (p *Process) checkDecision(pd *pending, b *protocol.Decision) error {
 		}
 	})
 	if len(already) > 0 {
-		slices.Sort(already)
-		return notAllowed("%s is already adopted by decision %s in its causal past", b.Proposal.Cid, already[0])
+		// A decision contested in this one's past (a blocker it did not
+		// include is in this past) may be taken again; an effective one
+		// may not.
+		for _, d := range p.effects(p.is.pastOf(pd.links), pd.roster).decisions {
+			if d.prop == pr {
+				return notAllowed("%s is already adopted by decision %s in its causal past", b.Proposal.Cid, d.n.rec.CID)
+			}
+		}
 	}
 	var open []string
 	for _, o := range objs {
@@ -553,9 +579,6 @@ func sortedSet(in []string) []string {
 
 // add records a valid record of the process; n.sums is final.
 func (p *Process) add(n *node, pd *pending) {
-	if i, ok := findSum(n.sums, p.idx); ok {
-		p.union.merge(&n.sums[i])
-	}
 	p.records = append(p.records, n)
 	a, seq := n.author(), n.rec.Env.Seq
 	if old, ok := p.people[a]; !ok || seq > old.seq {
@@ -576,16 +599,19 @@ func (p *Process) add(n *node, pd *pending) {
 			endorse: map[string]latest{}, stance: map[string]latest{},
 		}
 	case *protocol.Feedback:
+		n.ref = pd.prop
 		if l := pd.prop.stance[a]; seq >= l.seq {
 			pd.prop.stance[a] = latest{seq: seq, stance: b.Stance}
 		}
 	case *protocol.Objection:
+		n.ref = pd.prop
 		o := &objection{n: n, prop: pd.prop}
 		p.objections[n.rec.CID] = o
 		pd.prop.objections = append(pd.prop.objections, o)
 	case *protocol.Response:
 		pd.obj.responses = append(pd.obj.responses, n)
 	case *protocol.Endorse, *protocol.Withdraw:
+		n.ref = pd.prop
 		if l := pd.prop.endorse[a]; seq >= l.seq {
 			pd.prop.endorse[a] = latest{seq: seq, on: n.rec.Env.Kind == protocol.KindEndorse}
 		}

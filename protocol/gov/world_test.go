@@ -77,6 +77,25 @@ type world struct {
 	all       []*protocol.Record   // every record built, in publication order
 	firstSeen map[cid.Cid]int64
 	charter   string // the latest charter published
+	// removed are the members suspended so far: the roster of records
+	// published after a suspension leaves them out, and so does the
+	// membership of the whole set (Issue.SetMembers).
+	removed map[string]bool
+	// before is the roster before the latest suspension, for a record
+	// whose signer leaves the suspension out of its causal past.
+	before *mapRoster
+	// rosters is the roster each record was checked against.
+	rosters map[cid.Cid]gov.Roster
+	// manualWitness turns off the automatic checkpoints: by default the
+	// first members of the first two groups (in member order) publish a
+	// checkpoint after every record accepted on the issue topic, at the
+	// time it was published, so public times equal claimed times unless a
+	// record says published=TIME.
+	manualWitness bool
+	lastCP        map[string]time.Time
+	// witnessNames, if set, are the witnesses instead of the default.
+	witnessNames []string
+	checkpoints  int
 	// advanceOnReject makes a rejected record still take its author's
 	// seq, as a node that published it without checking would (the next
 	// record's prev then links it); otherwise the next record reuses the
@@ -89,6 +108,7 @@ func newWorld(t testing.TB, slug string) *world {
 		t: t, slug: slug, rules: protocol.DefaultRules,
 		keys: map[string]ed25519.PrivateKey{}, names: map[string]*protocol.Record{}, nameOf: map[cid.Cid]string{},
 		seq: map[string]uint64{}, prev: map[string]cid.Cid{}, heads: map[string][]cid.Cid{}, firstSeen: map[cid.Cid]int64{},
+		removed: map[string]bool{}, rosters: map[cid.Cid]gov.Roster{}, lastCP: map[string]time.Time{},
 	}
 }
 
@@ -122,16 +142,42 @@ func (w *world) found() {
 	w.genesis = g
 	w.net, _ = g.NetworkID()
 	w.roster = newRoster(w.members)
+	w.before = w.roster
 	var err error
 	if w.issue, err = gov.NewIssue(g, w.slug); err != nil {
 		w.t.Fatal(err)
 	}
+	w.issue.SetMembers(w.roster)
 	if w.index, err = gov.NewIndex(g); err != nil {
 		w.t.Fatal(err)
 	}
 }
 
-func (w *world) rosterAt(*protocol.Record) gov.Roster { return w.roster }
+// rosterAt returns the roster a record was checked against when it was
+// published.
+func (w *world) rosterAt(r *protocol.Record) gov.Roster {
+	if ros, ok := w.rosters[r.CID]; ok {
+		return ros
+	}
+	return w.roster
+}
+
+// suspend removes a member, as a completed member.suspend on the members
+// topic would: records published from now on are checked against the
+// roster without it, and so is the membership of the whole set.
+func (w *world) suspend(name string) {
+	w.found()
+	w.removed[name] = true
+	var left []protocol.Member
+	for _, m := range w.members {
+		if !w.removed[m.Org] {
+			left = append(left, m)
+		}
+	}
+	w.before = w.roster
+	w.roster = newRoster(left)
+	w.issue.SetMembers(w.roster)
+}
 
 // cid returns the CID of a named record.
 func (w *world) cid(name string) cid.Cid {
@@ -161,6 +207,67 @@ type draft struct {
 	after []string
 	// seen, if not zero, is the first-seen time.
 	seen time.Time
+	// stale checks the record against the roster before the latest
+	// suspension: its signer left the suspension out of its causal past.
+	stale bool
+	// published, if not zero, is when the witnesses first see the record
+	// (default: its claimed time).
+	published time.Time
+}
+
+// witnesses returns the members that publish checkpoints: the first
+// member of each of the first witness-quorum groups, in member order.
+func (w *world) witnesses() []string {
+	if w.witnessNames != nil {
+		return slices.DeleteFunc(slices.Clone(w.witnessNames), func(n string) bool { return w.removed[n] })
+	}
+	var out, groups []string
+	for _, m := range w.members {
+		if len(groups) == w.rules.Quorum() {
+			break
+		}
+		if !slices.Contains(groups, m.Group) && !w.removed[m.Org] {
+			groups = append(groups, m.Group)
+			out = append(out, m.Org)
+		}
+	}
+	return out
+}
+
+// witness has every witness publish a checkpoint of the issue topic at at
+// (or as soon after as the minimum interval and the times of the heads
+// allow). A checkpoint that would witness nothing new is skipped.
+func (w *world) witness(at time.Time) {
+	topic := protocol.IssueTopic(w.slug)
+	latest := at
+	for _, h := range w.heads[topic] {
+		if r := w.byCID(h); r != nil && time.UnixMilli(r.Env.Time).After(latest) {
+			latest = time.UnixMilli(r.Env.Time).UTC()
+		}
+	}
+	for _, name := range w.witnesses() {
+		t := latest
+		if last, ok := w.lastCP[name]; ok && last.Add(protocol.MinCheckpointInterval).After(t) {
+			t = last.Add(protocol.MinCheckpointInterval)
+		}
+		w.checkpoints++
+		_, err := w.publish(draft{kind: protocol.KindCheckpoint, name: fmt.Sprintf("cp%d", w.checkpoints), by: name, at: t, body: &protocol.Checkpoint{}})
+		switch {
+		case err == nil:
+			w.lastCP[name] = t
+		case protocol.ReasonOf(err) != protocol.ReasonNotAllowed:
+			w.t.Fatalf("checkpoint by %s: %v", name, err)
+		}
+	}
+}
+
+func (w *world) byCID(c cid.Cid) *protocol.Record {
+	for _, r := range w.all {
+		if r.CID.Equals(c) {
+			return r
+		}
+	}
+	return nil
 }
 
 // publish builds, signs and applies a record. It returns the record (nil
@@ -207,10 +314,15 @@ func (w *world) publish(d draft) (*protocol.Record, error) {
 	if !d.seen.IsZero() {
 		w.firstSeen[r.CID] = d.seen.UnixMilli()
 	}
+	ros := w.roster
+	if d.stale {
+		ros = w.before
+	}
+	w.rosters[r.CID] = ros
 	if topic == protocol.TopicIndex {
-		err = w.index.Apply(r, w.roster)
+		err = w.index.Apply(r, ros)
 	} else {
-		err = w.issue.Apply(r, w.roster)
+		err = w.issue.Apply(r, ros)
 	}
 	if err == nil || w.advanceOnReject {
 		w.seq[chain]++
@@ -223,6 +335,13 @@ func (w *world) publish(d draft) (*protocol.Record, error) {
 	w.heads[topic] = append(w.heads[topic], r.CID)
 	if d.kind == protocol.KindCharter {
 		w.charter = d.name
+	}
+	if !w.manualWitness && topic != protocol.TopicIndex && d.kind != protocol.KindCheckpoint {
+		at := d.at
+		if !d.published.IsZero() {
+			at = d.published
+		}
+		w.witness(at)
 	}
 	return r, nil
 }

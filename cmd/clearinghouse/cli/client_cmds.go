@@ -782,7 +782,7 @@ func newNotice(a *app) *cobra.Command {
 func newAudit(a *app) *cobra.Command {
 	var local bool
 	cmd := readCmd(a, "audit PROCESS", "Show the P1-P4 audit of a process",
-		"  clearinghouse audit bafyrei...\n  clearinghouse audit bafyrei... --json  # canonical JSON, byte-identical on every node with the same records\n  clearinghouse audit bafyrei... --local  # with this node's first-seen times",
+		"  clearinghouse audit bafyrei...\n  clearinghouse audit bafyrei... --json  # canonical JSON, byte-identical on every node with the same records\n  clearinghouse audit bafyrei... --local  # diagnostic: with this node's first-seen times",
 		argsN(1),
 		func(ctx context.Context, c *apiClient, w io.Writer, asJSON bool, args []string) error {
 			q := url.Values{}
@@ -806,7 +806,7 @@ func newAudit(a *app) *cobra.Command {
 			printJSON(w, b)
 			return nil
 		})
-	cmd.Flags().BoolVar(&local, "local", false, "add this node's first-seen time of each record to P2 (differs between nodes)")
+	cmd.Flags().BoolVar(&local, "local", false, "diagnostic of this node: add its first-seen time of each record to P2 (differs between nodes; not an audit)")
 	return cmd
 }
 

@@ -55,12 +55,13 @@ func TestClientMemberAdmission(t *testing.T) {
 		t.Fatalf("member list lacks the new member:\n%s", out)
 	}
 
-	// The other membership commands. Two suspension votes of two groups
-	// remove the new member; a recovery and a revocation vote are each
-	// one vote (accepted, no effect yet); a rotation and a withdrawal take
-	// effect at once.
+	// The other membership commands. Two suspension votes of two groups,
+	// one of them the new member's own (civil society, node 2: membership
+	// obeys P4), remove the new member; a recovery and a revocation vote
+	// are each one vote (accepted, no effect yet); a rotation and a
+	// withdrawal take effect at once.
 	hexKey := func(k crypto.PrivKey) string { raw, _ := k.GetPublic().Raw(); return fmt.Sprintf("%x", raw) }
-	for i := range 2 {
+	for _, i := range []int{0, 2} {
 		waitAll(lastCID(t, cli(i, "member", "suspend", fmt.Sprintf("%x", pub), "--reason", "spam")))
 	}
 	for i, nd := range nodes {
@@ -173,7 +174,7 @@ func (e *joinEnv) waitAllT(t *testing.T, c string) {
 // TestOperationsJoinExample runs the worked example of docs/operations.md
 // (between the join markers) as written: each `clearinghouse --data-dir
 // DIR ...` line against the node that DIR names (applicant: the newcomer;
-// member-gov, member-private: founders of those groups), `VAR=$(... | awk
+// member-gov, member-private, member-civil: founders of those groups), `VAR=$(... | awk
 // '{print $2}')` keeping the second word of the output, "$VAR" expanded.
 // After the block the applicant is a member on every node and its issue
 // reached every node.
@@ -191,7 +192,7 @@ func TestOperationsJoinExample(t *testing.T) {
 		t.Fatal("the join example is not closed")
 	}
 	e := newJoinEnv(t)
-	dirs := map[string]int{"/srv/ch/member-gov": 0, "/srv/ch/member-private": 1, "/srv/ch/applicant": 3}
+	dirs := map[string]int{"/srv/ch/member-gov": 0, "/srv/ch/member-private": 1, "/srv/ch/member-civil": 2, "/srv/ch/applicant": 3}
 	vars := map[string]string{}
 	commands := 0
 	for _, line := range strings.Split(strings.ReplaceAll(block, "\\\n", " "), "\n") {
