@@ -66,6 +66,7 @@ type options struct {
 	syncPenalty    time.Duration
 	recoverChain   bool
 	storeCache     int64 // 0: the store's default
+	syncLimits     SyncLimits
 }
 
 func defaults() options {
@@ -78,6 +79,7 @@ func defaults() options {
 		connHigh:       DefaultConnHigh,
 		syncInterval:   DefaultSyncInterval,
 		syncPenalty:    DefaultSyncPenalty,
+		syncLimits:     DefaultSyncLimits(),
 	}
 }
 
