@@ -185,10 +185,10 @@ type syncer struct {
 	status   map[string]map[peer.ID]*TopicSync
 	banned   map[peer.ID]time.Time
 	inbound  map[peer.ID]*inboundSlots
-	inflight map[string]bool // trigger keys being handled
-	chainOK  map[string]bool        // topics whose own chain head is confirmed
-	lastGap  map[string]time.Time   // peer|topic -> last gossip-gap fetch
-	sets     map[string]cachedSet   // followed topic -> its latest item set
+	inflight map[string]bool      // trigger keys being handled
+	chainOK  map[string]bool      // topics whose own chain head is confirmed
+	lastGap  map[string]time.Time // peer|topic -> last gossip-gap fetch
+	sets     map[string]cachedSet // followed topic -> its latest item set
 }
 
 // inboundSlots limits the inbound sync streams of one peer.
