@@ -746,6 +746,9 @@ func (c *client) recv(typ int) (*protocol.SyncResponse, error) {
 func (s *syncer) syncTopic(ctx context.Context, p peer.ID, topic string) (rep SyncReport, err error) {
 	lag, fetched := 0, 0
 	defer func() {
+		if errors.Is(err, ErrBadPeer) {
+			lag = 0 // what a bad peer claims is no lag
+		}
 		if ctx.Err() == nil {
 			s.setStatus(topic, p, lag, fetched, err)
 		}
