@@ -127,6 +127,9 @@ func NewHostileSyncPeer(netID cid.Cid, kind HostileKind, delay time.Duration, op
 	return hp, nil
 }
 
+// Kind returns how the peer abuses the protocol.
+func (hp *HostileSyncPeer) Kind() HostileKind { return hp.kind }
+
 // ID returns the peer's id.
 func (hp *HostileSyncPeer) ID() peer.ID { return hp.host.ID() }
 

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -146,6 +145,23 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 			if e.Meta.Arrival <= last {
 				continue
 			}
+			if e.Meta.Arrival == last+1 && e.Record != nil {
+				// The next record, no gap: send it without reading the
+				// store (the subscription's filter matched it).
+				last = e.Meta.Arrival
+				b, err := s.renderEvent(e.Meta, e.Record)
+				if err == nil {
+					_, err = out.Write(b)
+				}
+				if err == nil {
+					err = out.Flush()
+				}
+				if err != nil {
+					behind(err)
+					return
+				}
+				continue
+			}
 			if err := catchUp(); err != nil {
 				behind(err)
 				return
@@ -171,18 +187,10 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 
 // sendRecord writes one record event.
 func (s *Server) sendRecord(w io.Writer, m store.Meta) error {
-	rec, err := s.n.Record(m.CID)
+	b, err := s.renderEvent(m, nil)
 	if err != nil {
 		return err
 	}
-	v, err := recordView(rec, &m)
-	if err != nil {
-		return err
-	}
-	data, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintf(w, "id: %d\nevent: record\ndata: %s\n\n", m.Arrival, data)
+	_, err = w.Write(b)
 	return err
 }

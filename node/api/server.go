@@ -103,6 +103,7 @@ type Server struct {
 
 	metrics *apiMetrics
 	streams chan struct{} // a token per event stream open (MaxEventStreams)
+	evCache eventCache    // record events rendered for event streams
 
 	mu     sync.Mutex // guards srv and closed
 	srv    *http.Server
