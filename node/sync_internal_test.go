@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bufio"
 	"bytes"
 	"cmp"
 	"crypto/sha256"
@@ -132,4 +133,24 @@ func BenchmarkReconcile1000of100000(b *testing.B) {
 	}
 	b.ReportMetric(float64(rounds), "round-trips")
 	b.ReportMetric(float64(bytes)/1024, "KiB-exchanged")
+}
+
+// FuzzReadFrame: any bytes read as a sync frame under the frame memory
+// budget end in a request or an error, never a panic, and the budget is
+// returned whatever happens.
+func FuzzReadFrame(f *testing.F) {
+	var ok bytes.Buffer
+	_ = protocol.WriteFrame(&ok, &protocol.SyncRequest{Type: protocol.SyncFetch, Topic: "index", CIDs: [][]byte{{1, 2}}})
+	f.Add(ok.Bytes())
+	f.Add([]byte{0xff, 0xff, 0xff, 0x7f})
+	f.Add([]byte{0x80, 0x80, 0x80, 0x02, 0xa0})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var used int64
+		b := newMemBudget(protocol.SyncMaxFrame, func(n int64) { used = n })
+		var req protocol.SyncRequest
+		_ = readFrame(bufio.NewReader(bytes.NewReader(data)), &req, b, nil)
+		if used != 0 {
+			t.Fatalf("%d bytes of frame memory still held", used)
+		}
+	})
 }

@@ -224,10 +224,10 @@ func (f *faultNode) has(ctx context.Context, cl *http.Client, c string) (bool, e
 
 func newKillNineCommand(a *app) *cobra.Command {
 	var (
-		cycles, writers int
+		cycles, writers  int
 		minLoad, maxLoad time.Duration
-		dir, bin        string
-		seed            uint64
+		dir, bin         string
+		seed             uint64
 	)
 	cmd := &cobra.Command{
 		Use:   "killnine",
