@@ -1304,7 +1304,7 @@ func (s *syncer) handle(st network.Stream) {
 	defer st.Close()
 	r := bufio.NewReaderSize(st, 64<<10)
 	w := bufio.NewWriterSize(st, 64<<10)
-	var sets map[string]*protocol.ItemSet // built once per stream and topic
+	in := &inboundStream{} // what this stream has been served
 	for {
 		// Between requests the opener may be validating what it got.
 		next := time.Now().Add(2 * timeout)
@@ -1336,7 +1336,7 @@ func (s *syncer) handle(st network.Stream) {
 			_ = st.Reset()
 			return
 		}
-		resp := s.serve(&req, &sets)
+		resp := s.serve(&req, in)
 		_ = st.SetWriteDeadline(time.Now().Add(timeout))
 		if err := protocol.WriteFrame(w, resp); err != nil {
 			return
@@ -1355,8 +1355,16 @@ func (s *syncer) handle(st network.Stream) {
 	}
 }
 
+// inboundStream is what one inbound stream has been served: its budgets
+// mirror the opener's (SyncLimits), so an honest opener never meets them.
+type inboundStream struct {
+	sets   map[string]*protocol.ItemSet // built once per stream and topic
+	ranges int                          // reconcile ranges answered
+	bytes  int64                        // record bytes served
+}
+
 // serve answers one request.
-func (s *syncer) serve(req *protocol.SyncRequest, sets *map[string]*protocol.ItemSet) *protocol.SyncResponse {
+func (s *syncer) serve(req *protocol.SyncRequest, in *inboundStream) *protocol.SyncResponse {
 	st := s.n.store
 	resp := &protocol.SyncResponse{Type: req.Type}
 	fail := func(format string, args ...any) *protocol.SyncResponse {
@@ -1371,11 +1379,15 @@ func (s *syncer) serve(req *protocol.SyncRequest, sets *map[string]*protocol.Ite
 		if len(req.Ranges) > protocol.ReconcileMaxRanges {
 			return fail("%d ranges, at most %d", len(req.Ranges), protocol.ReconcileMaxRanges)
 		}
-		if *sets == nil {
-			*sets = map[string]*protocol.ItemSet{}
+		// An opener's session makes at most syncMaxRounds requests.
+		if in.ranges += len(req.Ranges); in.ranges > syncMaxRounds*protocol.ReconcileMaxRanges {
+			return fail("more than %d ranges on one stream", syncMaxRounds*protocol.ReconcileMaxRanges)
 		}
-		set := (*sets)[req.Topic]
-		if set == nil && len(*sets) >= s.limits.MaxStreamTopics {
+		if in.sets == nil {
+			in.sets = map[string]*protocol.ItemSet{}
+		}
+		set := in.sets[req.Topic]
+		if set == nil && len(in.sets) >= s.limits.MaxStreamTopics {
 			return fail("more than %d topics on one stream", s.limits.MaxStreamTopics)
 		}
 		if set == nil {
@@ -1383,7 +1395,7 @@ func (s *syncer) serve(req *protocol.SyncRequest, sets *map[string]*protocol.Ite
 			if set, err = s.itemSet(req.Topic); err != nil {
 				return fail("internal error")
 			}
-			(*sets)[req.Topic] = set
+			in.sets[req.Topic] = set
 		}
 		out, err := set.Respond(req.Ranges)
 		if err != nil {
@@ -1393,6 +1405,11 @@ func (s *syncer) serve(req *protocol.SyncRequest, sets *map[string]*protocol.Ite
 	case protocol.SyncFetch:
 		if len(req.CIDs) > protocol.SyncMaxFetch {
 			return fail("%d CIDs, at most %d", len(req.CIDs), protocol.SyncMaxFetch)
+		}
+		// An opener stops asking at MaxSessionBytes, with at most a
+		// fetch window of responses still coming.
+		if in.bytes >= s.limits.MaxSessionBytes+syncFetchWindow*protocol.SyncMaxFrame {
+			return fail("more than %d bytes served on one stream", in.bytes)
 		}
 		size := 0
 		for _, b := range req.CIDs {
@@ -1413,6 +1430,7 @@ func (s *syncer) serve(req *protocol.SyncRequest, sets *map[string]*protocol.Ite
 					return resp
 				}
 				size += len(raw)
+				in.bytes += int64(len(raw))
 				resp.Records = append(resp.Records, raw)
 			}
 			resp.Served++
