@@ -783,7 +783,9 @@ func (s *syncer) syncTopic(ctx context.Context, p peer.ID, topic string) (rep Sy
 	rep.Fetched = got
 	fetched = got
 	rep.Stored, lag = s.countStored(cids, c.stored)
-	if c.truncated && err == nil {
+	if c.truncated && err == nil && got > 0 {
+		// Continue only after progress: ids the node holds, claimed
+		// again, must not make sessions follow each other for ever.
 		rep.Truncated = 1
 	}
 	return rep, err
