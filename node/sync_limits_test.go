@@ -187,3 +187,37 @@ func plainGauge(t *testing.T, nd *node.Node, name string) float64 {
 	t.Fatalf("no gauge %s", name)
 	return 0
 }
+
+// TestSyncMaxNeedContinues: a catch-up larger than MaxNeed completes in
+// several sessions, each stopping at the budget, both in the background
+// and through an explicit Sync.
+func TestSyncMaxNeedContinues(t *testing.T) {
+	ctx := testContext(t)
+	limits := node.DefaultSyncLimits()
+	limits.MaxNeed = 100
+	net := testnet.New(t, 3, testnet.WithTopology(testnet.None), testnet.WithFollow(slug),
+		testnet.WithNodeOptions(func(int) []node.Option {
+			return []node.Option{node.WithSyncInterval(0), node.WithSyncLimits(limits)}
+		}))
+	cids := publishRoundRobin(t, ctx, net.Nodes[0], []string{topic}, 450)
+	// In the background, on connection.
+	if err := net.Connect(ctx, 1, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := net.Nodes[1].WaitRecords(ctx, cids...); err != nil {
+		t.Fatal(err)
+	}
+	// Explicitly: node 2 connects to node 0 only through an explicit sync
+	// (its identify-triggered session may run too; the sync must not end
+	// before everything is stored).
+	if err := net.Connect(ctx, 2, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := net.Nodes[2].Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := topicCount(t, net.Nodes[2], topic); got < len(cids) {
+		t.Fatalf("explicit sync stored %d of %d records", got, len(cids))
+	}
+	sameState(t, net, []string{topic})
+}
