@@ -47,6 +47,9 @@ scenario fails (records lost, a bound exceeded).
              against a node process; GET /status must keep answering
   sync       a partition heal with a stalling and a fake-id sync peer
              connected; the sets must converge and both peers be penalised`,
+		Example: `  clearinghouse testnet fault killnine --cycles 20
+  clearinghouse testnet fault http --streams 2000 --idle 15000
+  clearinghouse testnet fault sync`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
