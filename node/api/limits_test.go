@@ -27,6 +27,24 @@ import (
 // cleanup.
 func serveReal(t *testing.T, nd *node.Node, opts ...api.Option) (*api.Server, string) {
 	t.Helper()
+	return serveOn(t, nd, nil, opts...)
+}
+
+// smallSendBuffers is a listener whose connections have small kernel send
+// buffers, so that a client that does not read blocks the server soon.
+type smallSendBuffers struct{ stdnet.Listener }
+
+func (l smallSendBuffers) Accept() (stdnet.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		_ = c.(*stdnet.TCPConn).SetWriteBuffer(8 << 10)
+	}
+	return c, err
+}
+
+// serveOn is serveReal on a loopback listener wrapped by wrap, if not nil.
+func serveOn(t *testing.T, nd *node.Node, wrap func(stdnet.Listener) stdnet.Listener, opts ...api.Option) (*api.Server, string) {
+	t.Helper()
 	srv, err := api.New(nd, opts...)
 	if err != nil {
 		t.Fatal(err)
@@ -34,6 +52,9 @@ func serveReal(t *testing.T, nd *node.Node, opts ...api.Option) (*api.Server, st
 	l, err := netListen()
 	if err != nil {
 		t.Fatal(err)
+	}
+	if wrap != nil {
+		l = wrap(l)
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(context.Background(), l) }()
@@ -133,9 +154,9 @@ func TestEventsSlowClientDropped(t *testing.T) {
 		t.Fatal(err)
 	}
 	tp := protocol.IssueTopic("privacy")
-	const records = 300 // of 30 KB each: more than loopback socket buffers take
+	const records = 100 // of 5 KB each: more than the small socket buffers take
 	for i := range records {
-		st := &protocol.Statement{Title: fmt.Sprintf("statement %d", i), Text: strings.Repeat("Cross-border data flows need a global baseline. ", 600)}
+		st := &protocol.Statement{Title: fmt.Sprintf("statement %d", i), Text: strings.Repeat("Cross-border data flows need a global baseline. ", 100)}
 		if _, err := nd.Publish(ctx, protocol.KindStatement, tp, st); err != nil {
 			t.Fatal(err)
 		}
@@ -144,7 +165,8 @@ func TestEventsSlowClientDropped(t *testing.T) {
 	lim := api.DefaultLimits()
 	lim.EventBuffer = 4 << 10
 	lim.EventWriteTimeout = 200 * time.Millisecond
-	_, base := serveReal(t, nd, api.WithToken(token), api.WithLimits(lim), api.WithLogger(slog.New(dropped)))
+	_, base := serveOn(t, nd, func(l stdnet.Listener) stdnet.Listener { return smallSendBuffers{l} },
+		api.WithToken(token), api.WithLimits(lim), api.WithLogger(slog.New(dropped)))
 	conn := rawGet(t, strings.TrimPrefix(base, "http://"), api.Prefix+"/events?topic="+tp)
 	select {
 	case <-dropped.c:
