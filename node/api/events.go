@@ -16,6 +16,10 @@ import (
 // replayPage is how many store entries the event stream reads at once.
 const replayPage = 256
 
+// eventFlushDelay is the longest a stored record waits in an event
+// stream's buffer before it is flushed to the client.
+const eventFlushDelay = 50 * time.Millisecond
+
 // events serves GET /events: Server-Sent Events of accepted records, each
 // with "id: <arrival>". The stream first replays from the store every
 // record after the cursor (Last-Event-ID, else ?after=, else 0), then
@@ -136,6 +140,30 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	}
 	tick := time.NewTicker(s.opts.heartbeat)
 	defer tick.Stop()
+	// Records that arrive close together are sent in one flush, at most
+	// eventFlushDelay after the first of them: with thousands of streams
+	// open, a flush per record per stream would cost a system call each.
+	var (
+		flush *time.Timer
+		due   <-chan time.Time
+		gap   bool // a record arrived out of sequence: read the store
+	)
+	defer func() {
+		if flush != nil {
+			flush.Stop()
+		}
+	}()
+	arm := func() {
+		if due != nil {
+			return
+		}
+		if flush == nil {
+			flush = time.NewTimer(eventFlushDelay)
+		} else {
+			flush.Reset(eventFlushDelay)
+		}
+		due = flush.C
+	}
 	for {
 		select {
 		case e, ok := <-sub.C:
@@ -145,24 +173,30 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 			if e.Meta.Arrival <= last {
 				continue
 			}
-			if e.Meta.Arrival == last+1 && e.Record != nil {
-				// The next record, no gap: send it without reading the
-				// store (the subscription's filter matched it).
-				last = e.Meta.Arrival
-				b, err := s.renderEvent(e.Meta, e.Record)
-				if err == nil {
-					_, err = out.Write(b)
-				}
-				if err == nil {
-					err = out.Flush()
-				}
-				if err != nil {
-					behind(err)
-					return
-				}
+			arm()
+			if gap || e.Meta.Arrival != last+1 || e.Record == nil {
+				gap = true
 				continue
 			}
-			if err := catchUp(); err != nil {
+			// The next record, no gap: buffer it without reading the
+			// store (the subscription's filter matched it).
+			last = e.Meta.Arrival
+			b, err := s.renderEvent(e.Meta, e.Record)
+			if err == nil {
+				_, err = out.Write(b)
+			}
+			if err != nil {
+				behind(err)
+				return
+			}
+		case <-due:
+			due = nil
+			err := out.Flush()
+			if err == nil && gap {
+				gap = false
+				err = catchUp()
+			}
+			if err != nil {
 				behind(err)
 				return
 			}

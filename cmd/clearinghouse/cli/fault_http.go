@@ -25,7 +25,7 @@ func newHTTPFaultCommand(a *app) *cobra.Command {
 	var (
 		streams, idle, slow, probes int
 		maxP99                      time.Duration
-		maxRSS                      int
+		maxRSS, rate                int
 		dir, bin                    string
 	)
 	cmd := &cobra.Command{
@@ -34,8 +34,8 @@ func newHTTPFaultCommand(a *app) *cobra.Command {
 		Long: `Http starts a node process (this binary, or --binary) and opens against its API
 --streams event streams (GET /api/v1/events) that never read, --idle
 connections that never send a request, and --slow POST requests that send one
-byte of a 100 KB body and stall, while one client publishes records so that
-the streams have something to fall behind on. It then probes GET
+byte of a 100 KB body and stall, while one client publishes --rate records a
+second so that the streams have something to send and to fall behind on. It then probes GET
 /api/v1/status --probes times, one after the other, and reports their
 latency, the node's resident memory (VmRSS, and VmHWM, the peak) and what the
 server dropped.
@@ -48,8 +48,8 @@ inherits it.`,
   clearinghouse testnet fault http --streams 2000 --idle 15000 --slow 200`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if streams < 0 || idle < 0 || slow < 0 || probes < 1 {
-				return &usageError{errors.New("want --streams, --idle, --slow >= 0 and --probes >= 1")}
+			if streams < 0 || idle < 0 || slow < 0 || probes < 1 || rate < 0 {
+				return &usageError{errors.New("want --streams, --idle, --slow, --rate >= 0 and --probes >= 1")}
 			}
 			b, err := faultBinary(bin)
 			if err != nil {
@@ -61,15 +61,16 @@ inherits it.`,
 				}
 				defer os.RemoveAll(dir)
 			}
-			return httpFault(cmd.Context(), a.stdout, b, dir, streams, idle, slow, probes, maxP99, maxRSS)
+			return httpFault(cmd.Context(), a.stdout, b, dir, streams, idle, slow, probes, rate, maxP99, maxRSS)
 		},
 	}
 	cmd.Flags().IntVar(&streams, "streams", 2000, "event streams that never read")
 	cmd.Flags().IntVar(&idle, "idle", 15000, "connections that never send a request")
 	cmd.Flags().IntVar(&slow, "slow", 100, "requests whose body stalls")
 	cmd.Flags().IntVar(&probes, "probes", 200, "GET /status probes")
+	cmd.Flags().IntVar(&rate, "rate", 50, "records published per second during the probes (0: none)")
 	cmd.Flags().DurationVar(&maxP99, "max-p99", 100*time.Millisecond, "largest acceptable p99 of the probes")
-	cmd.Flags().IntVar(&maxRSS, "max-rss", 512, "largest acceptable peak RSS of the node, MiB")
+	cmd.Flags().IntVar(&maxRSS, "max-rss", 256, "largest acceptable peak RSS of the node, MiB")
 	cmd.Flags().StringVar(&dir, "dir", "", "data directory of the node (default: a temporary one, removed after)")
 	cmd.Flags().StringVar(&bin, "binary", "", "clearinghouse binary to run (default: this one)")
 	return cmd
@@ -128,7 +129,7 @@ func metricValue(ctx context.Context, cl *http.Client, base, name, label string)
 	return sum
 }
 
-func httpFault(ctx context.Context, out io.Writer, bin, dir string, streams, idle, slow, probes int, maxP99 time.Duration, maxRSS int) error {
+func httpFault(ctx context.Context, out io.Writer, bin, dir string, streams, idle, slow, probes, rate int, maxP99 time.Duration, maxRSS int) error {
 	limit, err := raiseFileLimit()
 	if err != nil {
 		return fmt.Errorf("raise the open files limit: %w", err)
@@ -196,11 +197,25 @@ func httpFault(ctx context.Context, out io.Writer, bin, dir string, streams, idl
 	// One writer gives the streams something to fall behind on.
 	wctx, stopWriter := context.WithCancel(ctx)
 	var wg sync.WaitGroup
+	defer func() {
+		stopWriter()
+		wg.Wait()
+	}()
 	published, refused := 0, 0
 	var firstErr error
 	wg.Go(func() {
+		if rate == 0 {
+			return
+		}
 		cl := &http.Client{Timeout: 10 * time.Second}
+		every := time.NewTicker(time.Second / time.Duration(rate))
+		defer every.Stop()
 		for i := 0; wctx.Err() == nil; i++ {
+			select {
+			case <-every.C:
+			case <-wctx.Done():
+				return
+			}
 			if _, err := f.publish(wctx, cl, protocol.IssueTopic("fault"), i); err == nil {
 				published++
 			} else if wctx.Err() == nil {
@@ -257,7 +272,7 @@ func httpFault(ctx context.Context, out io.Writer, bin, dir string, streams, idl
 	}
 	fmt.Fprintf(out, "opened %d streams, %d slow bodies, %d idle connections in %v (%d failed to open)\n",
 		streams, slow, idle, opened.Round(time.Millisecond), dialFailed)
-	fmt.Fprintf(out, "published %d records during the probes, %d refused", published, refused)
+	fmt.Fprintf(out, "published %d records during the probes (%d/s asked), %d refused", published, rate, refused)
 	if firstErr != nil {
 		fmt.Fprintf(out, " (first: %v)", firstErr)
 	}
