@@ -107,14 +107,6 @@ func syncFault(ctx context.Context, out io.Writer, n, records int, kinds []testn
 		}
 		hostile = append(hostile, hp)
 	}
-	connected := time.Now()
-	for _, nd := range tn.Nodes {
-		for _, hp := range hostile {
-			if err := nd.Connect(ctx, hp.AddrInfo()); err != nil {
-				return err
-			}
-		}
-	}
 	left, right := make([]int, 0, n), make([]int, 0, n)
 	for i := range n {
 		if i < n/2 {
@@ -136,6 +128,16 @@ func syncFault(ctx context.Context, out io.Writer, n, records int, kinds []testn
 				return err
 			}
 			cids = append(cids, r.CID)
+		}
+	}
+	// The hostile peers connect to every node just before the heal, so
+	// that every session after it has them to contend with.
+	connected := time.Now()
+	for _, nd := range tn.Nodes {
+		for _, hp := range hostile {
+			if err := nd.Connect(ctx, hp.AddrInfo()); err != nil {
+				return err
+			}
 		}
 	}
 	healed := time.Now()
