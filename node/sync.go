@@ -714,8 +714,10 @@ func (c *client) recv(typ int) (*protocol.SyncResponse, error) {
 	start := time.Now()
 	_ = c.stream.SetReadDeadline(start.Add(c.s.limits.RequestTimeout))
 	var resp protocol.SyncResponse
-	err := readFrame(c.r, &resp, c.s.frames, c.ctx.Done())
-	c.waited += time.Since(start)
+	ours, err := readFrame(c.r, &resp, c.s.frames, c.ctx.Done(), func() {
+		_ = c.stream.SetReadDeadline(time.Now().Add(c.s.limits.RequestTimeout))
+	})
+	c.waited += time.Since(start) - ours
 	if err != nil {
 		if errors.Is(err, protocol.ErrFrameTooLarge) || errors.Is(err, protocol.ErrBadMessage) {
 			c.s.penalise(c.peer, badProtocol, err)
@@ -1326,7 +1328,7 @@ func (s *syncer) handle(st network.Stream) {
 		// A request is read in full within RequestTimeout of its first byte.
 		_ = st.SetReadDeadline(time.Now().Add(timeout))
 		var req protocol.SyncRequest
-		if err := readFrame(r, &req, s.frames, nil); err != nil {
+		if _, err := readFrame(r, &req, s.frames, nil, nil); err != nil {
 			switch {
 			case errors.Is(err, errFrameMemory):
 				s.refused.WithLabelValues(refusedBusy).Inc()

@@ -148,7 +148,7 @@ func FuzzReadFrame(f *testing.F) {
 		var used int64
 		b := newMemBudget(protocol.SyncMaxFrame, func(n int64) { used = n })
 		var req protocol.SyncRequest
-		_ = readFrame(bufio.NewReader(bytes.NewReader(data)), &req, b, nil)
+		_, _ = readFrame(bufio.NewReader(bytes.NewReader(data)), &req, b, nil, nil)
 		if used != 0 {
 			t.Fatalf("%d bytes of frame memory still held", used)
 		}

@@ -166,24 +166,32 @@ func (b *memBudget) observe() {
 // is read, and allocates the body as its bytes arrive rather than up front,
 // so a frame announced and never sent pins no memory. With wait nil a
 // frame that does not fit fails at once with errFrameMemory; otherwise it
-// waits for room until wait is closed.
-func readFrame(r *bufio.Reader, v any, b *memBudget, wait <-chan struct{}) error {
+// waits for room until wait is closed, calls rearm (if not nil) to give the
+// peer its deadline again, and returns how long it waited (time that is
+// this node's, not the peer's).
+func readFrame(r *bufio.Reader, v any, b *memBudget, wait <-chan struct{}, rearm func()) (time.Duration, error) {
 	size, err := binary.ReadUvarint(r)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if size > protocol.SyncMaxFrame {
-		return fmt.Errorf("%w: %d bytes", protocol.ErrFrameTooLarge, size)
+		return 0, fmt.Errorf("%w: %d bytes", protocol.ErrFrameTooLarge, size)
 	}
 	n := int64(size)
 	var ok bool
+	var waited time.Duration
 	if wait == nil {
 		ok = b.tryAcquire(n)
 	} else {
+		start := time.Now()
 		ok = b.acquire(n, wait)
+		waited = time.Since(start)
+		if ok && rearm != nil && waited > time.Millisecond {
+			rearm()
+		}
 	}
 	if !ok {
-		return fmt.Errorf("%w: a frame of %d bytes", errFrameMemory, n)
+		return waited, fmt.Errorf("%w: a frame of %d bytes", errFrameMemory, n)
 	}
 	defer b.release(n)
 	const chunk = 64 << 10
@@ -201,10 +209,10 @@ func readFrame(r *bufio.Reader, v any, b *memBudget, wait <-chan struct{}) error
 			if errors.Is(err, io.EOF) {
 				err = io.ErrUnexpectedEOF
 			}
-			return err
+			return waited, err
 		}
 	}
-	return protocol.Unmarshal(body, v)
+	return waited, protocol.Unmarshal(body, v)
 }
 
 // isTimeout reports whether err is a deadline that passed.
