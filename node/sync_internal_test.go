@@ -154,3 +154,27 @@ func FuzzReadFrame(f *testing.F) {
 		}
 	})
 }
+
+// TestMemBudget: the global frame memory is never over-committed; a waiter
+// gets room when it is released, or gives up when told to.
+func TestMemBudget(t *testing.T) {
+	var used int64
+	b := newMemBudget(10, func(n int64) { used = n })
+	if !b.tryAcquire(6) || b.tryAcquire(5) || used != 6 {
+		t.Fatalf("tryAcquire: used %d", used)
+	}
+	done := make(chan struct{})
+	close(done)
+	if b.acquire(5, done) {
+		t.Fatal("acquire beyond the budget succeeded with done closed")
+	}
+	got := make(chan bool)
+	go func() { got <- b.acquire(5, nil) }()
+	b.release(6)
+	if !<-got {
+		t.Fatal("waiter not served after a release")
+	}
+	if b.release(5); used != 0 {
+		t.Fatalf("used %d after every release", used)
+	}
+}
