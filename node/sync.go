@@ -53,6 +53,9 @@ const (
 	// so, with protocol.ReconcileMaxRanges, the ranges a peer can make
 	// this node compare in one session).
 	syncMaxRounds = 256
+	// syncStallStrikes is how many stalls within the penalty period
+	// penalise a peer: one slow answer may be load, not abuse.
+	syncStallStrikes = 3
 	// syncStatusPeers bounds the per-topic progress entries kept for
 	// peers that are no longer connected.
 	syncStatusPeers = 64
@@ -76,7 +79,7 @@ const (
 const (
 	badCIDMismatch = "cid-mismatch"   // bytes whose CID was not requested
 	badProtocol    = "bad-message"    // a malformed or out-of-protocol message
-	badStall       = "stall"          // a request or frame not completed within RequestTimeout
+	badStall       = "stall"          // requests or frames not completed within RequestTimeout, syncStallStrikes times
 	badBudget      = "session-budget" // a session the peer kept beyond SessionBudget
 	badFakeIDs     = "fake-ids"       // ids claimed in reconciliation and then not served
 	badRequest     = "bad-request"    // an inbound request no honest opener sends
@@ -184,6 +187,7 @@ type syncer struct {
 	mu       sync.Mutex // guards the maps below
 	status   map[string]map[peer.ID]*TopicSync
 	banned   map[peer.ID]time.Time
+	strikes  map[peer.ID]stallStrikes
 	inbound  map[peer.ID]*inboundSlots
 	inflight map[string]bool      // trigger keys being handled
 	chainOK  map[string]bool      // topics whose own chain head is confirmed
@@ -233,6 +237,7 @@ func newSyncer(n *Node) *syncer {
 		}),
 		status:   map[string]map[peer.ID]*TopicSync{},
 		banned:   map[peer.ID]time.Time{},
+		strikes:  map[peer.ID]stallStrikes{},
 		inbound:  map[peer.ID]*inboundSlots{},
 		inflight: map[string]bool{},
 		chainOK:  map[string]bool{},
@@ -513,6 +518,46 @@ func (s *syncer) penalised(p peer.ID) bool {
 	return ok
 }
 
+// strike counts a stall of p (a request or frame not completed within
+// RequestTimeout), which a loaded honest peer may cause too: the
+// syncStallStrikes-th stall within the penalty period penalises p (reason
+// "stall"). It reports whether p was penalised.
+func (s *syncer) strike(p peer.ID, err error) bool {
+	now := s.n.opts.clock()
+	s.mu.Lock()
+	if len(s.strikes) >= 4096 {
+		for q, st := range s.strikes {
+			if now.Sub(st.first) > s.n.opts.syncPenalty {
+				delete(s.strikes, q)
+			}
+		}
+	}
+	st := s.strikes[p]
+	if st.n == 0 || now.Sub(st.first) > s.n.opts.syncPenalty {
+		st = stallStrikes{first: now}
+	}
+	st.n++
+	out := st.n >= syncStallStrikes
+	if out {
+		delete(s.strikes, p)
+	} else {
+		s.strikes[p] = st
+	}
+	s.mu.Unlock()
+	if out {
+		s.penalise(p, badStall, err)
+	} else {
+		s.n.log.Debug("sync peer stalled", "peer", p, "strikes", st.n, "err", err)
+	}
+	return out
+}
+
+// stallStrikes counts the stalls of one peer since first.
+type stallStrikes struct {
+	n     int
+	first time.Time
+}
+
 // penalise bars p from syncing with this node, in either direction, for
 // the penalty period, counts the reason and tags p down in the connection
 // manager.
@@ -725,8 +770,10 @@ func (c *client) recv(typ int) (*protocol.SyncResponse, error) {
 		}
 		if isTimeout(err) && c.ctx.Err() == nil {
 			err = fmt.Errorf("no response within %v: %w", c.s.limits.RequestTimeout, err)
-			c.s.penalise(c.peer, badStall, err)
-			return nil, fmt.Errorf("%w: %w", ErrBadPeer, err)
+			if c.s.strike(c.peer, err) {
+				return nil, fmt.Errorf("%w: %w", ErrBadPeer, err)
+			}
+			return nil, fmt.Errorf("node: sync: %w", err)
 		}
 		return nil, fmt.Errorf("node: sync: read: %w", err)
 	}
@@ -1335,7 +1382,7 @@ func (s *syncer) handle(st network.Stream) {
 			case errors.Is(err, protocol.ErrFrameTooLarge) || errors.Is(err, protocol.ErrBadMessage):
 				s.penalise(p, badRequest, err)
 			case isTimeout(err):
-				s.penalise(p, badStall, fmt.Errorf("request frame not completed within %v: %w", timeout, err))
+				s.strike(p, fmt.Errorf("request frame not completed within %v: %w", timeout, err))
 			}
 			_ = st.Reset()
 			return

@@ -12,12 +12,14 @@ import (
 	"github.com/clearinghouse-net/clearinghouse/testnet"
 )
 
-// hostileLimits are sync budgets short enough for a test: a stalling peer
-// answering just inside RequestTimeout overruns SessionBudget in seconds.
+// hostileLimits are sync budgets short enough for a test (a stalling peer
+// answering just inside RequestTimeout overruns SessionBudget in
+// seconds), yet long enough for honest peers under the race detector on a
+// loaded machine.
 func hostileLimits() node.SyncLimits {
 	l := node.DefaultSyncLimits()
-	l.RequestTimeout = time.Second
-	l.SessionBudget = 3 * time.Second
+	l.RequestTimeout = 2 * time.Second
+	l.SessionBudget = 4 * time.Second
 	return l
 }
 
@@ -25,8 +27,8 @@ func hostileLimits() node.SyncLimits {
 func newHostile(t *testing.T, netID cid.Cid, kind testnet.HostileKind) *testnet.HostileSyncPeer {
 	t.Helper()
 	// 20,000 fake ids per answer: below MaxNeed, and quick to decode under
-	// the race detector within the test's 1 s request timeout.
-	hp, err := testnet.NewHostileSyncPeer(netID, kind, 800*time.Millisecond, testnet.WithFakeIDs(20_000))
+	// the race detector within the test's request timeout.
+	hp, err := testnet.NewHostileSyncPeer(netID, kind, 1600*time.Millisecond, testnet.WithFakeIDs(20_000))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +45,9 @@ func TestSyncHostilePartitionHeal(t *testing.T) {
 	part := testnet.NewPartition()
 	net := testnet.New(t, 4, testnet.WithFollow(slug), testnet.WithPartition(part),
 		testnet.WithNodeOptions(func(int) []node.Option {
-			return []node.Option{node.WithSyncInterval(0), node.WithSyncLimits(hostileLimits())}
+			// Periodic sync as on a real node (30 s there): a session that
+			// failed is tried again.
+			return []node.Option{node.WithSyncInterval(time.Second), node.WithSyncLimits(hostileLimits())}
 		}))
 	netID := net.Nodes[0].NetworkID()
 	stall := newHostile(t, netID, testnet.Stalling)
@@ -70,6 +74,9 @@ func TestSyncHostilePartitionHeal(t *testing.T) {
 	defer cancel()
 	for i, nd := range net.Nodes {
 		if err := nd.WaitRecords(wctx, cids...); err != nil {
+			for _, st := range nd.SyncStatus() {
+				t.Logf("node %d: %s with %s: lag %d, fetched %d, err %q", i, st.Topic, st.Peer, st.Lag, st.Fetched, st.Err)
+			}
 			t.Fatalf("node %d not converged %v after the heal: %v", i, time.Since(start), err)
 		}
 	}

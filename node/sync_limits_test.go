@@ -99,8 +99,9 @@ func TestSyncItemSetCache(t *testing.T) {
 
 // TestSyncFrameMemory: peers announcing maximal request frames and then
 // stalling get at most FrameMemory of frames read at once across all of
-// them; frames beyond it are refused ("busy"), stalled ones cost their
-// peer a penalty after RequestTimeout, and the memory is returned.
+// them; frames beyond it are refused ("busy"), stalled ones are reset after
+// RequestTimeout and the memory is returned. A stall is a strike: the third
+// within the penalty period penalises the peer.
 func TestSyncFrameMemory(t *testing.T) {
 	ctx := testContext(t)
 	limits := node.DefaultSyncLimits()
@@ -127,19 +128,40 @@ func TestSyncFrameMemory(t *testing.T) {
 	}
 	// Every stream ends: reset at once (busy) or after the stall.
 	for i, s := range streams {
-		_ = s.SetReadDeadline(time.Now().Add(10 * limits.RequestTimeout))
-		if _, err := io.ReadAll(s); err == nil {
+		if !reset(s, 10*limits.RequestTimeout) {
 			t.Fatalf("stream %d ended cleanly, want a reset", i)
 		}
 	}
 	busy := counter(t, nd, "clearinghouse_sync_refused_streams_total", "busy")
 	stalled := counter(t, nd, "clearinghouse_sync_bad_records_total", "stall")
-	if busy != peers*perPeer-2 || stalled != 2 {
-		t.Fatalf("busy %v, stalled %v; want %d frames refused and 2 penalised", busy, stalled, peers*perPeer-2)
+	if busy != peers*perPeer-2 || stalled != 0 {
+		t.Fatalf("busy %v, stall penalties %v; want %d frames refused and no penalty for one stall", busy, stalled, peers*perPeer-2)
 	}
 	if g := plainGauge(t, nd, "clearinghouse_sync_frame_memory_bytes"); g != 0 {
 		t.Fatalf("frame memory %v after every stream ended", g)
 	}
+	// One peer stalls twice more: the third stall penalises it.
+	h := syncOpener(t, ctx, nd)
+	for range 3 {
+		s := openSync(t, ctx, h, nd)
+		if _, err := s.Write([]byte{10, 0xa1}); err != nil { // 10 bytes announced, 1 sent
+			t.Fatal(err)
+		}
+		if !reset(s, 10*limits.RequestTimeout) {
+			t.Fatal("stalled stream ended cleanly, want a reset")
+		}
+	}
+	if got := counter(t, nd, "clearinghouse_sync_bad_records_total", "stall"); got != 1 {
+		t.Fatalf("stall penalties %v after three stalls of one peer, want 1", got)
+	}
+}
+
+// reset reads s to its end and reports whether it ended in an error (a
+// reset) rather than a clean close.
+func reset(s network.Stream, within time.Duration) bool {
+	_ = s.SetReadDeadline(time.Now().Add(within))
+	_, err := io.ReadAll(s)
+	return err != nil
 }
 
 // TestSyncBadRequestPenalised: an opener that sends a malformed request is
