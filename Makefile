@@ -58,10 +58,18 @@ bench:
 	go test -run '^$$' -bench 'BenchmarkSyncCatchUp|BenchmarkReconcile' -benchtime 3x ./node/
 	go test -run '^$$' -bench 'BenchmarkExport|BenchmarkImport' -benchtime 3x ./opendata/
 
-## fuzz: a short fuzzing session per target (the seeds run in `make test`).
+## fuzz: every fuzz target of the project, found in the code (func FuzzX in
+## a _test.go file), FUZZTIME each (the seeds run in `make test`). An input
+## that fails is written to that package's testdata/fuzz/FuzzX: commit it
+## with the fix, so the seeds keep checking it.
+FUZZTIME ?= 60s
 fuzz:
-	go test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 60s ./protocol/
-	go test -run '^$$' -fuzz '^FuzzValidate$$' -fuzztime 60s ./protocol/
+	@set -e; for f in $$(git grep -l '^func Fuzz' -- '*_test.go'); do \
+		for t in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
+			echo "== $$t in ./$$(dirname $$f), $(FUZZTIME)"; \
+			go test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./$$(dirname $$f); \
+		done; \
+	done
 
 ## build: the static binary, into ./bin (or BIN=path). deploy/Containerfile
 ## runs this target too, so the image holds the same binary.

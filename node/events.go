@@ -87,6 +87,14 @@ func (n *Node) Subscribe(filter func(Event) bool) *Subscription {
 	return n.events.subscribe(DefaultEventBuffer, filter)
 }
 
+// SubscribeBuffered is Subscribe with a channel of buffer events (at least
+// 1). Events beyond the buffer are dropped, never blocked on; a consumer
+// that only needs to be woken when something is stored (and reads the
+// store itself) uses a buffer of 1 and holds no backlog.
+func (n *Node) SubscribeBuffered(buffer int, filter func(Event) bool) *Subscription {
+	return n.events.subscribe(max(buffer, 1), filter)
+}
+
 // Rejection tells a subscriber that a record was refused.
 type Rejection struct {
 	// Reason is the protocol reason; its action says reject or ignore.

@@ -87,6 +87,14 @@ func resourceLimits(network cid.Cid, memory int64, fds int) rcmgr.ConcreteLimitC
 	limits.AddProtocolPeerLimit(protocol.SyncProtocol(network),
 		rcmgr.BaseLimit{StreamsInbound: 8, StreamsOutbound: 8, Streams: 16, Memory: 8 << 20},
 		rcmgr.BaseLimitIncrease{})
+	// The sync streams also join the service scope syncService (sync.go),
+	// with the same limits, so the service's view of them is bounded too.
+	limits.AddServiceLimit(syncService,
+		rcmgr.BaseLimit{StreamsInbound: 256, StreamsOutbound: 256, Streams: 512, Memory: 64 << 20},
+		rcmgr.BaseLimitIncrease{StreamsInbound: 64, StreamsOutbound: 64, Streams: 128, Memory: 16 << 20})
+	limits.AddServicePeerLimit(syncService,
+		rcmgr.BaseLimit{StreamsInbound: 8, StreamsOutbound: 8, Streams: 16, Memory: 8 << 20},
+		rcmgr.BaseLimitIncrease{})
 	// Gossipsub keeps one long-lived stream each way per peer.
 	for _, p := range []string{"/meshsub/1.2.0", "/meshsub/1.1.0", "/meshsub/1.0.0"} {
 		limits.AddProtocolPeerLimit(protocolID(p),

@@ -72,6 +72,7 @@ type options struct {
 	netOptions            // options_net.go
 	// checkpointInterval: see WithCheckpointInterval (checkpoint.go).
 	checkpointInterval time.Duration
+	syncLimits         SyncLimits
 }
 
 func defaults() options {
@@ -85,6 +86,7 @@ func defaults() options {
 		syncInterval:   DefaultSyncInterval,
 		syncPenalty:    DefaultSyncPenalty,
 		netOptions:     netDefaults(),
+		syncLimits:     DefaultSyncLimits(),
 
 		checkpointInterval: DefaultCheckpointInterval,
 	}

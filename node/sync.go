@@ -46,15 +46,22 @@ const (
 	// syncGapDepth is how many levels of a gossip gap are fetched parent
 	// by parent before a topic reconciliation is cheaper.
 	syncGapDepth = 2
-	// syncSessionTimeout bounds a background sync session.
-	syncSessionTimeout = 10 * time.Minute
 	// syncGapInterval is the least time between two gossip-gap fetches
 	// from one peer on one topic.
 	syncGapInterval = time.Second
-	// syncMaxRounds bounds the reconcile round trips of one session.
+	// syncMaxRounds bounds the reconcile round trips of one session (and
+	// so, with protocol.ReconcileMaxRanges, the ranges a peer can make
+	// this node compare in one session).
 	syncMaxRounds = 256
-	// syncRequestTimeout is the deadline of one request and its response.
-	syncRequestTimeout = 30 * time.Second
+	// syncStallStrikes is how many stalls within the penalty period
+	// penalise a peer: one slow answer may be load, not abuse.
+	syncStallStrikes = 3
+	// syncStatusPeers bounds the per-topic progress entries kept for
+	// peers that are no longer connected.
+	syncStatusPeers = 64
+	// syncService is the resource manager service every sync stream is
+	// attached to, so the host's limits for it apply.
+	syncService = "clearinghouse.sync"
 	// syncInboundPerPeer bounds concurrent inbound sync streams per peer.
 	syncInboundPerPeer = 2
 	// syncInboundQueued bounds inbound sync streams per peer waiting for
@@ -70,9 +77,30 @@ const (
 // Bad-record reasons of the sync_bad_records_total metric, besides the
 // protocol rejection reasons.
 const (
-	badCIDMismatch = "cid-mismatch" // bytes whose CID was not requested
-	badProtocol    = "bad-message"  // a malformed or out-of-protocol message
+	badCIDMismatch = "cid-mismatch"   // bytes whose CID was not requested
+	badProtocol    = "bad-message"    // a malformed or out-of-protocol message
+	badStall       = "stall"          // requests or frames not completed within RequestTimeout, syncStallStrikes times
+	badBudget      = "session-budget" // a session the peer kept beyond SessionBudget
+	badFakeIDs     = "fake-ids"       // ids claimed in reconciliation and then not served
+	badRequest     = "bad-request"    // an inbound request no honest opener sends
 )
+
+// Reasons of the sync_refused_streams_total metric: inbound streams reset
+// before they are served.
+const (
+	refusedPenalised = "penalised" // the peer is penalised
+	refusedSlots     = "slots"     // the peer has too many streams open or waiting
+	refusedBusy      = "busy"      // the global frame memory is exhausted
+	refusedLifetime  = "lifetime"  // the stream outlived SessionBudget
+)
+
+// errSessionBudget is the cause of a session context that ran out of
+// SessionBudget.
+var errSessionBudget = errors.New("node: sync: session budget exhausted")
+
+// errFrameMemory is returned when a frame does not fit the global frame
+// memory budget.
+var errFrameMemory = errors.New("node: sync: frame memory budget exhausted")
 
 // Sentinel errors of sync.
 var (
@@ -106,6 +134,10 @@ type SyncReport struct {
 	Fetched int
 	// Stored is how many fetched records are now stored.
 	Stored int
+	// Truncated is how many sessions stopped at a budget (SyncLimits
+	// MaxNeed or MaxSessionBytes) with more to fetch; another session
+	// continues where they stopped.
+	Truncated int
 }
 
 func (r *SyncReport) add(o SyncReport) {
@@ -115,6 +147,7 @@ func (r *SyncReport) add(o SyncReport) {
 	r.Missing += o.Missing
 	r.Fetched += o.Fetched
 	r.Stored += o.Stored
+	r.Truncated += o.Truncated
 }
 
 // TopicSync is the sync progress of one topic with one peer.
@@ -138,24 +171,28 @@ type TopicSync struct {
 // syncer runs the sync protocol of a node: the stream handler, the
 // triggers (connection, timer, gossip gaps) and the client sessions.
 type syncer struct {
-	n     *Node
-	proto p2pprotocol.ID
+	n      *Node
+	proto  p2pprotocol.ID
+	limits SyncLimits
+	frames *memBudget // global cap on sync frame memory
 
 	triggers chan syncTrigger
 
-	lag     *prometheus.GaugeVec   // by topic: max lag over peers
-	bad     *prometheus.CounterVec // by reason
-	fetched *prometheus.CounterVec // by topic
+	lag      *prometheus.GaugeVec   // by topic: max lag over peers
+	bad      *prometheus.CounterVec // by reason
+	fetched  *prometheus.CounterVec // by topic
+	refused  *prometheus.CounterVec // inbound streams reset, by reason
+	frameMem prometheus.Gauge       // bytes of frames being read
 
 	mu       sync.Mutex // guards the maps below
 	status   map[string]map[peer.ID]*TopicSync
 	banned   map[peer.ID]time.Time
+	strikes  map[peer.ID]stallStrikes
 	inbound  map[peer.ID]*inboundSlots
-	topicMu  map[string]*sync.Mutex // serialises sessions of a topic
-	inflight map[string]bool        // trigger keys being handled
-	chainOK  map[string]bool        // topics whose own chain head is confirmed
-	lastGap  map[string]time.Time   // peer|topic -> last gossip-gap fetch
-	sets     map[string]cachedSet   // topic -> its latest item set
+	inflight map[string]bool      // trigger keys being handled
+	chainOK  map[string]bool      // topics whose own chain head is confirmed
+	lastGap  map[string]time.Time // peer|topic -> last gossip-gap fetch
+	sets     map[string]cachedSet // followed topic -> its latest item set
 }
 
 // inboundSlots limits the inbound sync streams of one peer.
@@ -173,9 +210,10 @@ type syncTrigger struct {
 }
 
 func newSyncer(n *Node) *syncer {
-	return &syncer{
+	s := &syncer{
 		n:        n,
 		proto:    protocol.SyncProtocol(n.network),
+		limits:   n.opts.syncLimits,
 		triggers: make(chan syncTrigger, syncTriggerQueue),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: "clearinghouse", Name: "sync_lag_records",
@@ -189,15 +227,25 @@ func newSyncer(n *Node) *syncer {
 			Namespace: "clearinghouse", Name: "sync_fetched_records_total",
 			Help: "Records received from sync peers in fetch responses, valid or not, by topic.",
 		}, []string{"topic"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "clearinghouse", Name: "sync_refused_streams_total",
+			Help: "Inbound sync streams reset before or while being served, by reason (penalised, slots, busy, lifetime).",
+		}, []string{"reason"}),
+		frameMem: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "clearinghouse", Name: "sync_frame_memory_bytes",
+			Help: "Bytes of sync frames being read, over all peers (bounded by the frame memory limit).",
+		}),
 		status:   map[string]map[peer.ID]*TopicSync{},
 		banned:   map[peer.ID]time.Time{},
+		strikes:  map[peer.ID]stallStrikes{},
 		inbound:  map[peer.ID]*inboundSlots{},
-		topicMu:  map[string]*sync.Mutex{},
 		inflight: map[string]bool{},
 		chainOK:  map[string]bool{},
 		lastGap:  map[string]time.Time{},
 		sets:     map[string]cachedSet{},
 	}
+	s.frames = newMemBudget(s.limits.FrameMemory, func(n int64) { s.frameMem.Set(float64(n)) })
+	return s
 }
 
 // start registers the metrics and the stream handler and starts the sync
@@ -205,7 +253,7 @@ func newSyncer(n *Node) *syncer {
 // bootstrap peers are dialled, so that no connection is missed.
 func (s *syncer) start() error {
 	n := s.n
-	for _, c := range []prometheus.Collector{s.lag, s.bad, s.fetched} {
+	for _, c := range []prometheus.Collector{s.lag, s.bad, s.fetched, s.refused, s.frameMem} {
 		if err := n.metrics.reg.Register(c); err != nil {
 			return fmt.Errorf("node: register sync metrics: %w", err)
 		}
@@ -269,26 +317,30 @@ func (s *syncer) dispatch(t syncTrigger) {
 	s.inflight[key] = true
 	s.mu.Unlock()
 	s.n.wg.Go(func() {
-		defer func() {
-			s.mu.Lock()
-			delete(s.inflight, key)
-			s.mu.Unlock()
-		}()
-		// A session holds its topic's lock; bound it so a stalling peer
-		// cannot hold the topic for long.
-		ctx, cancel := context.WithTimeout(s.n.ctx, syncSessionTimeout)
-		defer cancel()
+		// Sessions with different peers run concurrently and hold no lock
+		// across peers: each is bounded by its own budgets (SyncLimits), so
+		// a slow peer delays only its own sessions.
+		ctx := s.n.ctx
+		var rep SyncReport
 		var err error
 		switch {
 		case t.cids != nil:
-			_, err = s.fetchFrom(ctx, t.peer, t.topic, t.cids)
+			rep, err = s.fetchFrom(ctx, t.peer, t.topic, t.cids)
 		case t.topic != "":
-			_, err = s.syncTopic(ctx, t.peer, t.topic)
+			rep, err = s.syncTopic(ctx, t.peer, t.topic)
 		default:
-			_, err = s.syncPeer(ctx, t.peer)
+			rep, err = s.syncPeer(ctx, t.peer)
 		}
 		if err != nil && s.n.ctx.Err() == nil {
 			s.n.log.Debug("sync failed", "peer", t.peer, "topic", t.topic, "err", err)
+		}
+		s.mu.Lock()
+		delete(s.inflight, key)
+		s.mu.Unlock()
+		if err == nil && rep.Truncated > 0 && s.n.ctx.Err() == nil {
+			// A budget stopped the session with everything claimed
+			// served: continue where it stopped.
+			s.dispatch(syncTrigger{peer: t.peer, topic: t.topic})
 		}
 	})
 }
@@ -369,22 +421,41 @@ func (s *syncer) speaks(p peer.ID) (known, ok bool) {
 }
 
 // Sync syncs every joined topic with every connected peer that speaks the
-// sync protocol, one peer after the other, and returns what was fetched.
-// The error joins the failures of individual peers; the report counts the
-// peers that succeeded.
+// sync protocol, the peers concurrently (each under its own budgets, so a
+// slow peer delays only itself), and returns what was fetched. A session
+// stopped by a budget with more to fetch is followed by another. The error
+// joins the failures of individual peers; the report counts the peers that
+// succeeded.
 func (n *Node) Sync(ctx context.Context) (SyncReport, error) {
-	var rep SyncReport
-	var errs []error
+	var (
+		mu   sync.Mutex
+		rep  SyncReport
+		errs []error
+		wg   sync.WaitGroup
+	)
 	for _, p := range n.sync.syncPeers() {
-		r, err := n.sync.syncPeer(ctx, p)
-		rep.add(r)
-		if known, ok := n.sync.speaks(p); err != nil && known && !ok {
-			continue // not a clearinghouse peer of this network
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("peer %s: %w", p, err))
-		}
+		wg.Go(func() {
+			var total SyncReport
+			r, err := n.sync.syncPeer(ctx, p)
+			total.add(r)
+			for err == nil && r.Truncated > 0 && ctx.Err() == nil {
+				r, err = n.sync.syncPeer(ctx, p)
+				total.add(r)
+				total.Peers = 1
+			}
+			total.Truncated = 0
+			mu.Lock()
+			defer mu.Unlock()
+			rep.add(total)
+			if known, ok := n.sync.speaks(p); err != nil && known && !ok {
+				return // not a clearinghouse peer of this network
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("peer %s: %w", p, err))
+			}
+		})
 	}
+	wg.Wait()
 	return rep, errors.Join(errs...)
 }
 
@@ -435,7 +506,7 @@ func (s *syncer) syncPeer(ctx context.Context, p peer.ID) (SyncReport, error) {
 	return rep, nil
 }
 
-// penalised reports whether p is barred from serving this node.
+// penalised reports whether p is barred from syncing with this node.
 func (s *syncer) penalised(p peer.ID) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -447,29 +518,64 @@ func (s *syncer) penalised(p peer.ID) bool {
 	return ok
 }
 
-// penalise bars p from serving this node for the penalty period, counts
-// the reason and tags p down in the connection manager.
+// strike counts a stall of p (a request or frame not completed within
+// RequestTimeout), which a loaded honest peer may cause too: the
+// syncStallStrikes-th stall within the penalty period penalises p (reason
+// "stall"). It reports whether p was penalised.
+func (s *syncer) strike(p peer.ID, err error) bool {
+	now := s.n.opts.clock()
+	s.mu.Lock()
+	if len(s.strikes) >= 4096 {
+		for q, st := range s.strikes {
+			if now.Sub(st.first) > s.n.opts.syncPenalty {
+				delete(s.strikes, q)
+			}
+		}
+	}
+	st := s.strikes[p]
+	if st.n == 0 || now.Sub(st.first) > s.n.opts.syncPenalty {
+		st = stallStrikes{first: now}
+	}
+	st.n++
+	out := st.n >= syncStallStrikes
+	if out {
+		delete(s.strikes, p)
+	} else {
+		s.strikes[p] = st
+	}
+	s.mu.Unlock()
+	if out {
+		s.penalise(p, badStall, err)
+	} else {
+		s.n.log.Debug("sync peer stalled", "peer", p, "strikes", st.n, "err", err)
+	}
+	return out
+}
+
+// stallStrikes counts the stalls of one peer since first.
+type stallStrikes struct {
+	n     int
+	first time.Time
+}
+
+// penalise bars p from syncing with this node, in either direction, for
+// the penalty period, counts the reason and tags p down in the connection
+// manager.
 func (s *syncer) penalise(p peer.ID, reason string, err error) {
 	s.bad.WithLabelValues(reason).Inc()
+	now := s.n.opts.clock()
 	s.mu.Lock()
-	s.banned[p] = s.n.opts.clock().Add(s.n.opts.syncPenalty)
+	if len(s.banned) >= 4096 {
+		for q, until := range s.banned {
+			if now.After(until) {
+				delete(s.banned, q)
+			}
+		}
+	}
+	s.banned[p] = now.Add(s.n.opts.syncPenalty)
 	s.mu.Unlock()
 	s.n.host.ConnManager().TagPeer(p, syncTagBad, -100)
 	s.n.log.Warn("sync peer served bad data; penalised", "peer", p, "reason", reason, "err", err)
-}
-
-// lockTopic serialises the sessions of a topic, so two peers are not asked
-// for the same records at once.
-func (s *syncer) lockTopic(topic string) func() {
-	s.mu.Lock()
-	m, ok := s.topicMu[topic]
-	if !ok {
-		m = &sync.Mutex{}
-		s.topicMu[topic] = m
-	}
-	s.mu.Unlock()
-	m.Lock()
-	return m.Unlock
 }
 
 // setStatus updates the progress of (topic, p) and the lag gauge.
@@ -491,11 +597,16 @@ func (s *syncer) setStatus(topic string, p peer.ID, lag, fetched int, err error)
 		st.Err = err.Error()
 	}
 	// The gauge follows connected peers: a peer gone with a lag is not
-	// a lag this node can close.
+	// a lag this node can close. Entries of peers gone are dropped once a
+	// topic has more than syncStatusPeers, so peer identities that come
+	// and go cannot grow the map.
 	worst := 0
 	for q, o := range ps {
-		if q == p || s.n.host.Network().Connectedness(q) == network.Connected {
+		connected := q == p || s.n.host.Network().Connectedness(q) == network.Connected
+		if connected {
 			worst = max(worst, o.Lag)
+		} else if len(ps) > syncStatusPeers {
+			delete(ps, q)
 		}
 	}
 	s.lag.WithLabelValues(topic).Set(float64(worst))
@@ -503,8 +614,14 @@ func (s *syncer) setStatus(topic string, p peer.ID, lag, fetched int, err error)
 
 // itemSet returns the reconciliation set of a topic: the cached one if the
 // topic has not changed since it was built, else a fresh one. Sets are
-// immutable, so sessions share them.
+// immutable, so sessions share them. Only the sets of topics the node
+// follows are cached, and the cache drops topics it no longer follows: a
+// name a peer asks about leaves nothing behind.
 func (s *syncer) itemSet(topic string) (*protocol.ItemSet, error) {
+	followed := s.n.Topics()
+	if !slices.Contains(followed, topic) {
+		return buildItemSet(s.n.store, topic)
+	}
 	stats, err := s.n.store.Topics()
 	if err != nil {
 		return nil, err
@@ -526,6 +643,11 @@ func (s *syncer) itemSet(topic string) (*protocol.ItemSet, error) {
 		return nil, err
 	}
 	s.mu.Lock()
+	for t := range s.sets {
+		if !slices.Contains(followed, t) {
+			delete(s.sets, t)
+		}
+	}
 	s.sets[topic] = cachedSet{last: last, set: set}
 	s.mu.Unlock()
 	return set, nil
@@ -561,42 +683,97 @@ func buildItemSet(st *store.Store, topic string) (*protocol.ItemSet, error) {
 	return protocol.NewItemSet(items), nil
 }
 
-// client is the opener's side of one sync stream.
+// client is the opener's side of one sync stream: one session with one
+// peer, under its own budgets.
 type client struct {
 	s      *syncer
 	peer   peer.ID
 	stream network.Stream
 	r      *bufio.Reader
+	ctx    context.Context // the session's; carries the SessionBudget deadline
+	cancel context.CancelFunc
+	stop   func() bool // detaches the stream reset from ctx
 	// stored holds the records fetched that the node stored or already
 	// held, so the report need not ask the store about them again.
 	stored map[cid.Cid]bool
+	// waited is the time spent waiting for the peer's responses, which
+	// tells whose fault an overrun session is.
+	waited time.Duration
+	// bytes is the record bytes received in this session.
+	bytes int64
+	// truncated reports whether a budget stopped the session with more to
+	// fetch.
+	truncated bool
 }
 
+// open opens a session with p: a sync stream attached to the sync
+// resource manager service, cut when ctx ends or the SessionBudget runs
+// out. The caller must call close, then judge with the session's result.
 func (s *syncer) open(ctx context.Context, p peer.ID) (*client, error) {
 	if s.penalised(p) {
 		return nil, ErrSyncPenalised
 	}
+	ctx, cancel := context.WithTimeoutCause(ctx, s.limits.SessionBudget, errSessionBudget)
 	st, err := s.n.host.NewStream(ctx, p, s.proto)
 	if err != nil {
+		cancel()
 		return nil, fmt.Errorf("node: sync: open stream: %w", err)
 	}
-	return &client{s: s, peer: p, stream: st, r: bufio.NewReaderSize(st, 64<<10)}, nil
+	if err := st.Scope().SetService(syncService); err != nil {
+		cancel()
+		_ = st.Reset()
+		return nil, fmt.Errorf("node: sync: resource manager: %w", err)
+	}
+	c := &client{s: s, peer: p, stream: st, r: bufio.NewReaderSize(st, 64<<10), ctx: ctx, cancel: cancel}
+	// A read or write blocked on the peer ends when the session does.
+	c.stop = context.AfterFunc(ctx, func() { _ = st.Reset() })
+	return c, nil
 }
 
-func (c *client) close() { _ = c.stream.Close() }
+func (c *client) close() {
+	c.stop()
+	_ = c.stream.Close()
+	c.cancel()
+}
+
+// judge returns the session's error, penalising the peer if the session
+// ran out of SessionBudget mostly waiting for it (rather than for this
+// node's own validation and writes).
+func (c *client) judge(err error) error {
+	if err == nil || !errors.Is(context.Cause(c.ctx), errSessionBudget) || c.s.n.ctx.Err() != nil {
+		return err
+	}
+	if c.waited < c.s.limits.SessionBudget/2 {
+		return fmt.Errorf("%w: %w", errSessionBudget, err)
+	}
+	c.s.penalise(c.peer, badBudget, err)
+	return fmt.Errorf("%w: %w after %v waiting for the peer", ErrBadPeer, errSessionBudget, c.waited.Round(time.Millisecond))
+}
 
 func (c *client) send(req *protocol.SyncRequest) error {
-	_ = c.stream.SetWriteDeadline(time.Now().Add(syncRequestTimeout))
+	_ = c.stream.SetWriteDeadline(time.Now().Add(c.s.limits.RequestTimeout))
 	return protocol.WriteFrame(c.stream, req)
 }
 
 func (c *client) recv(typ int) (*protocol.SyncResponse, error) {
-	_ = c.stream.SetReadDeadline(time.Now().Add(syncRequestTimeout))
+	start := time.Now()
+	_ = c.stream.SetReadDeadline(start.Add(c.s.limits.RequestTimeout))
 	var resp protocol.SyncResponse
-	if err := protocol.ReadFrame(c.r, &resp); err != nil {
+	ours, err := readFrame(c.r, &resp, c.s.frames, c.ctx.Done(), func() {
+		_ = c.stream.SetReadDeadline(time.Now().Add(c.s.limits.RequestTimeout))
+	})
+	c.waited += time.Since(start) - ours
+	if err != nil {
 		if errors.Is(err, protocol.ErrFrameTooLarge) || errors.Is(err, protocol.ErrBadMessage) {
 			c.s.penalise(c.peer, badProtocol, err)
 			return nil, fmt.Errorf("%w: %w", ErrBadPeer, err)
+		}
+		if isTimeout(err) && c.ctx.Err() == nil {
+			err = fmt.Errorf("no response within %v: %w", c.s.limits.RequestTimeout, err)
+			if c.s.strike(c.peer, err) {
+				return nil, fmt.Errorf("%w: %w", ErrBadPeer, err)
+			}
+			return nil, fmt.Errorf("node: sync: %w", err)
 		}
 		return nil, fmt.Errorf("node: sync: read: %w", err)
 	}
@@ -612,12 +789,15 @@ func (c *client) recv(typ int) (*protocol.SyncResponse, error) {
 }
 
 // syncTopic reconciles topic with p and fetches what p has that this node
-// lacks.
+// lacks, in one session under the SyncLimits budgets. Sessions of a topic
+// with different peers run concurrently; a record both serve is fetched
+// from whichever is first (fetch skips what is stored by then).
 func (s *syncer) syncTopic(ctx context.Context, p peer.ID, topic string) (rep SyncReport, err error) {
-	unlock := s.lockTopic(topic)
-	defer unlock()
 	lag, fetched := 0, 0
 	defer func() {
+		if errors.Is(err, ErrBadPeer) {
+			lag = 0 // what a bad peer claims is no lag
+		}
 		if ctx.Err() == nil {
 			s.setStatus(topic, p, lag, fetched, err)
 		}
@@ -627,6 +807,7 @@ func (s *syncer) syncTopic(ctx context.Context, p peer.ID, topic string) (rep Sy
 		return rep, err
 	}
 	defer c.close()
+	defer func() { err = c.judge(err) }()
 	set, err := s.itemSet(topic)
 	if err != nil {
 		return rep, fmt.Errorf("node: sync: %w", err)
@@ -636,6 +817,9 @@ func (s *syncer) syncTopic(ctx context.Context, p peer.ID, topic string) (rep Sy
 	if err != nil {
 		return rep, err
 	}
+	if len(need) >= s.limits.MaxNeed {
+		c.truncated = true
+	}
 	lag = len(need)
 	if len(need) == 0 {
 		return rep, nil
@@ -644,10 +828,15 @@ func (s *syncer) syncTopic(ctx context.Context, p peer.ID, topic string) (rep Sy
 	for i, id := range need {
 		cids[i] = protocol.Item{ID: id}.CID()
 	}
-	got, _, err := c.fetchClosure(ctx, topic, cids, true, syncClosureDepth)
+	got, _, err := c.fetchClosure(c.ctx, topic, cids, true, syncClosureDepth)
 	rep.Fetched = got
 	fetched = got
 	rep.Stored, lag = s.countStored(cids, c.stored)
+	if c.truncated && err == nil && got > 0 {
+		// Continue only after progress: ids the node holds, claimed
+		// again, must not make sessions follow each other for ever.
+		rep.Truncated = 1
+	}
 	return rep, err
 }
 
@@ -676,8 +865,9 @@ func (s *syncer) fetchFrom(ctx context.Context, p peer.ID, topic string, cids []
 	if err != nil {
 		return SyncReport{}, err
 	}
-	got, complete, err := c.fetchClosure(ctx, topic, cids, false, syncGapDepth)
+	got, complete, err := c.fetchClosure(c.ctx, topic, cids, false, syncGapDepth)
 	c.close()
+	err = c.judge(err)
 	rep := SyncReport{Fetched: got}
 	rep.Stored, _ = s.countStored(cids, c.stored)
 	if err != nil {
@@ -692,9 +882,10 @@ func (s *syncer) fetchFrom(ctx context.Context, p peer.ID, topic string, cids []
 }
 
 // reconcile runs the initiator's side of reconciliation and returns the
-// ids p holds that set lacks, and the number of round trips.
+// ids p holds that set lacks, and the number of round trips. It stops
+// early once MaxNeed ids are found.
 func (c *client) reconcile(set *protocol.ItemSet, topic string) (need [][32]byte, rounds int, err error) {
-	return reconcileWith(set, func(msg []protocol.Range) ([]protocol.Range, error) {
+	return reconcileWith(set, c.s.limits.MaxNeed, func(msg []protocol.Range) ([]protocol.Range, error) {
 		if err := c.send(&protocol.SyncRequest{Type: protocol.SyncReconcile, Topic: topic, Ranges: msg}); err != nil {
 			return nil, fmt.Errorf("node: sync: write: %w", err)
 		}
@@ -711,7 +902,8 @@ func (c *client) reconcile(set *protocol.ItemSet, topic string) (need [][32]byte
 // reconcileWith drives a reconciliation of set through roundTrip, which
 // sends one message and returns the answer, chunking messages to
 // syncChunkRanges active ranges. bad is called with a malformed answer.
-func reconcileWith(set *protocol.ItemSet, roundTrip func([]protocol.Range) ([]protocol.Range, error), bad func(error)) (need [][32]byte, rounds int, err error) {
+// It stops, without error, once need holds maxNeed ids or more.
+func reconcileWith(set *protocol.ItemSet, maxNeed int, roundTrip func([]protocol.Range) ([]protocol.Range, error), bad func(error)) (need [][32]byte, rounds int, err error) {
 	var uppers []protocol.Bound
 	defer func() {
 		// Oldest first, as the responder orders them: the fetch then
@@ -746,6 +938,9 @@ func reconcileWith(set *protocol.ItemSet, roundTrip func([]protocol.Range) ([]pr
 			}
 			need = append(need, nd...)
 			uppers = append(uppers, up...)
+			if len(need) >= maxNeed {
+				return need, rounds, nil
+			}
 			if nx == nil {
 				nx = []protocol.Range{{Upper: chunk[len(chunk)-1].Upper, Mode: protocol.ModeSkip}}
 			}
@@ -840,7 +1035,12 @@ func (c *client) fetchClosure(ctx context.Context, topic string, cids []cid.Cid,
 // serves. It returns how many records were received and the parents of
 // those records that are neither stored nor in asked. A record whose bytes
 // do not hash to a requested CID, or that fails validation with a reject
-// action, penalises the peer and ends the fetch.
+// action, penalises the peer and ends the fetch; so does, if strict (cids
+// are what the peer claimed to hold in reconciliation), a claimed CID it
+// then does not serve. CIDs stored by the time their batch is sent (by a
+// concurrent session with another peer) are not asked for. Once the
+// session has received MaxSessionBytes, no further batch is sent and the
+// session is marked truncated.
 func (c *client) fetch(ctx context.Context, topic string, cids []cid.Cid, strict bool, asked map[cid.Cid]bool) (int, []cid.Cid, error) {
 	var outside []cid.Cid
 	seen := map[cid.Cid]bool{}
@@ -905,10 +1105,26 @@ func (c *client) fetch(ctx context.Context, topic string, cids []cid.Cid, strict
 	var inflight [][]cid.Cid
 	received := 0
 	for len(queue) > 0 || len(inflight) > 0 {
+		if c.bytes >= c.s.limits.MaxSessionBytes && len(queue) > 0 {
+			queue, c.truncated = nil, true
+		}
 		for len(inflight) < syncFetchWindow && len(queue) > 0 {
 			k := min(syncFetchBatch, len(queue))
-			batch := queue[:k:k]
+			batch := make([]cid.Cid, 0, k)
+			for _, x := range queue[:k] {
+				if ok, err := c.s.n.store.Has(x); err == nil && ok {
+					if c.stored == nil {
+						c.stored = map[cid.Cid]bool{}
+					}
+					c.stored[x] = true
+					continue
+				}
+				batch = append(batch, x)
+			}
 			queue = queue[k:]
+			if len(batch) == 0 {
+				continue
+			}
 			req := &protocol.SyncRequest{Type: protocol.SyncFetch, Topic: topic, CIDs: make([][]byte, len(batch))}
 			for i, x := range batch {
 				req.CIDs[i] = x.Bytes()
@@ -917,6 +1133,9 @@ func (c *client) fetch(ctx context.Context, topic string, cids []cid.Cid, strict
 				return received, outside, fmt.Errorf("node: sync: write: %w", err)
 			}
 			inflight = append(inflight, batch)
+		}
+		if len(inflight) == 0 {
+			continue // all stored meanwhile
 		}
 		batch := inflight[0]
 		inflight = inflight[1:]
@@ -943,6 +1162,14 @@ func (c *client) fetch(ctx context.Context, topic string, cids []cid.Cid, strict
 				return received, outside, fmt.Errorf("%w: %w", ErrBadPeer, err)
 			}
 			delete(requested, got)
+			c.bytes += int64(len(raw))
+		}
+		if strict && len(requested) > 0 {
+			// The peer's set is what it stores, and a store only grows: an
+			// id it claimed and does not serve was never there.
+			err := fmt.Errorf("%d of %d records claimed in reconciliation not served", len(requested), resp.Served)
+			c.s.penalise(c.peer, badFakeIDs, err)
+			return received, outside, fmt.Errorf("%w: %w", ErrBadPeer, err)
 		}
 		received += len(resp.Records)
 		c.s.fetched.WithLabelValues(topic).Add(float64(len(resp.Records)))
@@ -1029,7 +1256,7 @@ func (s *syncer) confirmChain(ctx context.Context, topic string) error {
 	var best uint64
 	var errs []error
 	for _, p := range s.syncPeers() {
-		cctx, cancel := context.WithTimeout(ctx, syncRequestTimeout)
+		cctx, cancel := context.WithTimeout(ctx, s.limits.RequestTimeout)
 		seq, err := s.chainHead(cctx, p, author, topic)
 		cancel()
 		if known, ok := s.speaks(p); err != nil && known && !ok {
@@ -1071,9 +1298,22 @@ func (s *syncer) confirmChain(ctx context.Context, topic string) error {
 }
 
 // handle serves one inbound sync stream: requests in order until the
-// opener closes it, at most syncInboundPerPeer streams per peer at once.
+// opener closes it, at most syncInboundPerPeer streams per peer at once,
+// none from a penalised peer, each for at most SessionBudget. A request
+// frame must arrive within RequestTimeout of its first byte and fit the
+// global frame memory; a malformed or stalled one penalises the peer.
 func (s *syncer) handle(st network.Stream) {
 	p := st.Conn().RemotePeer()
+	if err := st.Scope().SetService(syncService); err != nil {
+		s.n.log.Debug("sync stream refused by the resource manager", "peer", p, "err", err)
+		_ = st.Reset()
+		return
+	}
+	if s.penalised(p) {
+		s.refused.WithLabelValues(refusedPenalised).Inc()
+		_ = st.Reset()
+		return
+	}
 	// At most syncInboundPerPeer streams of a peer are served at once;
 	// a few more wait for a slot, beyond that they are reset.
 	s.mu.Lock()
@@ -1084,6 +1324,7 @@ func (s *syncer) handle(st network.Stream) {
 	}
 	if slot.streams >= syncInboundPerPeer+syncInboundQueued {
 		s.mu.Unlock()
+		s.refused.WithLabelValues(refusedSlots).Inc()
 		_ = st.Reset()
 		return
 	}
@@ -1096,30 +1337,58 @@ func (s *syncer) handle(st network.Stream) {
 		}
 		s.mu.Unlock()
 	}()
-	timer := time.NewTimer(syncRequestTimeout)
+	timeout := s.limits.RequestTimeout
+	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	select {
 	case slot.sem <- struct{}{}:
 		defer func() { <-slot.sem }()
 	case <-timer.C:
+		s.refused.WithLabelValues(refusedSlots).Inc()
 		_ = st.Reset()
 		return
 	case <-s.n.ctx.Done():
 		_ = st.Reset()
 		return
 	}
+	end := time.Now().Add(s.limits.SessionBudget)
 	defer st.Close()
 	r := bufio.NewReaderSize(st, 64<<10)
 	w := bufio.NewWriterSize(st, 64<<10)
-	var sets map[string]*protocol.ItemSet // built once per stream and topic
+	in := &inboundStream{} // what this stream has been served
 	for {
-		_ = st.SetReadDeadline(time.Now().Add(2 * syncRequestTimeout))
-		var req protocol.SyncRequest
-		if err := protocol.ReadFrame(r, &req); err != nil {
-			return // EOF, deadline or garbage: the stream ends
+		// Between requests the opener may be validating what it got.
+		next := time.Now().Add(2 * timeout)
+		if next.After(end) {
+			next = end
 		}
-		resp := s.serve(&req, &sets)
-		_ = st.SetWriteDeadline(time.Now().Add(syncRequestTimeout))
+		if err := st.SetReadDeadline(next); err != nil {
+			return
+		}
+		if _, err := r.Peek(1); err != nil {
+			if isTimeout(err) && !time.Now().Before(end) {
+				s.refused.WithLabelValues(refusedLifetime).Inc()
+				_ = st.Reset()
+			}
+			return // EOF or deadline: the stream ends
+		}
+		// A request is read in full within RequestTimeout of its first byte.
+		_ = st.SetReadDeadline(time.Now().Add(timeout))
+		var req protocol.SyncRequest
+		if _, err := readFrame(r, &req, s.frames, nil, nil); err != nil {
+			switch {
+			case errors.Is(err, errFrameMemory):
+				s.refused.WithLabelValues(refusedBusy).Inc()
+			case errors.Is(err, protocol.ErrFrameTooLarge) || errors.Is(err, protocol.ErrBadMessage):
+				s.penalise(p, badRequest, err)
+			case isTimeout(err):
+				s.strike(p, fmt.Errorf("request frame not completed within %v: %w", timeout, err))
+			}
+			_ = st.Reset()
+			return
+		}
+		resp := s.serve(&req, in)
+		_ = st.SetWriteDeadline(time.Now().Add(timeout))
 		if err := protocol.WriteFrame(w, resp); err != nil {
 			return
 		}
@@ -1137,8 +1406,16 @@ func (s *syncer) handle(st network.Stream) {
 	}
 }
 
+// inboundStream is what one inbound stream has been served: its budgets
+// mirror the opener's (SyncLimits), so an honest opener never meets them.
+type inboundStream struct {
+	sets   map[string]*protocol.ItemSet // built once per stream and topic
+	ranges int                          // reconcile ranges answered
+	bytes  int64                        // record bytes served
+}
+
 // serve answers one request.
-func (s *syncer) serve(req *protocol.SyncRequest, sets *map[string]*protocol.ItemSet) *protocol.SyncResponse {
+func (s *syncer) serve(req *protocol.SyncRequest, in *inboundStream) *protocol.SyncResponse {
 	st := s.n.store
 	resp := &protocol.SyncResponse{Type: req.Type}
 	fail := func(format string, args ...any) *protocol.SyncResponse {
@@ -1153,16 +1430,23 @@ func (s *syncer) serve(req *protocol.SyncRequest, sets *map[string]*protocol.Ite
 		if len(req.Ranges) > protocol.ReconcileMaxRanges {
 			return fail("%d ranges, at most %d", len(req.Ranges), protocol.ReconcileMaxRanges)
 		}
-		if *sets == nil {
-			*sets = map[string]*protocol.ItemSet{}
+		// An opener's session makes at most syncMaxRounds requests.
+		if in.ranges += len(req.Ranges); in.ranges > syncMaxRounds*protocol.ReconcileMaxRanges {
+			return fail("more than %d ranges on one stream", syncMaxRounds*protocol.ReconcileMaxRanges)
 		}
-		set := (*sets)[req.Topic]
+		if in.sets == nil {
+			in.sets = map[string]*protocol.ItemSet{}
+		}
+		set := in.sets[req.Topic]
+		if set == nil && len(in.sets) >= s.limits.MaxStreamTopics {
+			return fail("more than %d topics on one stream", s.limits.MaxStreamTopics)
+		}
 		if set == nil {
 			var err error
 			if set, err = s.itemSet(req.Topic); err != nil {
 				return fail("internal error")
 			}
-			(*sets)[req.Topic] = set
+			in.sets[req.Topic] = set
 		}
 		out, err := set.Respond(req.Ranges)
 		if err != nil {
@@ -1172,6 +1456,11 @@ func (s *syncer) serve(req *protocol.SyncRequest, sets *map[string]*protocol.Ite
 	case protocol.SyncFetch:
 		if len(req.CIDs) > protocol.SyncMaxFetch {
 			return fail("%d CIDs, at most %d", len(req.CIDs), protocol.SyncMaxFetch)
+		}
+		// An opener stops asking at MaxSessionBytes, with at most a
+		// fetch window of responses still coming.
+		if in.bytes >= s.limits.MaxSessionBytes+syncFetchWindow*protocol.SyncMaxFrame {
+			return fail("more than %d bytes served on one stream", in.bytes)
 		}
 		size := 0
 		for _, b := range req.CIDs {
@@ -1192,6 +1481,7 @@ func (s *syncer) serve(req *protocol.SyncRequest, sets *map[string]*protocol.Ite
 					return resp
 				}
 				size += len(raw)
+				in.bytes += int64(len(raw))
 				resp.Records = append(resp.Records, raw)
 			}
 			resp.Served++

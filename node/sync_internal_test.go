@@ -1,10 +1,12 @@
 package node
 
 import (
+	"bufio"
 	"bytes"
 	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -28,7 +30,7 @@ func randomItems(n int, seed uint64) []protocol.Item {
 // with the node's chunking, and returns what it found missing, the round
 // trips and the bytes of every message both ways.
 func reconcileSets(t testing.TB, server, client *protocol.ItemSet) (need [][32]byte, rounds, bytes int) {
-	need, rounds, err := reconcileWith(client, func(msg []protocol.Range) ([]protocol.Range, error) {
+	need, rounds, err := reconcileWith(client, math.MaxInt, func(msg []protocol.Range) ([]protocol.Range, error) {
 		b, _ := protocol.Marshal(protocol.SyncRequest{Type: protocol.SyncReconcile, Ranges: msg})
 		if len(msg) > protocol.ReconcileMaxRanges || len(b) > protocol.SyncMaxFrame {
 			t.Fatalf("request of %d ranges, %d bytes", len(msg), len(b))
@@ -131,4 +133,48 @@ func BenchmarkReconcile1000of100000(b *testing.B) {
 	}
 	b.ReportMetric(float64(rounds), "round-trips")
 	b.ReportMetric(float64(bytes)/1024, "KiB-exchanged")
+}
+
+// FuzzReadFrame: any bytes read as a sync frame under the frame memory
+// budget end in a request or an error, never a panic, and the budget is
+// returned whatever happens.
+func FuzzReadFrame(f *testing.F) {
+	var ok bytes.Buffer
+	_ = protocol.WriteFrame(&ok, &protocol.SyncRequest{Type: protocol.SyncFetch, Topic: "index", CIDs: [][]byte{{1, 2}}})
+	f.Add(ok.Bytes())
+	f.Add([]byte{0xff, 0xff, 0xff, 0x7f})
+	f.Add([]byte{0x80, 0x80, 0x80, 0x02, 0xa0})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var used int64
+		b := newMemBudget(protocol.SyncMaxFrame, func(n int64) { used = n })
+		var req protocol.SyncRequest
+		_, _ = readFrame(bufio.NewReader(bytes.NewReader(data)), &req, b, nil, nil)
+		if used != 0 {
+			t.Fatalf("%d bytes of frame memory still held", used)
+		}
+	})
+}
+
+// TestMemBudget: the global frame memory is never over-committed; a waiter
+// gets room when it is released, or gives up when told to.
+func TestMemBudget(t *testing.T) {
+	var used int64
+	b := newMemBudget(10, func(n int64) { used = n })
+	if !b.tryAcquire(6) || b.tryAcquire(5) || used != 6 {
+		t.Fatalf("tryAcquire: used %d", used)
+	}
+	done := make(chan struct{})
+	close(done)
+	if b.acquire(5, done) {
+		t.Fatal("acquire beyond the budget succeeded with done closed")
+	}
+	got := make(chan bool)
+	go func() { got <- b.acquire(5, nil) }()
+	b.release(6)
+	if !<-got {
+		t.Fatal("waiter not served after a release")
+	}
+	if b.release(5); used != 0 {
+		t.Fatalf("used %d after every release", used)
+	}
 }

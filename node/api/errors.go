@@ -27,6 +27,8 @@ const (
 	CodeNotFound = "not-found"
 	// CodeMethodNotAllowed: the route exists, the method does not. Status 405.
 	CodeMethodNotAllowed = "method-not-allowed"
+	// CodeTooLarge: the request body exceeds the 1 MiB limit. Status 413.
+	CodeTooLarge = "too-large"
 	// CodeConflict: the request conflicts with the node's configuration
 	// (unfollowing an issue listed in topics.follow). Status 409.
 	CodeConflict = "conflict"
@@ -38,8 +40,8 @@ const (
 	// charter on an issue that is not open, a charter without an aim).
 	// Status 422.
 	CodeRefused = "refused"
-	// CodeUnavailable: the node is shutting down or the request was
-	// cancelled. Status 503.
+	// CodeUnavailable: the node is shutting down, the request was
+	// cancelled, or too many event streams are open. Status 503.
 	CodeUnavailable = "unavailable"
 	// CodeInternal: anything else. Status 500.
 	CodeInternal = "internal"
@@ -68,9 +70,10 @@ type errorBody struct {
 	Error *Error `json:"error"`
 }
 
-// writeError writes an error response.
+// writeError writes an error response. The message is cut to
+// maxErrorMessage bytes: an error about bad input never echoes all of it.
 func writeError(w http.ResponseWriter, status int, code, msg string, reason protocol.Reason) {
-	writeJSON(w, status, errorBody{&Error{Code: code, Message: msg, Reason: string(reason)}})
+	writeJSON(w, status, errorBody{&Error{Code: code, Message: truncate(msg, maxErrorMessage), Reason: string(reason)}})
 }
 
 // writeErr maps err to a status and code: protocol refusals to 422 with

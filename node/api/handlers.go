@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/ipfs/go-cid"
 
@@ -388,8 +390,17 @@ type PublishRequest struct {
 }
 
 func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
+	raw, err := readBody(w, r)
+	if err != nil {
+		writeBodyError(w, err)
+		return
+	}
 	var req PublishRequest
-	if err := decodeStrict(io.LimitReader(r.Body, maxRequestBody), &req); err != nil {
+	if err := decodeStrict(bytes.NewReader(raw), &req); err != nil {
+		writeError(w, http.StatusBadRequest, CodeBadRequest, "request body: "+err.Error(), "")
+		return
+	}
+	if err := checkDuplicateKeys(raw); err != nil {
 		writeError(w, http.StatusBadRequest, CodeBadRequest, "request body: "+err.Error(), "")
 		return
 	}
@@ -466,7 +477,12 @@ func decodeStrict(r io.Reader, v any) error {
 // sync runs an on-demand sync of every joined topic with every connected
 // peer and answers with what it fetched.
 func (s *Server) sync(w http.ResponseWriter, r *http.Request) {
-	rep, err := s.n.Sync(r.Context())
+	// Sync may take longer than WriteTimeout; it has its own bound.
+	timeout := s.opts.limits.SyncTimeout
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(timeout + 5*time.Second))
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	rep, err := s.n.Sync(ctx)
 	if err != nil {
 		s.writeErr(w, r, err)
 		return

@@ -47,6 +47,7 @@ type options struct {
 	logger    *slog.Logger
 	heartbeat time.Duration
 	web       webOptions // the web pages' (web.go)
+	limits    Limits
 }
 
 // WithToken sets the bearer token every write must present. It is
@@ -102,6 +103,10 @@ type Server struct {
 	ctx    context.Context // cancelled by Close; ends event streams
 	cancel context.CancelFunc
 
+	metrics *apiMetrics
+	streams chan struct{} // a token per event stream open (MaxEventStreams)
+	evCache eventCache    // record events rendered for event streams
+
 	mu     sync.Mutex // guards srv and closed
 	srv    *http.Server
 	closed bool
@@ -113,7 +118,7 @@ func New(n *node.Node, opts ...Option) (*Server, error) {
 	if n == nil {
 		return nil, errors.New("api: nil node")
 	}
-	o := options{logger: slog.New(slog.DiscardHandler), heartbeat: DefaultHeartbeat}
+	o := options{logger: slog.New(slog.DiscardHandler), heartbeat: DefaultHeartbeat, limits: DefaultLimits()}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
 			return nil, err
@@ -122,7 +127,11 @@ func New(n *node.Node, opts ...Option) (*Server, error) {
 	if o.token == "" && !n.IsObserver() {
 		return nil, ErrNoToken
 	}
-	s := &Server{n: n, opts: o, log: o.logger}
+	m, err := newAPIMetrics(n.Registry())
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{n: n, opts: o, log: o.logger, metrics: m, streams: make(chan struct{}, o.limits.MaxEventStreams)}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.handler = s.routes()
 	return s, nil
@@ -133,11 +142,19 @@ func New(n *node.Node, opts ...Option) (*Server, error) {
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // Serve serves the API on l until ctx ends or Close is called; it closes
-// l. It returns nil after a clean shutdown.
+// l. It returns nil after a clean shutdown. The server applies the
+// options' Limits (timeouts, connection cap); a Handler mounted on another
+// http.Server gets only the per-request ones.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	lim := s.opts.limits
 	srv := &http.Server{
 		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: lim.ReadHeaderTimeout,
+		ReadTimeout:       lim.ReadTimeout,
+		WriteTimeout:      lim.WriteTimeout,
+		IdleTimeout:       lim.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ConnState:         newConnLimiter(lim.MaxConns, s.metrics.connsDropped).track,
 		BaseContext:       func(net.Listener) context.Context { return s.ctx },
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
