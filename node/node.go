@@ -204,21 +204,12 @@ func New(ctx context.Context, opts ...Option) (_ *Node, err error) {
 
 	// 6. Gossipsub: message id = record CID, no gossipsub-level signing
 	// (the record signature is the authority).
-	n.ps, err = pubsub.NewGossipSub(n.ctx, n.host,
+	n.ps, err = pubsub.NewGossipSub(n.ctx, n.host, append(GossipOptions(),
 		pubsub.WithMessageIdFn(messageID),
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
 		pubsub.WithNoAuthor(),
-		// Flood-publish our own records to every topic peer: governance
-		// records are few, and a record must not wait for the mesh.
-		pubsub.WithFloodPublish(true),
-		// Bursts (a catch-up, a busy consultation) must not overflow the
-		// per-peer send queue or the validation queue, which drop silently.
-		pubsub.WithPeerOutboundQueueSize(DefaultPubsubQueue),
-		pubsub.WithValidateQueueSize(DefaultPubsubQueue),
 		pubsub.WithRawTracer(n.mesh),
-		pubsub.WithMaxMessageSize(protocol.MaxRecordSize+4<<10),
-		pubsub.WithPeerScore(peerScoreParams(), peerScoreThresholds()),
-	)
+	)...)
 	if err != nil {
 		return nil, fmt.Errorf("node: start gossipsub: %w", err)
 	}

@@ -80,6 +80,7 @@ with each other every 2 s (a real node: sync.interval, 30 s by default).`,
 	cmd.Flags().IntVar(&apiPort, "api-port", 5080, "HTTP API port of node 0; node i uses this + i")
 	cmd.Flags().StringVar(&dir, "dir", "", "directory of the nodes' data directories (default $TMPDIR/clearinghouse-testnet)")
 	cmd.Flags().StringSliceVar(&follow, "follow", nil, "issue slugs every node follows")
+	cmd.AddCommand(newTestnetBenchCommand(a))
 	return cmd
 }
 
