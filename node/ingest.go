@@ -95,6 +95,9 @@ type applyReq struct {
 	received time.Time
 	missing  int
 	done     chan error // buffered; nil for a released pending record
+	// staged, if not nil, is closed once the record has passed every
+	// check and its durable write is queued (forwardOnStaged).
+	staged chan struct{}
 }
 
 func newIngester(n *Node) *ingester {
@@ -121,6 +124,14 @@ func (in *ingester) pendingCount() int { return int(in.pendingN.Load()) }
 // counted in the node's metrics by reason. Ingest is safe to call
 // concurrently; signature checks run on the node's verifier goroutines.
 func (n *Node) Ingest(ctx context.Context, raw []byte, topic string, src Source) (*protocol.Record, error) {
+	return n.ingest(ctx, raw, topic, src, false)
+}
+
+// ingest is Ingest. With forward, it returns nil as soon as the record has
+// passed every check and its durable write is queued (the gossip validator
+// then lets gossipsub forward it while the write is in flight, see
+// forwardOnStaged); without, once the write is durable.
+func (n *Node) ingest(ctx context.Context, raw []byte, topic string, src Source, forward bool) (*protocol.Record, error) {
 	received := n.opts.clock()
 	rec, err := n.validate(ctx, raw)
 	if errors.Is(err, errClosed) || (err != nil && err == ctx.Err()) {
@@ -136,6 +147,11 @@ func (n *Node) Ingest(ctx context.Context, raw []byte, topic string, src Source)
 	// Duplicates are caught by the apply loop, which knows the records
 	// stored, in flight and recently written without asking the store.
 	req := &applyReq{rec: rec, src: src, received: received, done: make(chan error, 1)}
+	var staged chan struct{} // stays nil (blocks) without forward
+	if forward {
+		staged = make(chan struct{})
+		req.staged = staged
+	}
 	select {
 	case n.ing.reqs <- req:
 	case <-ctx.Done():
@@ -146,6 +162,8 @@ func (n *Node) Ingest(ctx context.Context, raw []byte, topic string, src Source)
 	select {
 	case err := <-req.done:
 		return rec, err
+	case <-staged:
+		return rec, nil
 	case <-ctx.Done():
 		return rec, ctx.Err()
 	case <-n.ctx.Done():
@@ -244,6 +262,7 @@ func (in *ingester) apply(ctx context.Context, work []*applyReq, commits chan<- 
 		in.inflightSlots[slotKey(r.Env.Author, r.Env.Topic, r.Env.Seq)] = r.CID
 	}
 	in.inflightMu.Unlock()
+	forwardOnStaged(accepted)
 	select {
 	case commits <- &commitBatch{staged: accepted, wait: wait}:
 	case <-ctx.Done():

@@ -69,6 +69,10 @@ type Node struct {
 	reported map[string]bool // equivocation slots this node published evidence for
 
 	pubMu sync.Mutex // serialises Publish so each record extends the chain built before it
+
+	// verifyInline holds a token per record checked on its caller's
+	// goroutine (validate).
+	verifyInline chan struct{}
 }
 
 // joined is a gossipsub topic the node has joined.
@@ -165,6 +169,7 @@ func New(ctx context.Context, opts ...Option) (_ *Node, err error) {
 	n.metrics = newMetrics(reg, n)
 	// The verifiers check every record before the apply loop sees it.
 	n.verifyJobs = make(chan *verifyJob, verifyQueue*runtime.GOMAXPROCS(0))
+	n.verifyInline = make(chan struct{}, runtime.GOMAXPROCS(0))
 	for range runtime.GOMAXPROCS(0) {
 		n.wg.Go(func() { n.runVerifier(n.ctx) })
 	}
@@ -543,8 +548,9 @@ func (n *Node) Unfollow(slug string) error {
 }
 
 // validator returns the gossipsub validator of a record topic. It ingests
-// the record (validate, store durably) and accepts it for forwarding only
-// then, or while it waits for its causal past; it rejects records whose
+// the record (validate, check, queue its durable write) and accepts it for
+// forwarding once its durable write is queued, or while it waits for its
+// causal past; it rejects records whose
 // sender misbehaved and ignores duplicates and records from the future.
 func (n *Node) validator(topic string) pubsub.ValidatorEx {
 	return func(ctx context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
@@ -554,7 +560,9 @@ func (n *Node) validator(topic string) pubsub.ValidatorEx {
 				return pubsub.ValidationAccept
 			}
 		}
-		rec, err := n.Ingest(ctx, msg.Data, topic, SourceGossip)
+		// Forwarded once checked, while its durable write is in flight
+		// (forward.go).
+		rec, err := n.ingest(ctx, msg.Data, topic, SourceGossip, true)
 		if err == nil {
 			return pubsub.ValidationAccept
 		}
