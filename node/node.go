@@ -194,6 +194,7 @@ func New(ctx context.Context, opts ...Option) (_ *Node, err error) {
 	if o.gater != nil {
 		hopts = append(hopts, libp2p.ConnectionGater(o.gater))
 	}
+	hopts = append(hopts, o.hostOpts...)
 	if n.host, err = libp2p.New(hopts...); err != nil {
 		return nil, fmt.Errorf("node: start libp2p host: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/connmgr"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -66,6 +67,8 @@ type options struct {
 	syncPenalty    time.Duration
 	recoverChain   bool
 	storeCache     int64 // 0: the store's default
+
+	hostOpts []libp2p.Option // WithHostOptions
 }
 
 func defaults() options {

@@ -151,11 +151,13 @@ type syncer struct {
 	status   map[string]map[peer.ID]*TopicSync
 	banned   map[peer.ID]time.Time
 	inbound  map[peer.ID]*inboundSlots
-	topicMu  map[string]*sync.Mutex // serialises sessions of a topic
+	topicMu  map[string]sessionLock // serialises sessions of a topic
 	inflight map[string]bool        // trigger keys being handled
 	chainOK  map[string]bool        // topics whose own chain head is confirmed
 	lastGap  map[string]time.Time   // peer|topic -> last gossip-gap fetch
 	sets     map[string]cachedSet   // topic -> its latest item set
+
+	sched syncSchedule // the periodic rounds (sync_schedule.go)
 }
 
 // inboundSlots limits the inbound sync streams of one peer.
@@ -192,7 +194,7 @@ func newSyncer(n *Node) *syncer {
 		status:   map[string]map[peer.ID]*TopicSync{},
 		banned:   map[peer.ID]time.Time{},
 		inbound:  map[peer.ID]*inboundSlots{},
-		topicMu:  map[string]*sync.Mutex{},
+		topicMu:  map[string]sessionLock{},
 		inflight: map[string]bool{},
 		chainOK:  map[string]bool{},
 		lastGap:  map[string]time.Time{},
@@ -246,9 +248,7 @@ func (s *syncer) loop(identified <-chan any) {
 				s.dispatch(syncTrigger{peer: e.Peer})
 			}
 		case <-tick:
-			for _, p := range s.syncPeers() {
-				s.dispatch(syncTrigger{peer: p})
-			}
+			s.periodic()
 		case t := <-s.triggers:
 			s.dispatch(t)
 		}
@@ -458,18 +458,25 @@ func (s *syncer) penalise(p peer.ID, reason string, err error) {
 	s.n.log.Warn("sync peer served bad data; penalised", "peer", p, "reason", reason, "err", err)
 }
 
+// sessionLock is a lock held by one sync session: a channel with room
+// for one token.
+type sessionLock chan struct{}
+
 // lockTopic serialises the sessions of a topic, so two peers are not asked
 // for the same records at once.
 func (s *syncer) lockTopic(topic string) func() {
 	s.mu.Lock()
 	m, ok := s.topicMu[topic]
 	if !ok {
-		m = &sync.Mutex{}
+		m = make(sessionLock, 1)
 		s.topicMu[topic] = m
 	}
 	s.mu.Unlock()
-	m.Lock()
-	return m.Unlock
+	// A channel rather than a mutex: the holder waits on the network,
+	// and a goroutine waiting for a mutex would stop the virtual clock of
+	// the simulated network (testing/synctest counts it as running).
+	m <- struct{}{}
+	return func() { <-m }
 }
 
 // setStatus updates the progress of (topic, p) and the lag gauge.
@@ -1119,6 +1126,9 @@ func (s *syncer) handle(st network.Stream) {
 			return // EOF, deadline or garbage: the stream ends
 		}
 		resp := s.serve(&req, &sets)
+		if req.Type == protocol.SyncReconcile && resp.Error == "" {
+			s.reverseSync(p, req.Topic, resp.Ranges)
+		}
 		_ = st.SetWriteDeadline(time.Now().Add(syncRequestTimeout))
 		if err := protocol.WriteFrame(w, resp); err != nil {
 			return
