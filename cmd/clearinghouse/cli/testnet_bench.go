@@ -47,6 +47,9 @@ figures: compare the ratio, not the absolute values.`,
 			if cfg.Idle == 0 {
 				cfg.Idle = -1 // 0 on the command line: not measured
 			}
+			if cfg.Rate == 0 || cfg.Duration == 0 {
+				cfg.Duration = -1 // no records: the idle CPU only
+			}
 			var raws, chs []testnet.BenchResult
 			for r := range runs {
 				if runs > 1 {
@@ -79,8 +82,8 @@ figures: compare the ratio, not the absolute values.`,
 	f.IntVar(&cfg.Nodes, "nodes", 50, "number of nodes (and of raw gossipsub hosts)")
 	f.IntVar(&cfg.Degree, "degree", 8, "neighbours per node in the random topology")
 	f.IntVar(&cfg.Size, "size", 1024, "bytes of text per record")
-	f.Float64Var(&cfg.Rate, "rate", 10, "records per second, network-wide")
-	f.DurationVar(&cfg.Duration, "duration", 20*time.Second, "how long records are published")
+	f.Float64Var(&cfg.Rate, "rate", 10, "records per second, network-wide (0: none, idle CPU only)")
+	f.DurationVar(&cfg.Duration, "duration", 20*time.Second, "how long records are published (0: none, idle CPU only)")
 	f.DurationVar(&cfg.Idle, "idle", 10*time.Second, "how long the idle CPU is measured before publishing (0: not measured)")
 	f.DurationVar(&cfg.Settle, "settle", 30*time.Second, "how long to wait after the last record for every node to hold every record")
 	f.DurationVar(&cfg.SyncInterval, "sync-interval", testnet.SyncInterval, "the nodes' periodic sync interval")
