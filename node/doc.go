@@ -8,17 +8,43 @@
 // their dependencies need; every goroutine it starts ends in Close.
 //
 // Records reach the node from gossip (the topic validator ingests them and
-// accepts them for forwarding only once they are durably stored) or from
-// local [Node.Publish] calls (built, signed, ingested, then gossiped). A
-// record whose causal past (prev and deps) is not yet stored waits in a
-// bounded pending set and is applied when its past arrives, so the store
-// only ever holds causally complete records.
+// accepts them for forwarding only once they are durably stored), from sync,
+// or from local [Node.Publish] calls. A record whose causal past (prev and
+// deps) is not yet stored waits in a bounded pending set and is applied when
+// its past arrives, so the store only ever holds causally complete records.
+// A gossip record that waits is not forwarded then (its validation is
+// ignored); the node gossips it itself once it is stored.
 //
-// Every ingest path hands its records to GOMAXPROCS verifier goroutines
-// (verify.go), which validate whatever is queued together and check the
-// signatures in batches (protocol.ValidateBatch); one apply loop
-// (ingest.go), the store's only writer, then checks each record against
-// the store and the derived state and writes them in group commits.
+// # One ingest path, one owner
+//
+// Every path (gossip, sync, API, pending records at start) goes through
+// ingestMany (Ingest is a batch of one): GOMAXPROCS verifier goroutines
+// (verify.go) validate whatever is queued together and check the
+// signatures in batches (protocol.ValidateBatch); then one apply loop
+// (ingest.go) takes every queued record. The apply loop is the store's only
+// writer (it alone holds the store's Writer handle) and the only owner of
+// the derived state (fedState: membership through
+// protocol.MembershipEngine, the index and issues through protocol/gov; the
+// node adds no rule of its own). It alone decides whether a record is
+// already held, waiting or in conflict with its author's chain
+// (heldVerdict), and it alone owns the node's chain position: Publish hands
+// it a draft, which it builds and signs on its own chain head, so no caller
+// can make the node sign two records at one seq, and a caller that goes
+// away does not release anything.
+//
+// The order for each batch is: verify; check against the store and the
+// loop's working state, applying the valid records to it; durable write
+// (group commit, pipelined: the loop checks the next batch while the
+// previous one syncs); then, once the write is durable, the completion
+// goroutine publishes the snapshot of the state that includes the batch,
+// answers the callers, sends the events and hands the node's own records
+// to gossip. Readers ([Node.Members], [Node.MemberSet], [Node.Issues],
+// [Node.Processes], [Node.Process]) load that immutable snapshot without
+// locks and never see a record before it is durable; [Node.Audit] and
+// [Node.AuditLocal] are computed by the loop itself once everything it has
+// accepted is durable. A failed durable write stops the node ([Node.Err]
+// wraps [ErrStopped]): the working state is then ahead of the store, and
+// the next start rebuilds it from the store.
 //
 // Sync (sync.go) guarantees what gossip only announces: on every connection,
 // periodically, on following a topic, on a gossip gap and on [Node.Sync],

@@ -43,6 +43,10 @@ func (n *Node) reportEquivocation(held cid.Cid, conflicting *protocol.Record) {
 }
 
 func (n *Node) publishEquivocation(ctx context.Context, held cid.Cid, conflicting *protocol.Record) error {
+	// The held record may still be in flight to the store.
+	if err := n.WaitRecords(ctx, held); err != nil {
+		return err
+	}
 	raw, err := n.store.Get(held)
 	if err != nil {
 		return err

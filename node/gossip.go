@@ -24,7 +24,11 @@ func GossipOptions() []pubsub.Option {
 		// per-peer send queue or the validation queue, which drop silently.
 		pubsub.WithPeerOutboundQueueSize(DefaultPubsubQueue),
 		pubsub.WithValidateQueueSize(DefaultPubsubQueue),
-		pubsub.WithMaxMessageSize(protocol.MaxRecordSize + 4<<10),
+		// Frames up to gossipsub's default size are read whole, so an
+		// oversize record in one is refused and counted, and costs the
+		// peer nothing else (a frame above the read limit resets the
+		// stream and loses the peer's later messages).
+		pubsub.WithMaxMessageSize(protocol.MaxGossipFrame),
 		pubsub.WithPeerScore(peerScoreParams(), peerScoreThresholds()),
 	}
 }

@@ -1,7 +1,9 @@
 package node
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -33,21 +35,34 @@ const maxApplyBatch = 1024
 // hand them to one apply loop, the only writer of the store. The loop takes
 // every request queued, checks each against the store and the records
 // earlier in the same batch (duplicates, missing parents, the parents'
-// links and times, chain conflicts), writes the accepted ones in one synced
-// batch (group commit), and then answers every caller. A record whose parents
-// are missing waits in the pending set, owned by the loop, and joins the
-// batch in which its last parent is written.
+// links and times, chain conflicts) and against the derived state it owns
+// (fedState), writes the accepted ones in one synced batch (group commit),
+// and, once that is durable, publishes the state's snapshot and answers
+// every caller. A record whose parents are missing waits in the pending
+// set, owned by the loop, and joins the batch in which its last parent is
+// written. Local publishes reach the loop as drafts that it builds and
+// signs on its own chain head (publish.go).
 //
 // Invariant: the store is causally closed; a record is written in the same
 // batch as, or after, every record of its causal past.
 type ingester struct {
-	n    *Node
-	reqs chan *applyReq
+	n     *Node
+	w     *store.Writer // the store's writer handle: only the loop holds it
+	self  []byte        // the node's public signing key; nil on an observer
+	reqs  chan *applyReq
+	reads chan *readReq
 
 	// Owned by the apply loop.
 	pending      map[cid.Cid]*applyReq
 	waiting      map[cid.Cid][]cid.Cid // missing parent -> records waiting for it
 	pendingBytes int
+	// own is the head of the node's own chain on each topic, as far as
+	// the loop has accepted records (stored or in flight): the chain
+	// position Publish builds on belongs to the loop, not to callers.
+	own map[string]protocol.Parent
+	// last is the snapshot built after the last batch the loop applied;
+	// it is published once that batch is durable.
+	last *snapshot
 
 	// pendingN mirrors len(pending) for metrics, read outside the loop.
 	pendingN atomic.Int64
@@ -83,28 +98,62 @@ func (in *ingester) remember(p protocol.Parent) {
 	in.recent[p.CID] = p
 }
 
-// commitBatch is a batch queued in the store, waiting to be durable.
+// commitBatch is a batch queued in the store, waiting to be durable, with
+// the snapshot of the derived state that includes it. A batch with a
+// barrier and nothing staged only marks a point in the queue: the
+// completion goroutine closes barrier once every batch before it is done.
 type commitBatch struct {
-	staged []*staged
-	wait   func(context.Context) ([]store.Meta, error)
+	staged  []*staged
+	wait    func(context.Context) ([]store.Meta, error)
+	snap    *snapshot
+	barrier chan struct{}
 }
 
 type applyReq struct {
 	rec      *protocol.Record
+	draft    *ownDraft // a local publish: the loop builds and signs rec
 	src      Source
 	received time.Time
 	missing  int
 	done     chan error // buffered; nil for a released pending record
+	// forward reports whether the record is gossiped once stored: a
+	// record that arrived by gossip with its past incomplete was not
+	// forwarded then (its validation was ignored), so it is published
+	// when its past is complete and it is stored.
+	forward bool
 	// staged, if not nil, is closed once the record has passed every
-	// check and its durable write is queued (forwardOnStaged).
+	// check and its durable write is queued (forward.go).
 	staged chan struct{}
 }
 
-func newIngester(n *Node) *ingester {
+// ownDraft is what Publish asks the apply loop to build, sign, store and
+// gossip.
+type ownDraft struct {
+	kind, topic string
+	body        protocol.Body
+	deps        []cid.Cid
+}
+
+// readReq is a read of the live derived state, run by the apply loop once
+// every record it has accepted is durable.
+type readReq struct {
+	fn   func(*fedState) error
+	done chan error // buffered
+}
+
+func newIngester(n *Node, w *store.Writer) *ingester {
+	var self []byte
+	if n.key != nil {
+		self = n.key.Public().(ed25519.PublicKey)
+	}
 	return &ingester{
+		self:          self,
 		n:             n,
+		w:             w,
 		reqs:          make(chan *applyReq, maxApplyBatch),
+		reads:         make(chan *readReq),
 		pending:       map[cid.Cid]*applyReq{},
+		own:           map[string]protocol.Parent{},
 		waiting:       map[cid.Cid][]cid.Cid{},
 		inflight:      map[cid.Cid]protocol.Parent{},
 		inflightSlots: map[string]cid.Cid{},
@@ -118,57 +167,17 @@ func (in *ingester) pendingCount() int { return int(in.pendingN.Load()) }
 
 // Ingest validates raw as a record of this node's network and, once its
 // causal past is stored, stores it durably. topic, if not empty, is the
-// record topic it arrived on. It returns the record and nil once stored; a
-// protocol error otherwise (ErrMissingDeps means the record is held until
-// its past arrives; ErrDuplicate that it was already held). Every refusal is
-// counted in the node's metrics by reason. Ingest is safe to call
-// concurrently; signature checks run on the node's verifier goroutines.
+// record topic it arrived on. It returns the record and nil once stored
+// (and the node's readers see it); a protocol error otherwise (missing-deps
+// means the record is held until its past arrives; duplicate that it was
+// already held). Every refusal is counted in the node's metrics by reason.
+// Ingest is ingestMany of one record: safe to call concurrently, with the
+// signature checks on the node's verifier goroutines.
 func (n *Node) Ingest(ctx context.Context, raw []byte, topic string, src Source) (*protocol.Record, error) {
-	return n.ingest(ctx, raw, topic, src, false)
-}
-
-// ingest is Ingest. With forward, it returns nil as soon as the record has
-// passed every check and its durable write is queued (the gossip validator
-// then lets gossipsub forward it while the write is in flight, see
-// forwardOnStaged); without, once the write is durable.
-func (n *Node) ingest(ctx context.Context, raw []byte, topic string, src Source, forward bool) (*protocol.Record, error) {
-	received := n.opts.clock()
-	rec, err := n.validate(ctx, raw)
-	if errors.Is(err, errClosed) || (err != nil && err == ctx.Err()) {
-		return nil, err
-	}
-	if err == nil && topic != "" && rec.Env.Topic != topic {
-		err = protocol.Errorf(protocol.ReasonWrongTopic, "record of topic %q arrived on topic %q", rec.Env.Topic, topic)
-	}
-	if err != nil {
-		n.refused(err, topic, rec, src)
-		return nil, err
-	}
-	// Duplicates are caught by the apply loop, which knows the records
-	// stored, in flight and recently written without asking the store.
-	req := &applyReq{rec: rec, src: src, received: received, done: make(chan error, 1)}
-	var staged chan struct{} // stays nil (blocks) without forward
-	if forward {
-		staged = make(chan struct{})
-		req.staged = staged
-	}
-	select {
-	case n.ing.reqs <- req:
-	case <-ctx.Done():
-		return rec, ctx.Err()
-	case <-n.ctx.Done():
-		return rec, errClosed
-	}
-	select {
-	case err := <-req.done:
-		return rec, err
-	case <-staged:
-		return rec, nil
-	case <-ctx.Done():
-		return rec, ctx.Err()
-	case <-n.ctx.Done():
-		return rec, errClosed
-	}
+	// One ingest path: a single record is a batch of one.
+	wait, _ := n.ingestMany(ctx, [][]byte{raw}, topic, src, nil)
+	r := wait()[0]
+	return r.rec, r.err
 }
 
 var errClosed = errors.New("node: closed")
@@ -181,6 +190,16 @@ const maxCommitsInFlight = 8
 // answered with errClosed by their callers' select on the node context.
 // Durable writes complete on a second goroutine, so the loop checks and
 // queues the next batch while the previous one is being synced.
+//
+// The order for each batch is: verified records in; the loop checks them
+// against the store and its private working state (fedState), applies the
+// valid ones to it and queues them for one durable write, together with
+// the snapshot of the state that includes them; once the write is durable
+// the completion goroutine publishes that snapshot, answers the callers,
+// sends the events and gossips the node's own records. So nobody outside
+// the loop ever sees a record before it is durable. If a durable write
+// fails the node stops (Node.Err says why): the working state is then
+// ahead of the store, and the next start rebuilds it from the store.
 func (in *ingester) run(ctx context.Context) {
 	commits := make(chan *commitBatch, maxCommitsInFlight)
 	var cwg sync.WaitGroup
@@ -194,6 +213,9 @@ func (in *ingester) run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case r := <-in.reads:
+			in.serveReads(ctx, r, commits)
+			continue
 		case r := <-in.reqs:
 			batch = append(batch[:0], r)
 		}
@@ -208,6 +230,54 @@ func (in *ingester) run(ctx context.Context) {
 		}
 		in.apply(ctx, batch, commits)
 		in.pendingN.Store(int64(len(in.pending)))
+	}
+}
+
+// read runs fn on the live derived state in the apply loop, at a point
+// where every record the loop accepted is durable, and returns its error;
+// errClosed if the node stops first.
+func (in *ingester) read(ctx context.Context, fn func(*fedState) error) error {
+	req := &readReq{fn: fn, done: make(chan error, 1)}
+	select {
+	case in.reads <- req:
+	case <-ctx.Done():
+		return errClosed
+	}
+	select {
+	case err := <-req.done:
+		return err
+	case <-ctx.Done():
+		return errClosed
+	}
+}
+
+// serveReads waits until every batch queued is durable, then answers r and
+// every other read queued.
+func (in *ingester) serveReads(ctx context.Context, r *readReq, commits chan<- *commitBatch) {
+	barrier := make(chan struct{})
+	select {
+	case commits <- &commitBatch{barrier: barrier}:
+	case <-ctx.Done():
+		r.done <- errClosed
+		return
+	}
+	select {
+	case <-barrier:
+	case <-ctx.Done():
+		r.done <- errClosed
+		return
+	}
+	for {
+		if in.n.Err() != nil {
+			r.done <- errClosed
+		} else {
+			r.done <- r.fn(in.n.state)
+		}
+		select {
+		case r = <-in.reads:
+		default:
+			return
+		}
 	}
 }
 
@@ -226,6 +296,14 @@ func (in *ingester) apply(ctx context.Context, work []*applyReq, commits chan<- 
 	var accepted []*staged
 	for i := 0; i < len(work); i++ {
 		req := work[i]
+		if req.draft != nil && req.rec == nil {
+			rec, err := in.build(req.draft, inBatch)
+			if err != nil {
+				in.finish(req, err)
+				continue
+			}
+			req.rec = rec
+		}
 		rec := req.rec
 		if missing, err := in.check(rec, inBatch, slots); err != nil {
 			if len(missing) > 0 {
@@ -238,6 +316,11 @@ func (in *ingester) apply(ctx context.Context, work []*applyReq, commits chan<- 
 		inBatch[rec.CID] = s
 		slots[slotKey(rec.Env.Author, rec.Env.Topic, rec.Env.Seq)] = rec.CID
 		accepted = append(accepted, s)
+		if in.self != nil && bytes.Equal(rec.Env.Author, in.self) {
+			if err := in.raiseOwn(s.meta); err != nil {
+				n.log.Warn("own chain head not read", "topic", rec.Env.Topic, "err", err)
+			}
+		}
 		work = append(work, in.release(rec.CID)...)
 	}
 	if len(accepted) == 0 {
@@ -247,11 +330,14 @@ func (in *ingester) apply(ctx context.Context, work []*applyReq, commits chan<- 
 	for i, s := range accepted {
 		entries[i] = entryOf(s.req.rec)
 	}
-	wait, err := n.store.EnqueueBatch(ctx, entries, n.opts.clock().UnixMilli())
+	wait, err := in.w.EnqueueBatch(ctx, entries, n.opts.clock().UnixMilli())
 	if err != nil {
-		n.log.Error("store write failed", "records", len(entries), "err", err)
+		err = fmt.Errorf("node: store: %w", err)
 		for _, s := range accepted {
-			in.finish(s.req, fmt.Errorf("node: store: %w", err))
+			in.finish(s.req, err)
+		}
+		if ctx.Err() == nil {
+			n.fail(err)
 		}
 		return
 	}
@@ -263,33 +349,56 @@ func (in *ingester) apply(ctx context.Context, work []*applyReq, commits chan<- 
 	}
 	in.inflightMu.Unlock()
 	forwardOnStaged(accepted)
+	in.last = n.state.snapshot(in.last)
 	select {
-	case commits <- &commitBatch{staged: accepted, wait: wait}:
+	case commits <- &commitBatch{staged: accepted, wait: wait, snap: in.last}:
 	case <-ctx.Done():
 	}
 }
 
 // complete waits for each queued batch to be durable, in order, then
-// answers its callers, counts and announces its records, and removes them
-// from the in-flight set.
+// publishes its snapshot, answers its callers, counts and announces its
+// records, hands the node's own records to gossip, and removes them from
+// the in-flight set. After a failed write it answers every later batch
+// with the error and publishes nothing more.
 func (in *ingester) complete(ctx context.Context, commits <-chan *commitBatch) {
 	n := in.n
 	for c := range commits {
+		if c.barrier != nil {
+			close(c.barrier)
+			continue
+		}
 		metas, err := c.wait(ctx)
+		if err == nil {
+			err = n.Err()
+		}
+		if err != nil {
+			err = fmt.Errorf("node: store: %w", err)
+			if ctx.Err() == nil {
+				n.fail(err)
+			}
+		} else {
+			n.snap.Store(c.snap)
+			var top uint64
+			for _, m := range metas {
+				top = max(top, m.Arrival)
+			}
+			n.shown.raise(top)
+		}
 		now := n.opts.clock()
 		for i, s := range c.staged {
 			rec := s.req.rec
 			if err != nil {
-				in.finish(s.req, fmt.Errorf("node: store: %w", err))
+				in.finish(s.req, err)
 				continue
 			}
 			n.metrics.accepted.WithLabelValues(rec.Env.Topic, string(s.req.src)).Inc()
 			n.metrics.ingest.Observe(now.Sub(s.req.received).Seconds())
 			n.events.publish(Event{Record: rec, Meta: metas[i], Source: s.req.src})
 			in.finish(s.req, nil)
-		}
-		if err != nil {
-			n.log.Error("store write failed", "records", len(c.staged), "err", err)
+			if s.req.draft != nil || s.req.forward {
+				n.gossipStored(rec)
+			}
 		}
 		in.inflightMu.Lock()
 		for _, s := range c.staged {
@@ -311,29 +420,25 @@ func (in *ingester) check(rec *protocol.Record, inBatch map[cid.Cid]*staged, slo
 	st := in.n.store
 	in.inflightMu.Lock()
 	defer in.inflightMu.Unlock()
-	if _, ok := inBatch[rec.CID]; ok {
-		return nil, protocol.Errorf(protocol.ReasonDuplicate, "record %s already stored", rec.CID)
-	}
-	if _, ok := in.inflight[rec.CID]; ok {
-		return nil, protocol.Errorf(protocol.ReasonDuplicate, "record %s already stored", rec.CID)
-	}
-	if _, ok := in.recent[rec.CID]; ok {
-		return nil, protocol.Errorf(protocol.ReasonDuplicate, "record %s already stored", rec.CID)
-	}
-	if _, ok := in.pending[rec.CID]; ok {
-		return nil, protocol.Errorf(protocol.ReasonMissingDeps, "record %s already waits for its causal past", rec.CID)
+	_, staged := inBatch[rec.CID]
+	_, flying := in.inflight[rec.CID]
+	_, recent := in.recent[rec.CID]
+	_, waiting := in.pending[rec.CID]
+	if err := heldVerdict(rec, staged || flying || recent, waiting, cid.Undef); err != nil {
+		return nil, err
 	}
 	// The record's chain slot says both whether it is stored (a stored
 	// record holds its slot) and whether the author signed another record
 	// there. Appending to a chain, the usual case, costs the store no
-	// lookup (it keeps the top of recently used chains in memory).
+	// lookup (the writer's handle keeps the top of recently used chains
+	// in memory, exact for the loop, which knows what is in flight).
 	slot := slotKey(rec.Env.Author, rec.Env.Topic, rec.Env.Seq)
 	other, ok := slots[slot]
 	if !ok {
 		other, ok = in.inflightSlots[slot]
 	}
 	if !ok {
-		c, err := st.ChainAtFast(rec.Env.Author, rec.Env.Topic, rec.Env.Seq)
+		c, err := in.w.ChainAt(rec.Env.Author, rec.Env.Topic, rec.Env.Seq)
 		switch {
 		case err == nil:
 			other, ok = c, true
@@ -342,7 +447,7 @@ func (in *ingester) check(rec *protocol.Record, inBatch map[cid.Cid]*staged, slo
 		}
 	}
 	if ok && other.Equals(rec.CID) {
-		return nil, protocol.Errorf(protocol.ReasonDuplicate, "record %s already stored", rec.CID)
+		return nil, heldVerdict(rec, true, false, cid.Undef)
 	}
 	links := rec.Links()
 	parents := make([]protocol.Parent, 0, len(links))
@@ -379,27 +484,30 @@ func (in *ingester) check(rec *protocol.Record, inBatch map[cid.Cid]*staged, slo
 		in.n.log.Warn("equivocation", "author", fmt.Sprintf("%x", rec.Env.Author[:8]), "topic", rec.Env.Topic,
 			"seq", rec.Env.Seq, "held", other, "new", rec.CID)
 		in.n.reportEquivocation(other, rec)
-		return nil, protocol.Errorf(protocol.ReasonEquivocation, "author %x already signed %s at %s seq %d; %s conflicts",
-			rec.Env.Author[:8], other, rec.Env.Topic, rec.Env.Seq, rec.CID)
+		return nil, heldVerdict(rec, false, false, other)
 	}
 	// Last, the rules of the causal past: membership, issues, processes.
 	// admit applies the record to the derived state when it passes.
 	return nil, in.n.state.admit(rec)
 }
 
-// stored reports whether the store holds rec, by its chain slot (a stored
-// record holds its slot): for a record that extends its author's chain the
-// store answers from memory. A record whose commit is just returning may
-// be reported absent; the apply loop then refuses it as a duplicate.
-func (n *Node) stored(rec *protocol.Record) (bool, error) {
-	c, err := n.store.ChainAtFast(rec.Env.Author, rec.Env.Topic, rec.Env.Seq)
+// heldVerdict is the node's one answer to "already held?", in the
+// protocol's reasons: a record the node holds (stored, in flight or staged
+// in the batch) is a duplicate; one that waits for its causal past is
+// missing-deps; one whose author's chain slot holds another record
+// (slotHolder) is an equivocation. It returns nil if none applies. Only
+// the apply loop, which alone knows what is in flight, decides these.
+func heldVerdict(rec *protocol.Record, held, waiting bool, slotHolder cid.Cid) error {
 	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return false, nil
-	case err != nil:
-		return false, err
+	case held:
+		return protocol.Errorf(protocol.ReasonDuplicate, "record %s already stored", rec.CID)
+	case waiting:
+		return protocol.Errorf(protocol.ReasonMissingDeps, "record %s already waits for its causal past", rec.CID)
+	case slotHolder.Defined() && !slotHolder.Equals(rec.CID):
+		return protocol.Errorf(protocol.ReasonEquivocation, "author %x already signed %s at %s seq %d; %s conflicts",
+			rec.Env.Author[:8], slotHolder, rec.Env.Topic, rec.Env.Seq, rec.CID)
 	}
-	return c.Equals(rec.CID), nil
+	return nil
 }
 
 // slotKey names an author's chain slot: author (32 bytes), seq (8 bytes,
@@ -421,7 +529,7 @@ func parentOf(r *protocol.Record) protocol.Parent {
 func (in *ingester) addPending(req *applyReq, missing []cid.Cid) error {
 	rec := req.rec
 	if _, dup := in.pending[rec.CID]; dup {
-		return protocol.Errorf(protocol.ReasonMissingDeps, "record %s already waits for its causal past", rec.CID)
+		return heldVerdict(rec, false, true, cid.Undef)
 	}
 	o := in.n.opts
 	if len(in.pending) >= o.pendingRecords || in.pendingBytes+len(rec.Raw) > o.pendingBytes {
@@ -457,7 +565,7 @@ func (in *ingester) release(c cid.Cid) []*applyReq {
 			if err := in.n.store.DeletePending(w); err != nil {
 				in.n.log.Warn("pending record not removed", "cid", w, "err", err)
 			}
-			ready = append(ready, &applyReq{rec: p.rec, src: p.src, received: p.received})
+			ready = append(ready, &applyReq{rec: p.rec, src: p.src, received: p.received, forward: p.src == SourceGossip})
 		}
 	}
 	delete(in.waiting, c)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 
 	"github.com/ipfs/go-cid"
@@ -55,28 +54,12 @@ func (n *Node) ingestMany(ctx context.Context, raws [][]byte, topic string, src 
 			}
 			continue
 		}
-		ok, err := n.stored(r.rec)
-		switch {
-		case err != nil:
-			res[i].err = fmt.Errorf("node: store: %w", err)
-		case ok:
-			res[i].err = protocol.Errorf(protocol.ReasonDuplicate, "record %s already stored", r.rec.CID)
-			n.refused(res[i].err, "", r.rec, src)
-		default:
-			order = append(order, i)
-		}
+		// Whether it is already held is the apply loop's to say.
+		order = append(order, i)
 	}
-	slices.SortFunc(order, func(a, b int) int {
-		ra, rb := res[a].rec, res[b].rec
-		if ra.Env.Time != rb.Env.Time {
-			if ra.Env.Time < rb.Env.Time {
-				return -1
-			}
-			return 1
-		}
-		return bytes.Compare(ra.CID.Bytes(), rb.CID.Bytes())
-	})
-	order = parentsFirst(order, res)
+	if len(order) > 1 {
+		order = parentsFirst(sortByTime(order, res), res)
+	}
 	if hold != nil {
 		kept := order[:0]
 		for _, i := range order {
@@ -161,4 +144,19 @@ func parentsFirst(order []int, res []ingestResult) []int {
 		emit(i)
 	}
 	return out
+}
+
+// sortByTime sorts order (indexes into res) by claimed time, then CID.
+func sortByTime(order []int, res []ingestResult) []int {
+	slices.SortFunc(order, func(a, b int) int {
+		ra, rb := res[a].rec, res[b].rec
+		if ra.Env.Time != rb.Env.Time {
+			if ra.Env.Time < rb.Env.Time {
+				return -1
+			}
+			return 1
+		}
+		return bytes.Compare(ra.CID.Bytes(), rb.CID.Bytes())
+	})
+	return order
 }

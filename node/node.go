@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -51,8 +52,13 @@ type Node struct {
 	joinMu sync.Mutex
 	// verifyJobs hands records to the verifier goroutines (runVerifier).
 	verifyJobs chan *verifyJob
-	state      *fedState
-	events     *eventHub
+	// state is the derived state, owned by the apply loop (ingester.run);
+	// snap is the immutable snapshot of it that readers load, published
+	// after each durable write.
+	state  *fedState
+	snap   atomic.Pointer[snapshot]
+	shown  *watermark // the newest arrival the published snapshot includes
+	events *eventHub
 	// rejections fans out refused records; its zero value is ready.
 	rejections rejectionHub
 	mesh       *meshTracker
@@ -68,10 +74,17 @@ type Node struct {
 	closed   bool
 	reported map[string]bool // equivocation slots this node published evidence for
 
-	pubMu sync.Mutex // serialises Publish so each record extends the chain built before it
+	// gossipQ carries the node's own stored records to the gossip
+	// goroutine (runGossip).
+	gossipQ chan *protocol.Record
 
-	// verifyInline holds a token per record checked on its caller's
-	// goroutine (validate).
+	// stopErr is the error that stopped the node (a failed durable
+	// write), set once by fail.
+	stopErr  atomic.Pointer[error]
+	failOnce sync.Once
+
+	// verifyInline holds a token per gossiped record checked on its
+	// caller's goroutine (forward.go).
 	verifyInline chan struct{}
 }
 
@@ -138,9 +151,13 @@ func New(ctx context.Context, opts ...Option) (_ *Node, err error) {
 		sopts = append(sopts, store.WithCacheSize(o.storeCache))
 	}
 	dir := ""
-	if o.inMemory {
+	switch {
+	case o.storeFS != nil:
+		sopts = append(sopts, store.WithFS(o.storeFS))
+		dir = "store"
+	case o.inMemory:
 		sopts = append(sopts, store.WithInMemory())
-	} else {
+	default:
 		dir = filepath.Join(o.dataDir, "store")
 	}
 	if n.store, err = store.Open(dir, sopts...); err != nil {
@@ -156,8 +173,28 @@ func New(ctx context.Context, opts ...Option) (_ *Node, err error) {
 	if err := n.loadState(); err != nil {
 		return nil, err
 	}
-	n.ing = newIngester(n)
-	// The apply loop is the store's only writer; it runs until Close.
+	// The apply loop is the store's one writer: it alone holds the
+	// writer's handle.
+	w, err := n.store.Writer()
+	if err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	n.ing = newIngester(n, w)
+	// Readers see the state loaded from the store until the apply loop
+	// publishes the next snapshot.
+	n.ing.last = n.state.snapshot(nil)
+	n.snap.Store(n.ing.last)
+	st, err := n.store.Stats()
+	if err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	n.shown = newWatermark()
+	n.shown.raise(st.LastArrival)
+	// Own records are gossiped by one goroutine, after they are durable,
+	// whether or not their publisher still waits.
+	n.gossipQ = make(chan *protocol.Record, gossipQueue)
+	n.wg.Go(func() { n.runGossip(n.ctx) })
+	// The apply loop owns the derived state; it runs until Close.
 	n.wg.Go(func() { n.ing.run(n.ctx) })
 
 	// 4. Metrics, before the host so libp2p can register its own.
@@ -350,20 +387,21 @@ func (n *Node) reingestPending() {
 		n.log.Warn("pending records not reloaded", "err", err)
 		return
 	}
+	// Through the one ingest path, as one batch (parents first).
+	wait, _ := n.ingestMany(n.ctx, raws, "", SourceSync, nil)
 	stored := 0
-	for _, raw := range raws {
-		rec, err := n.Ingest(n.ctx, raw, "", SourceSync)
+	for _, r := range wait() {
 		switch {
-		case err == nil:
+		case r.err == nil:
 			stored++
-		case protocol.ReasonOf(err) == protocol.ReasonDuplicate && rec != nil:
-			_ = n.store.DeletePending(rec.CID)
-		case protocol.ReasonOf(err) == protocol.ReasonMissingDeps:
+		case protocol.ReasonOf(r.err) == protocol.ReasonDuplicate && r.rec != nil:
+			_ = n.store.DeletePending(r.rec.CID)
+		case protocol.ReasonOf(r.err) == protocol.ReasonMissingDeps:
 		case n.ctx.Err() != nil:
 			return
 		default:
-			if rec != nil {
-				_ = n.store.DeletePending(rec.CID)
+			if r.rec != nil {
+				_ = n.store.DeletePending(r.rec.CID)
 			}
 		}
 	}
@@ -549,10 +587,11 @@ func (n *Node) Unfollow(slug string) error {
 }
 
 // validator returns the gossipsub validator of a record topic. It ingests
-// the record (validate, check, queue its durable write) and accepts it for
-// forwarding once its durable write is queued, or while it waits for its
-// causal past; it rejects records whose
-// sender misbehaved and ignores duplicates and records from the future.
+// the record (validate, store durably) and accepts it for forwarding only
+// then; it rejects records whose sender misbehaved and ignores duplicates,
+// records from the future and records whose causal past is incomplete (the
+// node gossips those itself once their past has arrived and they are
+// stored).
 func (n *Node) validator(topic string) pubsub.ValidatorEx {
 	return func(ctx context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
 		if from == n.host.ID() {
@@ -563,16 +602,18 @@ func (n *Node) validator(topic string) pubsub.ValidatorEx {
 		}
 		// Forwarded once checked, while its durable write is in flight
 		// (forward.go).
-		rec, err := n.ingest(ctx, msg.Data, topic, SourceGossip, true)
+		rec, err := n.ingestGossip(ctx, msg.Data, topic)
 		if err == nil {
 			return pubsub.ValidationAccept
 		}
 		switch protocol.ReasonOf(err) {
 		case protocol.ReasonMissingDeps:
-			// Signature verified; it waits for its past here and may be
-			// what another peer needs. Ask the forwarder for the past.
+			// Signature verified; it waits for its past here. It is not
+			// forwarded until its past is complete (docs/protocol.md 7):
+			// once stored, the node gossips it itself. Ask the forwarder
+			// for the past.
 			n.sync.missingParents(from, rec)
-			return pubsub.ValidationAccept
+			return pubsub.ValidationIgnore
 		case "":
 			n.log.Error("ingest failed", "topic", topic, "err", err)
 			return pubsub.ValidationIgnore
@@ -587,11 +628,13 @@ func (n *Node) validator(topic string) pubsub.ValidatorEx {
 
 // Close stops the node: it leaves every topic, stops gossipsub and the
 // host, waits for its goroutines and closes the store. It is safe to call
-// more than once.
+// more than once, and from several goroutines: every call returns once
+// the node is stopped.
 func (n *Node) Close() error {
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
+		<-n.done // the first Close (or fail's) has finished
 		return nil
 	}
 	n.closed = true
@@ -611,8 +654,41 @@ func (n *Node) Close() error {
 	return errors.Join(errs...)
 }
 
-// Done returns a channel closed when the node has stopped.
+// Done returns a channel closed when the node has stopped: after Close,
+// or after the node stopped itself because a durable write failed (then
+// Err says why).
 func (n *Node) Done() <-chan struct{} { return n.done }
+
+// ErrStopped is wrapped by the error Node.Err returns once the node has
+// stopped itself.
+var ErrStopped = errors.New("node: stopped after a failed durable write; restart it to rebuild its state from the store")
+
+// Err returns nil while the node runs normally, and an error wrapping
+// ErrStopped and the cause once a failed durable write made it stop.
+func (n *Node) Err() error {
+	if p := n.stopErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// fail stops the node after a durable write failed: the apply loop's
+// working state is then ahead of the store, so the node must not go on
+// (nothing of the failed batch was published to readers). It closes the
+// node on a goroutine of its own, since it is called from the goroutines
+// Close waits for; Done is closed when that is over.
+func (n *Node) fail(cause error) {
+	n.failOnce.Do(func() {
+		err := fmt.Errorf("%w: %w", ErrStopped, cause)
+		n.stopErr.Store(&err)
+		n.log.Error("durable write failed; node stops", "err", cause)
+		go func() {
+			if err := n.Close(); err != nil {
+				n.log.Error("close after a failed write", "err", err)
+			}
+		}()
+	})
+}
 
 // ID returns the node's peer id.
 func (n *Node) ID() peer.ID { return n.host.ID() }

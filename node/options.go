@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/connmgr"
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -66,7 +67,8 @@ type options struct {
 	syncInterval   time.Duration
 	syncPenalty    time.Duration
 	recoverChain   bool
-	storeCache     int64 // 0: the store's default
+	storeCache     int64  // 0: the store's default
+	storeFS        vfs.FS // nil: the OS file system (or memory, WithInMemory)
 
 	hostOpts []libp2p.Option // WithHostOptions
 }

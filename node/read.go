@@ -2,11 +2,13 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/ipfs/go-cid"
 
 	"github.com/clearinghouse-net/clearinghouse/protocol"
+	"github.com/clearinghouse-net/clearinghouse/store"
 )
 
 // Record returns a stored record, decoded. The bytes are checked against
@@ -23,9 +25,10 @@ func (n *Node) Record(c cid.Cid) (*protocol.Record, error) {
 	return r, nil
 }
 
-// WaitRecords blocks until every CID in cids is stored, or ctx ends. It
-// subscribes to events before it looks at the store, so it cannot miss a
-// record stored in between.
+// WaitRecords blocks until every CID in cids is stored and visible to the
+// node's readers (the derived state counts it), or ctx ends. It subscribes
+// to events before it looks at the store, so it cannot miss a record stored
+// in between.
 func (n *Node) WaitRecords(ctx context.Context, cids ...cid.Cid) error {
 	set := make(map[cid.Cid]bool, len(cids)) // read by the filter, never written after this
 	want := make(map[cid.Cid]bool, len(cids))
@@ -34,14 +37,26 @@ func (n *Node) WaitRecords(ctx context.Context, cids ...cid.Cid) error {
 	}
 	sub := n.Subscribe(func(e Event) bool { return set[e.Record.CID] })
 	defer sub.Close()
+	var newest uint64 // of the records already stored
 	for c := range want {
-		ok, err := n.store.Has(c)
-		if err != nil {
+		m, err := n.store.Meta(c)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			continue
+		case err != nil:
 			return err
 		}
-		if ok {
-			delete(want, c)
+		delete(want, c)
+		newest = max(newest, m.Arrival)
+	}
+	// A record in the store is visible to readers once the snapshot that
+	// includes it is published, a moment after its commit (events come
+	// after that too).
+	if len(want) == 0 {
+		if !n.shown.wait(newest, ctx.Done(), n.ctx.Done()) {
+			return fmt.Errorf("node %s: waiting for records to be visible: %w", n.ID(), errors.Join(ctx.Err(), n.ctx.Err()))
 		}
+		return nil
 	}
 	for len(want) > 0 {
 		select {

@@ -70,33 +70,9 @@ func (n *Node) runVerifier(ctx context.Context) {
 	}
 }
 
-// validate validates raw on the verifier pool, as protocol.Validate would
-// at about the current time. It returns ctx's error, or errClosed, if ctx
-// ends or the node closes first.
-//
-// A lone record, when the pool has nothing queued and fewer than
-// GOMAXPROCS records are being checked this way, is checked on the
-// caller's goroutine instead: a hand-off to a verifier goroutine costs a
-// scheduling round trip, which on a loaded machine was most of the time a
-// gossiped record spent in a node (167 ms of 170 ms on average, 50 nodes
-// on one busy 2-core machine, docs/benchmarks.md). Under load the queue
-// is not empty and records go to the pool, which batches them.
-func (n *Node) validate(ctx context.Context, raw []byte) (*protocol.Record, error) {
-	if len(n.verifyJobs) == 0 {
-		select {
-		case n.verifyInline <- struct{}{}:
-			r, err := protocol.Validate(raw, n.network, n.opts.clock())
-			<-n.verifyInline
-			return r, err
-		default:
-		}
-	}
-	r := n.validateAll(ctx, [][]byte{raw})[0]
-	return r.rec, r.err
-}
-
-// validateAll is validate for many records: it queues them all, so the
-// pool checks them in batches on every core, and waits for every one.
+// validateAll validates raws on the verifier pool, as protocol.Validate
+// would at about the current time: it queues them all, so the pool checks
+// them in batches on every core, and waits for every one.
 // Result i belongs to raws[i]; a record not validated before ctx ended or
 // the node closed gets that error.
 func (n *Node) validateAll(ctx context.Context, raws [][]byte) []ingestResult {

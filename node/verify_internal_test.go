@@ -87,16 +87,15 @@ func TestVerifierBatches(t *testing.T) {
 	}
 }
 
-// TestVerifierClosed: with the node closed, validate and validateAll
-// return errClosed instead of waiting for workers that are gone, whether
+// TestVerifierClosed: with the node closed, validateAll returns errClosed instead of waiting for workers that are gone, whether
 // the records were queued or not.
 func TestVerifierClosed(t *testing.T) {
 	network := protocol.RecordCID([]byte("pool network"))
 	n := poolNode(t, network, 4)
 	raws, _ := poolRecords(t, network, 10)
 	n.cancel()
-	if _, err := n.validate(context.Background(), raws[0]); !errors.Is(err, errClosed) {
-		t.Fatalf("validate on a closed node: %v", err)
+	if r := n.validateAll(context.Background(), raws[:1])[0]; !errors.Is(r.err, errClosed) {
+		t.Fatalf("validateAll of one record on a closed node: %v", r.err)
 	}
 	for i, r := range n.validateAll(context.Background(), raws) {
 		if !errors.Is(r.err, errClosed) {

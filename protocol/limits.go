@@ -11,6 +11,15 @@ const (
 	// MaxRecordSize is the largest encoded signed record, in bytes.
 	MaxRecordSize = 64 << 10
 
+	// MaxGossipFrame is the largest gossipsub RPC frame a node reads, in
+	// bytes: gossipsub's own default (1 MiB), which every implementation
+	// uses, well above MaxRecordSize. A message of a frame within it whose
+	// data is above MaxRecordSize is refused as oversize like any other
+	// invalid record, and the stream goes on; a frame above it makes
+	// gossipsub reset the stream (the sender's later messages are lost
+	// until it opens a new one), so a node never sends one.
+	MaxGossipFrame = 1 << 20
+
 	// MaxBodySize is the largest encoded record body, in bytes. Larger
 	// documents are separate content-addressed blobs referenced by CID.
 	MaxBodySize = 48 << 10

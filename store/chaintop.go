@@ -20,7 +20,7 @@ const chainTopsMax = 1 << 18
 // cached value after each commit is durable, before it answers the
 // waiters; between the two, a reader of pebble may already see a record
 // the cache does not know of (so only the writer, who knows what it has
-// in flight, uses the cache: Store.ChainAtFast). A missing entry is loaded
+// in flight, uses the cache: Writer.ChainAt). A missing entry is loaded
 // from pebble under mu, so a commit cannot slip between the load and the
 // insertion. Forgetting an entry is always safe.
 type chainTops struct {

@@ -47,15 +47,15 @@ func TestChainTopsAfterReopen(t *testing.T) {
 	}
 	_, err = s.Put(context.Background(), mkEntry(t, "other", a, "issue/x", 2, chain[0].CID), 99)
 	wantErr(t, err, ErrChainConflict)
-	if c, err := s.ChainAtFast(a, "issue/x", 5); err != nil || !c.Equals(chain[4].CID) {
-		t.Fatalf("ChainAtFast 5 = %s, %v; want %s", c, err, chain[4].CID)
+	if c, err := fast(s).ChainAt(a, "issue/x", 5); err != nil || !c.Equals(chain[4].CID) {
+		t.Fatalf("Writer.ChainAt 5 = %s, %v; want %s", c, err, chain[4].CID)
 	}
-	if _, err := s.ChainAtFast(a, "issue/x", 6); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("ChainAtFast 6: %v, want ErrNotFound", err)
+	if _, err := fast(s).ChainAt(a, "issue/x", 6); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Writer.ChainAt 6: %v, want ErrNotFound", err)
 	}
 	mustPut(t, s, mkEntry(t, "r", a, "issue/x", 6, prev))
-	if _, err := s.ChainAtFast(a, "issue/x", 6); err != nil {
-		t.Fatalf("ChainAtFast 6 after Put: %v", err)
+	if _, err := fast(s).ChainAt(a, "issue/x", 6); err != nil {
+		t.Fatalf("Writer.ChainAt 6 after Put: %v", err)
 	}
 }
 
@@ -88,7 +88,7 @@ func TestChainTopsForgetting(t *testing.T) {
 			_, err = s.Put(context.Background(), mkEntry(t, "forked", e.Author, e.Topic, e.Seq, e.Prev), 1)
 			wantErr(t, err, ErrChainConflict)
 		}
-		if _, err := s.ChainAtFast(author(byte(i+1)), "issue/x", length+1); !errors.Is(err, ErrNotFound) {
+		if _, err := fast(s).ChainAt(author(byte(i+1)), "issue/x", length+1); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("chain %d: ChainAt past the top: %v", i, err)
 		}
 	}
@@ -97,7 +97,7 @@ func TestChainTopsForgetting(t *testing.T) {
 	}
 }
 
-// TestChainAtSeesEveryCommit: once Put returns, ChainAtFast finds the record,
+// TestChainAtSeesEveryCommit: once Put returns, Writer.ChainAt finds the record,
 // while other goroutines load and forget cache entries concurrently (run
 // it with -race).
 func TestChainAtSeesEveryCommit(t *testing.T) {
@@ -109,7 +109,7 @@ func TestChainAtSeesEveryCommit(t *testing.T) {
 	for r := range 2 {
 		readers.Go(func() {
 			for i := 0; ctx.Err() == nil; i++ {
-				_, _ = s.ChainAtFast(author(byte(1+(i+r)%writers)), "issue/x", uint64(1+i%length))
+				_, _ = fast(s).ChainAt(author(byte(1+(i+r)%writers)), "issue/x", uint64(1+i%length))
 			}
 		})
 	}
@@ -125,8 +125,8 @@ func TestChainAtSeesEveryCommit(t *testing.T) {
 					errs <- err
 					return
 				}
-				if c, err := s.ChainAtFast(a, "issue/x", seq); err != nil || !c.Equals(e.CID) {
-					errs <- errors.Join(errors.New("ChainAtFast after Put returned"), err)
+				if c, err := fast(s).ChainAt(a, "issue/x", seq); err != nil || !c.Equals(e.CID) {
+					errs <- errors.Join(errors.New("Writer.ChainAt after Put returned"), err)
 					return
 				}
 				prev = e.CID
@@ -262,3 +262,7 @@ func TestHeadsNeverLagReads(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// fast returns a writer handle on s without taking it, for the tests of
+// the writer's reads.
+func fast(s *Store) *Writer { return &Writer{s: s} }

@@ -212,7 +212,21 @@ func (p *pending) del(key []byte) { p.ops[key[0]] = append(p.ops[key[0]], op{key
 // cursor that it reuses while keys are adjacent, and a group commit's
 // writes arrive interleaved by record (block, meta, arrival, topic, ... of
 // each). Writes of the same key keep their order, so their meaning.
-func (s *Store) apply(all *ops) error {
+//
+// pebble cannot continue after a failed WAL write: it reports it through
+// its logger's Fatalf, which panics (pebbleLogger). apply turns that panic
+// into ErrWriteFailed, and fails every later commit with it, so a failing
+// disk stops the writer with an error instead of crashing the process.
+func (s *Store) apply(all *ops) (err error) {
+	if p := s.failed.Load(); p != nil {
+		return *p
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %v", ErrWriteFailed, r)
+			s.failed.Store(&err)
+		}
+	}()
 	b := s.db.NewBatch()
 	defer b.Close()
 	for prefix, list := range all {

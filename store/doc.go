@@ -61,7 +61,7 @@
 // Two caches spare the hot paths pebble reads, both filled on demand and
 // bounded (chaintop.go): the highest seq stored per recently used chain, so
 // that the writer's duplicate and chain-slot checks of a record that
-// extends its chain read nothing ([Store.ChainAtFast]; it may lag a commit
+// extends its chain read nothing ([Writer.ChainAt]; it may lag a commit
 // that has not returned yet, which only the writer can account for); and
 // the heads of recently asked-for topics, whose index range fills with
 // deletion tombstones until compaction, updated with each commit so that

@@ -103,7 +103,7 @@ func TestRestartKeepsIndexes(t *testing.T) {
 
 func TestOpenRejectsInconsistentStore(t *testing.T) {
 	fs := vfs.NewMem()
-	open := func() (*Store, error) { return Open("db", withFS(fs), WithLogger(testLogger(t))) }
+	open := func() (*Store, error) { return Open("db", WithFS(fs), WithLogger(testLogger(t))) }
 	s, err := open()
 	wantNoErr(t, err)
 	mustPut(t, s, mkEntry(t, "x", author(1), "t", 1, cid.Undef))
@@ -145,7 +145,7 @@ func TestConcurrentPutsGroupCommit(t *testing.T) {
 		total   = writers * perW
 	)
 	fs := vfs.NewCrashableMem()
-	s, err := Open("db", withFS(fs), WithLogger(testLogger(t)))
+	s, err := Open("db", WithFS(fs), WithLogger(testLogger(t)))
 	wantNoErr(t, err)
 	defer s.Close()
 
@@ -244,7 +244,7 @@ func TestConcurrentPutsGroupCommit(t *testing.T) {
 		t.Fatalf("%d commits for %d puts: group commit did not happen", commits, total)
 	}
 
-	c, err := Open("db", withFS(crashed), WithLogger(testLogger(t)))
+	c, err := Open("db", WithFS(crashed), WithLogger(testLogger(t)))
 	wantNoErr(t, err)
 	defer c.Close()
 	for _, id := range snapshot {
@@ -257,7 +257,7 @@ func TestConcurrentPutsGroupCommit(t *testing.T) {
 
 func TestCloseWhilePutting(t *testing.T) {
 	fs := vfs.NewMem()
-	s, err := Open("db", withFS(fs), WithLogger(testLogger(t)))
+	s, err := Open("db", WithFS(fs), WithLogger(testLogger(t)))
 	wantNoErr(t, err)
 
 	const writers = 16
@@ -306,7 +306,7 @@ func TestCloseWhilePutting(t *testing.T) {
 	}
 
 	// Every acknowledged Put survived the Close.
-	s, err = Open("db", withFS(fs), WithLogger(testLogger(t)))
+	s, err = Open("db", WithFS(fs), WithLogger(testLogger(t)))
 	wantNoErr(t, err)
 	defer s.Close()
 	for _, c := range acked {

@@ -32,6 +32,13 @@ var (
 	// written with an on-disk format this version does not understand.
 	ErrIncompatible = errors.New("store: incompatible on-disk format")
 
+	// ErrWriteFailed is returned by Put, PutBatch and EnqueueBatch's wait
+	// when a commit could not be made durable (the disk failed: pebble
+	// cannot continue after a failed WAL write), and by every later write:
+	// the store takes no more writes until it is closed and opened again,
+	// which recovers what was durable.
+	ErrWriteFailed = errors.New("store: durable write failed")
+
 	// ErrClosed is returned by every method called after Close, and by Put
 	// when Close began before the entry was queued.
 	ErrClosed = errors.New("store: closed")

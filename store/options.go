@@ -26,7 +26,7 @@ type options struct {
 	// Default 32 MiB.
 	cacheSize int64
 	// fs, if set, is the file system pebble uses instead of the OS or
-	// in-memory one. Only tests set it (see withFS).
+	// in-memory one (see WithFS).
 	fs vfs.FS
 }
 
@@ -79,10 +79,15 @@ func WithCacheSize(bytes int64) Option {
 	}
 }
 
-// withFS makes the store use fs, e.g. a crashable in-memory file system. It
-// is unexported: tests use it to simulate crashes and restarts.
-func withFS(fs vfs.FS) Option {
+// WithFS makes the store use fs instead of the OS file system (or the
+// in-memory one of WithInMemory): tests use it to simulate crashes, restarts
+// and failing disks (pebble's vfs.NewCrashableMem, vfs/errorfs). fs must not
+// be nil.
+func WithFS(fs vfs.FS) Option {
 	return func(o *options) error {
+		if fs == nil {
+			return fmt.Errorf("store: fs: must not be nil")
+		}
 		o.fs = fs
 		return nil
 	}

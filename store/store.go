@@ -41,6 +41,13 @@ type Store struct {
 	closeOnce sync.Once
 	closeErr  error
 
+	// writerTaken reports whether Writer has handed out the writer handle.
+	writerTaken atomic.Bool
+
+	// failed is set by the committer when a commit could not be made
+	// durable: every later commit fails with it (ErrWriteFailed).
+	failed atomic.Pointer[error]
+
 	// commits counts pebble batch commits made by the committer. Tests and
 	// benchmarks read it to show that group commit happened.
 	commits atomic.Uint64
@@ -378,19 +385,6 @@ func (s *Store) scan(lo, hi []byte, limit int) ([]Meta, error) {
 // ErrNotFound.
 func (s *Store) ChainAt(author []byte, topic string, seq uint64) (cid.Cid, error) {
 	return s.chainAt(author, topic, seq, false)
-}
-
-// ChainAtFast is ChainAt for the store's writer: it answers ErrNotFound
-// from memory, without reading pebble, when seq is above the highest seq
-// it knows of on the chain (see chainTops), as it is for a record that
-// extends its author's chain. The memory is updated when a commit is
-// durable, just before the Put or batch that wrote it returns: a record
-// of a commit that has not returned yet may be reported absent although
-// a pebble read would already find it. A writer that keeps track of what
-// it has queued and not yet seen return (the node's apply loop does) is
-// not misled by that; other readers should use ChainAt.
-func (s *Store) ChainAtFast(author []byte, topic string, seq uint64) (cid.Cid, error) {
-	return s.chainAt(author, topic, seq, true)
 }
 
 func (s *Store) chainAt(author []byte, topic string, seq uint64, fast bool) (cid.Cid, error) {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 
+	"github.com/clearinghouse-net/clearinghouse/node"
 	"github.com/clearinghouse-net/clearinghouse/protocol"
 	"github.com/clearinghouse-net/clearinghouse/protocol/gov"
 )
@@ -146,7 +147,7 @@ func (s *Server) issues(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"issues": out})
 }
 
-func (s *Server) processView(p *gov.Process) (ProcessView, error) {
+func (s *Server) processView(p *node.ProcessState) (ProcessView, error) {
 	m, err := s.n.Store().Meta(p.CID())
 	if err != nil {
 		return ProcessView{}, err
@@ -406,11 +407,9 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
 		}
 		deps = append(deps, c)
 	}
-	if process, refs, ok := protocol.ProcessRefs(body); ok {
-		for _, c := range append([]cid.Cid{process}, refs...) {
-			if c.Defined() && !slices.Contains(deps, c) {
-				deps = append(deps, c)
-			}
+	for _, c := range protocol.BodyRefs(body) {
+		if c.Defined() && !slices.Contains(deps, c) {
+			deps = append(deps, c)
 		}
 	}
 	for _, c := range deps {

@@ -57,7 +57,8 @@ func TestGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := runScript(t, string(src))
+			got, w := runScript(t, string(src))
+			checkRecords(t, strings.TrimSuffix(file, ".txt")+".records.json", w)
 			golden := strings.TrimSuffix(file, ".txt") + ".golden"
 			if *rewrite {
 				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
@@ -95,7 +96,7 @@ type script struct {
 	out  strings.Builder
 }
 
-func runScript(t *testing.T, src string) string {
+func runScript(t *testing.T, src string) (string, *world) {
 	s := &script{t: t, w: newWorld(t, "privacy"), last: genesisTime}
 	for i, line := range strings.Split(strings.TrimRight(src, "\n"), "\n") {
 		s.out.WriteString(line + "\n")
@@ -112,7 +113,50 @@ func runScript(t *testing.T, src string) string {
 		}
 	}
 	s.checkDerive()
-	return s.w.rename(s.out.String())
+	return s.w.rename(s.out.String()), s.w
+}
+
+// scenarioRecords is the content of a testdata/*.records.json file: a
+// scenario's genesis and every record it built, in publication order, as
+// raw DAG-CBOR (base64 in JSON). Other packages' tests read them to run
+// the golden scenarios through their own code (node's differential test
+// compares a node's derived state with gov.Derive over them); TestGolden
+// checks that they match the scenarios and -rewrite regenerates them.
+type scenarioRecords struct {
+	Genesis []byte   `json:"genesis"`
+	Records [][]byte `json:"records"`
+}
+
+func checkRecords(t *testing.T, file string, w *world) {
+	t.Helper()
+	var sr scenarioRecords
+	if w.genesis != nil {
+		g, err := w.genesis.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sr.Genesis = g
+	}
+	for _, r := range w.all {
+		sr.Records = append(sr.Records, r.Raw)
+	}
+	got, err := json.Marshal(sr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = append(got, '\n')
+	if *rewrite {
+		if err := os.WriteFile(file, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatalf("%v (run with -rewrite to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("%s does not hold the scenario's records (run with -rewrite to accept)", file)
+	}
 }
 
 // tokenize splits a line at spaces, keeping "double quoted" parts (Go

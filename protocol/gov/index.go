@@ -114,6 +114,10 @@ func (x *Index) check(r *protocol.Record, roster Roster) ([]int32, protocol.Memb
 	}
 	b, ok := r.Body.(*protocol.IssueOpen)
 	if !ok {
+		// Who may publish what is one rule, shared with the node.
+		if _, ok := roster.Lookup(r.Env.Author); !ok && !protocol.OpenToNonMembers(r.Env.Topic, r.Env.Kind) {
+			return nil, protocol.Member{}, protocol.Errorf(protocol.ReasonNotMember, "author %x of %s is not a member in its causal past", r.Env.Author[:8], r.Env.Kind)
+		}
 		return links, protocol.Member{}, nil
 	}
 	m, ok := roster.Lookup(r.Env.Author)

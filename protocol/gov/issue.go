@@ -283,6 +283,10 @@ func (is *Issue) check(r *protocol.Record, roster Roster) (*pending, error) {
 
 	procID, _, isProc := protocol.ProcessRefs(r.Body)
 	if !isProc {
+		// Who may publish what is one rule, shared with the node.
+		if _, ok := roster.Lookup(env.Author); !ok && !protocol.OpenToNonMembers(env.Topic, env.Kind) {
+			return nil, protocol.Errorf(protocol.ReasonNotMember, "author %x of %s is not a member in its causal past", env.Author[:8], env.Kind)
+		}
 		return pd, nil
 	}
 	if err := protocol.CheckRefs(r); err != nil {

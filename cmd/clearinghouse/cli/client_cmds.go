@@ -38,7 +38,7 @@ func clientCommands(a *app) []*cobra.Command {
 		Example: "  clearinghouse record get bafyrei..."}
 	record.AddCommand(newRecordGet(a))
 	reads := []*cobra.Command{newStatus(a), newPeers(a), newMembers(a), issue, process, proposal, record, newAudit(a), newWatch(a)}
-	writes := []*cobra.Command{newSync(a), newFeedback(a), newObject(a), newRespond(a), newEndorse(a), newWithdraw(a),
+	writes := []*cobra.Command{newSync(a), newMember(a), newFeedback(a), newObject(a), newRespond(a), newEndorse(a), newWithdraw(a),
 		newDecide(a), newDelegate(a), newReport(a), newConclude(a), newStage(a), newNotice(a)}
 	for _, c := range reads {
 		documentClient(c, false)

@@ -167,6 +167,9 @@ func (a *app) run(ctx context.Context, o runOverrides) error {
 	case <-ctx.Done():
 	case <-n.Done():
 		stopped = errors.New("node stopped unexpectedly")
+		if en, ok := n.(interface{ Err() error }); ok && en.Err() != nil {
+			stopped = fmt.Errorf("node stopped: %w", en.Err())
+		}
 	}
 	logger.Info("shutting down")
 	if err := n.Close(); err != nil {
