@@ -6,7 +6,7 @@ GOBIN := $(shell go env GOPATH)/bin
 STATICCHECK := $(GOBIN)/staticcheck
 PKGS := ./...
 
-.PHONY: test check fmt vet staticcheck tidy unit race bench fuzz build
+.PHONY: test check fmt vet staticcheck tidy unit race bench sim fuzz build
 
 ## test: everything CI checks: formatting, vet, staticcheck, go.mod tidiness, race-enabled tests.
 test: check race
@@ -51,6 +51,12 @@ bench:
 	go test -run '^$$' -bench . -benchmem -count 3 ./protocol/gov/
 	go test -run '^$$' -bench 'BenchmarkDeriveMembers|BenchmarkCheckMembership' ./protocol/
 	go test -run '^$$' -bench 'BenchmarkSyncCatchUp|BenchmarkReconcile' -benchtime 3x ./node/
+	go run ./cmd/clearinghouse testnet bench --nodes 50 --rate 10 --duration 20s
+
+## sim: the full simulated network (500 nodes, 100 records, virtual time;
+## docs/benchmarks.md section 6); `make test` runs it with 50 nodes.
+sim:
+	go test -count=1 -run 'TestSim' -v -timeout 60m ./testnet/simulation/ -sim.nodes 500 -sim.records 100
 
 ## fuzz: a short fuzzing session per target (the seeds run in `make test`).
 fuzz:

@@ -29,7 +29,7 @@ import (
 )
 
 var (
-	simNodes   = flag.Int("sim.nodes", 60, "nodes of the simulated network")
+	simNodes   = flag.Int("sim.nodes", 50, "nodes of the simulated network")
 	simRecords = flag.Int("sim.records", 100, "records published")
 	simRate    = flag.Float64("sim.rate", 10, "records per (virtual) second, network-wide")
 	simDegree  = flag.Int("sim.degree", 8, "neighbours per node")
