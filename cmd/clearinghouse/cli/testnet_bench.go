@@ -44,6 +44,9 @@ figures: compare the ratio, not the absolute values.`,
 			if cfg.Nodes < 2 || cfg.Nodes > 2000 {
 				return &usageError{fmt.Errorf("--nodes %d: want 2 to 2000", cfg.Nodes)}
 			}
+			if cfg.Degree < 1 || cfg.Size < 1 || cfg.Rate < 0 || cfg.Duration < 0 || cfg.Settle < 0 || cfg.SyncInterval <= 0 {
+				return &usageError{fmt.Errorf("--degree and --size must be at least 1, --sync-interval above 0, --rate, --duration and --settle not negative")}
+			}
 			if cfg.Idle == 0 {
 				cfg.Idle = -1 // 0 on the command line: not measured
 			}
