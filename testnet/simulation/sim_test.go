@@ -294,35 +294,10 @@ func statement(k int) *protocol.Statement {
 func TestSimNodes(t *testing.T) {
 	n := *simNodes
 	synctest.Test(t, func(t *testing.T) {
-		sn := &simnet.Simnet{LatencyFunc: pairLatency}
-		sn.Start()
-		defer sn.Close()
-		// Virtual time starts in 2000; records must not predate the
-		// federation's genesis (2026).
-		start := time.Now()
-		base := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
-		clock := func() time.Time { return base.Add(time.Since(start)) }
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
 		topic := protocol.IssueTopic(topicSlug)
-		net, err := testnet.Start(ctx, n,
-			testnet.WithTopology(testnet.None),
-			testnet.WithFollow(topicSlug),
-			testnet.WithNodeOptions(func(i int) []node.Option {
-				addr := fmt.Sprintf("/ip4/%s/udp/8000/quic-v1", simnet.IntToPublicIPv4(i))
-				return []node.Option{
-					node.WithListenAddrs([]string{addr}),
-					node.WithClock(clock),
-					node.WithHostOptions(
-						simlibp2p.QUICSimnet(sn, linkSettings()),
-						libp2p.DisableIdentifyAddressDiscovery(),
-					),
-				}
-			}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer net.Close()
+		net := startSimNodes(t, ctx, n, testnet.SyncInterval)
 		p := newPropagation()
 		var wg sync.WaitGroup
 		for _, nd := range net.Nodes {
@@ -342,19 +317,10 @@ func TestSimNodes(t *testing.T) {
 				}
 			})
 		}
-		for _, e := range testnet.Sparse(*simDegree, 1).Edges(n) {
-			if err := net.Connect(ctx, e[0], e[1]); err != nil {
-				t.Fatal(err)
-			}
-		}
-		mctx, mcancel := context.WithTimeout(ctx, time.Minute)
-		if err := net.WaitTopicMesh(mctx, topic); err != nil {
-			t.Fatal(err)
-		}
-		mcancel()
-		// One publish at a time per node, waiting on a channel: Publish
-		// serialises on a mutex held across its durable write, and a
-		// goroutine waiting for a mutex stops the virtual clock.
+		connectSimNodes(t, ctx, net)
+		// One publish at a time per node, as a member's client would,
+		// waiting on a channel (a goroutine waiting for a mutex would stop
+		// the virtual clock).
 		turns := make([]chan struct{}, n)
 		for i := range turns {
 			turns[i] = make(chan struct{}, 1)
@@ -378,4 +344,60 @@ func TestSimNodes(t *testing.T) {
 		}
 		wg.Wait()
 	})
+}
+
+// startSimNodes starts n clearinghouse nodes (stores in memory, following
+// topicSlug, syncing every interval) on a new simulated network of the link
+// model above, connects nothing, and stops it all at the end of the test.
+// It must run inside a synctest bubble.
+func startSimNodes(t *testing.T, ctx context.Context, n int, interval time.Duration) *testnet.Network {
+	t.Helper()
+	sn := &simnet.Simnet{LatencyFunc: pairLatency}
+	sn.Start()
+	t.Cleanup(sn.Close)
+	// Virtual time starts in 2000; records must not predate the
+	// federation's genesis (2026).
+	start := time.Now()
+	base := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return base.Add(time.Since(start)) }
+	net, err := testnet.Start(ctx, n,
+		testnet.WithTopology(testnet.None),
+		testnet.WithFollow(topicSlug),
+		testnet.WithNodeOptions(func(i int) []node.Option {
+			addr := fmt.Sprintf("/ip4/%s/udp/8000/quic-v1", simnet.IntToPublicIPv4(i))
+			return []node.Option{
+				node.WithListenAddrs([]string{addr}),
+				node.WithClock(clock),
+				node.WithSyncInterval(interval),
+				node.WithHostOptions(
+					simlibp2p.QUICSimnet(sn, linkSettings()),
+					libp2p.DisableIdentifyAddressDiscovery(),
+				),
+			}
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := net.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return net
+}
+
+// connectSimNodes connects the nodes in the random topology of the
+// configured degree and waits for their gossipsub meshes.
+func connectSimNodes(t *testing.T, ctx context.Context, net *testnet.Network) {
+	t.Helper()
+	for _, e := range testnet.Sparse(*simDegree, 1).Edges(len(net.Nodes)) {
+		if err := net.Connect(ctx, e[0], e[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := net.WaitTopicMesh(mctx, protocol.IssueTopic(topicSlug)); err != nil {
+		t.Fatal(err)
+	}
 }
