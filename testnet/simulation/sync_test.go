@@ -33,12 +33,12 @@ func TestSimIdleNoSync(t *testing.T) {
 		start := time.Now()
 		net := startSimNodes(t, ctx, 6, interval)
 		connectSimNodes(t, ctx, net)
-		// The syncs on connection, and the first rounds, end.
-		time.Sleep(5 * interval)
-		synctest.Wait()
 		if d := time.Since(start); d > 10*interval {
 			t.Fatalf("setup took %v of virtual time; the idle window would be too short", d)
 		}
+		// The syncs on connection, and the first rounds, end.
+		time.Sleep(3 * interval)
+		synctest.Wait()
 		before := syncStamps(net.Nodes)
 		if len(before[0]) == 0 {
 			t.Fatal("no sync session recorded at all: the test cannot tell idle from broken")
@@ -85,10 +85,10 @@ func TestSimSyncRepairsMissedRecord(t *testing.T) {
 		connectSimNodes(t, ctx, net)
 		// Well after the syncs on connection, well before the fallback
 		// round (20 intervals after the start), which would also repair.
-		if d := time.Since(start); d > 7*interval {
+		if d := time.Since(start); d > 9*interval {
 			t.Fatalf("setup took %v of virtual time; the fallback round would repair too", d)
 		}
-		time.Sleep(time.Until(start.Add(8 * interval)))
+		time.Sleep(time.Until(start.Add(10 * interval)))
 		topic := protocol.IssueTopic(topicSlug)
 		rec, err := protocol.Build(net.SigningKey(0), protocol.Draft{
 			Network: net.Nodes[0].NetworkID(), Kind: protocol.KindStatement, Topic: topic, Seq: 1,
