@@ -6,7 +6,7 @@ GOBIN := $(shell go env GOPATH)/bin
 STATICCHECK := $(GOBIN)/staticcheck
 PKGS := ./...
 
-.PHONY: test check fmt vet staticcheck tidy unit race bench fuzz build
+.PHONY: test check fmt vet staticcheck tidy unit race bench sim fuzz build
 
 ## test: everything CI checks: formatting, vet, staticcheck, go.mod tidiness, race-enabled tests.
 test: check race
@@ -57,6 +57,12 @@ bench:
 	go test -run '^$$' -bench 'BenchmarkDeriveMembers|BenchmarkCheckMembership' ./protocol/
 	go test -run '^$$' -bench 'BenchmarkSyncCatchUp|BenchmarkReconcile' -benchtime 3x ./node/
 	go test -run '^$$' -bench 'BenchmarkExport|BenchmarkImport' -benchtime 3x ./opendata/
+	go run ./cmd/clearinghouse testnet bench --nodes 50 --rate 10 --duration 20s
+
+## sim: the full simulated network (500 nodes, 100 records, virtual time;
+## docs/benchmarks.md section 8); `make test` runs it with 50 nodes.
+sim:
+	go test -count=1 -run 'TestSim' -v -timeout 60m ./testnet/simulation/ -sim.nodes 500 -sim.records 100
 
 ## fuzz: every fuzz target of the project, found in the code (func FuzzX in
 ## a _test.go file), FUZZTIME each (the seeds run in `make test`). An input

@@ -8,7 +8,8 @@
 // their dependencies need; every goroutine it starts ends in Close.
 //
 // Records reach the node from gossip (the topic validator ingests them and
-// accepts them for forwarding only once they are durably stored), from sync,
+// accepts them for forwarding once they have passed every check and their
+// durable write is queued, forward.go), from sync,
 // or from local [Node.Publish] calls. A record whose causal past (prev and
 // deps) is not yet stored waits in a bounded pending set and is applied when
 // its past arrives, so the store only ever holds causally complete records.

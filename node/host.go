@@ -178,6 +178,9 @@ func (n *Node) newHost(reg prometheus.Registerer) (host.Host, error) {
 	if o.gater != nil {
 		hopts = append(hopts, libp2p.ConnectionGater(o.gater))
 	}
+	// Options of WithHostOptions come last, so they win (the benchmark and
+	// the simulated network give their own transports and addresses).
+	hopts = append(hopts, o.hostOpts...)
 	h, err := libp2p.New(hopts...)
 	if err != nil {
 		return nil, fmt.Errorf("node: start libp2p host: %w", err)

@@ -125,6 +125,9 @@ type applyReq struct {
 	// forwarded then (its validation was ignored), so it is published
 	// when its past is complete and it is stored.
 	forward bool
+	// staged, if not nil, is closed once the record has passed every
+	// check and its durable write is queued (forward.go).
+	staged chan struct{}
 }
 
 // ownDraft is what Publish asks the apply loop to build, sign, store and
@@ -354,6 +357,7 @@ func (in *ingester) apply(ctx context.Context, work []*applyReq, commits chan<- 
 		in.inflightSlots[slotKey(r.Env.Author, r.Env.Topic, r.Env.Seq)] = r.CID
 	}
 	in.inflightMu.Unlock()
+	forwardOnStaged(accepted)
 	in.last = n.state.snapshot(in.last)
 	select {
 	case commits <- &commitBatch{staged: accepted, wait: wait, snap: in.last}:

@@ -84,6 +84,10 @@ type Node struct {
 	// write), set once by fail.
 	stopErr  atomic.Pointer[error]
 	failOnce sync.Once
+
+	// verifyInline holds a token per gossiped record checked on its
+	// caller's goroutine (forward.go).
+	verifyInline chan struct{}
 }
 
 // joined is a gossipsub topic the node has joined.
@@ -204,6 +208,7 @@ func New(ctx context.Context, opts ...Option) (_ *Node, err error) {
 	n.metrics = newMetrics(reg, n)
 	// The verifiers check every record before the apply loop sees it.
 	n.verifyJobs = make(chan *verifyJob, verifyQueue*runtime.GOMAXPROCS(0))
+	n.verifyInline = make(chan struct{}, runtime.GOMAXPROCS(0))
 	for range runtime.GOMAXPROCS(0) {
 		n.wg.Go(func() { n.runVerifier(n.ctx) })
 	}
@@ -232,25 +237,12 @@ func New(ctx context.Context, opts ...Option) (_ *Node, err error) {
 
 	// 6. Gossipsub: message id = record CID, no gossipsub-level signing
 	// (the record signature is the authority).
-	n.ps, err = pubsub.NewGossipSub(n.ctx, n.host,
+	n.ps, err = pubsub.NewGossipSub(n.ctx, n.host, append(GossipOptions(),
 		pubsub.WithMessageIdFn(messageID),
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
 		pubsub.WithNoAuthor(),
-		// Flood-publish our own records to every topic peer: governance
-		// records are few, and a record must not wait for the mesh.
-		pubsub.WithFloodPublish(true),
-		// Bursts (a catch-up, a busy consultation) must not overflow the
-		// per-peer send queue or the validation queue, which drop silently.
-		pubsub.WithPeerOutboundQueueSize(DefaultPubsubQueue),
-		pubsub.WithValidateQueueSize(DefaultPubsubQueue),
 		pubsub.WithRawTracer(n.mesh),
-		// Frames up to gossipsub's default size are read whole, so an
-		// oversize record in one is refused and counted, and costs the
-		// peer nothing else (a frame above the read limit resets the
-		// stream and loses the peer's later messages).
-		pubsub.WithMaxMessageSize(protocol.MaxGossipFrame),
-		pubsub.WithPeerScore(peerScoreParams(), peerScoreThresholds()),
-	)
+	)...)
 	if err != nil {
 		return nil, fmt.Errorf("node: start gossipsub: %w", err)
 	}
@@ -607,7 +599,9 @@ func (n *Node) validator(topic string) pubsub.ValidatorEx {
 				return pubsub.ValidationAccept
 			}
 		}
-		rec, err := n.Ingest(ctx, msg.Data, topic, SourceGossip)
+		// Forwarded once checked, while its durable write is in flight
+		// (forward.go).
+		rec, err := n.ingestGossip(ctx, msg.Data, topic)
 		if err == nil {
 			return pubsub.ValidationAccept
 		}

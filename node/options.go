@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/connmgr"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -73,6 +74,8 @@ type options struct {
 	// checkpointInterval: see WithCheckpointInterval (checkpoint.go).
 	checkpointInterval time.Duration
 	syncLimits         SyncLimits
+
+	hostOpts []libp2p.Option // WithHostOptions
 }
 
 func defaults() options {

@@ -193,6 +193,8 @@ type syncer struct {
 	chainOK  map[string]bool      // topics whose own chain head is confirmed
 	lastGap  map[string]time.Time // peer|topic -> last gossip-gap fetch
 	sets     map[string]cachedSet // followed topic -> its latest item set
+
+	sched syncSchedule // the periodic rounds (sync_schedule.go)
 }
 
 // inboundSlots limits the inbound sync streams of one peer.
@@ -294,9 +296,7 @@ func (s *syncer) loop(identified <-chan any) {
 				s.dispatch(syncTrigger{peer: e.Peer})
 			}
 		case <-tick:
-			for _, p := range s.syncPeers() {
-				s.dispatch(syncTrigger{peer: p})
-			}
+			s.periodic()
 		case t := <-s.triggers:
 			s.dispatch(t)
 		}
@@ -1388,6 +1388,9 @@ func (s *syncer) handle(st network.Stream) {
 			return
 		}
 		resp := s.serve(&req, in)
+		if req.Type == protocol.SyncReconcile && resp.Error == "" {
+			s.reverseSync(p, req.Topic, resp.Ranges)
+		}
 		_ = st.SetWriteDeadline(time.Now().Add(timeout))
 		if err := protocol.WriteFrame(w, resp); err != nil {
 			return

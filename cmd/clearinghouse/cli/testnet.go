@@ -81,6 +81,7 @@ with each other every 2 s (a real node: sync.interval, 30 s by default).`,
 	cmd.Flags().StringVar(&dir, "dir", "", "directory of the nodes' data directories (default $TMPDIR/clearinghouse-testnet)")
 	cmd.Flags().StringSliceVar(&follow, "follow", nil, "issue slugs every node follows")
 	cmd.AddCommand(newFaultCommand(a))
+	cmd.AddCommand(newTestnetBenchCommand(a))
 	return cmd
 }
 

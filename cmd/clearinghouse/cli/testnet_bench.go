@@ -1,0 +1,134 @@
+package cli
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/clearinghouse-net/clearinghouse/testnet"
+)
+
+func newTestnetBenchCommand(a *app) *cobra.Command {
+	var (
+		cfg  testnet.BenchConfig
+		runs int
+	)
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure record propagation against raw gossipsub, in this process",
+		Long: `Bench measures how fast records cross a network of nodes on loopback,
+next to raw gossipsub on the same machine. Each run starts N raw gossipsub
+hosts (same libp2p and gossipsub options as the nodes, connected in the same
+random topology of the given degree, no validation, no store), measures their
+idle CPU, publishes records of the given size at the given rate from random
+hosts, and stops them; then it does the same with N clearinghouse nodes of
+one federation (stores on disk unless --in-memory).
+
+For each side it prints the time from the start of a publish until every
+node holds the record (durably stored, for nodes), as p50, p99 and max; the
+share of (record, node) deliveries made; the deliveries made by sync instead
+of gossip; the CPU per delivery; the resident memory per node; and the CPU
+of the N connected, idle nodes. With --runs > 1 it also prints the median
+of each figure over the runs. The machine's other load shows in the
+figures: compare the ratio, not the absolute values.`,
+		Example: `  clearinghouse testnet bench
+  clearinghouse testnet bench --nodes 100 --rate 10 --duration 60s --runs 3
+  clearinghouse testnet bench --nodes 100 --rate 35 --in-memory --idle -1s`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if runs < 1 || runs > 100 {
+				return &usageError{fmt.Errorf("--runs %d: want 1 to 100", runs)}
+			}
+			if cfg.Nodes < 2 || cfg.Nodes > 2000 {
+				return &usageError{fmt.Errorf("--nodes %d: want 2 to 2000", cfg.Nodes)}
+			}
+			if cfg.Degree < 1 || cfg.Size < 1 || cfg.Rate < 0 || cfg.Duration < 0 || cfg.Settle < 0 || cfg.SyncInterval <= 0 {
+				return &usageError{fmt.Errorf("--degree and --size must be at least 1, --sync-interval above 0, --rate, --duration and --settle not negative")}
+			}
+			if cfg.Idle == 0 {
+				cfg.Idle = -1 // 0 on the command line: not measured
+			}
+			if cfg.Rate == 0 || cfg.Duration == 0 {
+				cfg.Duration = -1 // no records: the idle CPU only
+			}
+			var raws, chs []testnet.BenchResult
+			for r := range runs {
+				if runs > 1 {
+					fmt.Fprintf(a.stderr, "run %d of %d\n", r+1, runs)
+				}
+				raw, ch, err := testnet.RunBench(cmd.Context(), cfg, a.stderr)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stdout, "run %d: %d nodes, degree %d, %d-byte text, %g records/s for %s, stores %s\n",
+					r+1, cfg.Nodes, cfg.Degree, cfg.Size, cfg.Rate, cfg.Duration, storeKind(cfg.InMemory))
+				testnet.FormatBench(a.stdout, raw, ch)
+				fmt.Fprintln(a.stdout)
+				raws, chs = append(raws, raw), append(chs, ch)
+			}
+			if runs > 1 {
+				fmt.Fprintf(a.stdout, "median of %d runs\n", runs)
+				testnet.FormatBench(a.stdout, medianResult(raws), medianResult(chs))
+				p99 := make([]float64, runs)
+				for i := range runs {
+					p99[i] = float64(chs[i].P99) / float64(max(raws[i].P99, 1))
+				}
+				slices.Sort(p99)
+				fmt.Fprintf(a.stdout, "median of the per-run p99 ratios: %.2fx\n", p99[runs/2])
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&cfg.Nodes, "nodes", 50, "number of nodes (and of raw gossipsub hosts)")
+	f.IntVar(&cfg.Degree, "degree", 8, "neighbours per node in the random topology")
+	f.IntVar(&cfg.Size, "size", 1024, "bytes of text per record")
+	f.Float64Var(&cfg.Rate, "rate", 10, "records per second, network-wide (0: none, idle CPU only)")
+	f.DurationVar(&cfg.Duration, "duration", 20*time.Second, "how long records are published (0: none, idle CPU only)")
+	f.DurationVar(&cfg.Idle, "idle", 10*time.Second, "how long the idle CPU is measured before publishing (0: not measured)")
+	f.DurationVar(&cfg.Settle, "settle", 30*time.Second, "how long to wait after the last record for every node to hold every record")
+	f.DurationVar(&cfg.SyncInterval, "sync-interval", testnet.SyncInterval, "the nodes' periodic sync interval")
+	f.BoolVar(&cfg.InMemory, "in-memory", false, "keep the nodes' stores in memory instead of on disk")
+	f.StringVar(&cfg.Dir, "dir", "", "directory for the nodes' on-disk stores (default: a temporary directory, removed afterwards)")
+	f.Uint64Var(&cfg.Seed, "seed", 1, "seed of the topology and of the choice of publishers")
+	f.IntVar(&runs, "runs", 1, "number of runs")
+	return cmd
+}
+
+func storeKind(inMemory bool) string {
+	if inMemory {
+		return "in memory"
+	}
+	return "on disk"
+}
+
+// medianResult returns, figure by figure, the median of rs.
+func medianResult(rs []testnet.BenchResult) testnet.BenchResult {
+	med := func(f func(testnet.BenchResult) float64) float64 {
+		v := make([]float64, len(rs))
+		for i, r := range rs {
+			v[i] = f(r)
+		}
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	dur := func(f func(testnet.BenchResult) time.Duration) time.Duration {
+		return time.Duration(med(func(r testnet.BenchResult) float64 { return float64(f(r)) }))
+	}
+	out := testnet.BenchResult{Name: rs[0].Name}
+	out.Records = int(med(func(r testnet.BenchResult) float64 { return float64(r.Records) }))
+	out.Expected = int(med(func(r testnet.BenchResult) float64 { return float64(r.Expected) }))
+	// The delivery ratio's median, expressed against Expected.
+	ratio := med(func(r testnet.BenchResult) float64 { return r.DeliveryRatio() })
+	out.Deliveries = int(ratio*float64(out.Expected) + 0.5)
+	out.P50 = dur(func(r testnet.BenchResult) time.Duration { return r.P50 })
+	out.P99 = dur(func(r testnet.BenchResult) time.Duration { return r.P99 })
+	out.Max = dur(func(r testnet.BenchResult) time.Duration { return r.Max })
+	out.ViaSync = int(med(func(r testnet.BenchResult) float64 { return float64(r.ViaSync) }))
+	out.CPUPerDelivery = dur(func(r testnet.BenchResult) time.Duration { return r.CPUPerDelivery })
+	out.RSSPerNode = uint64(med(func(r testnet.BenchResult) float64 { return float64(r.RSSPerNode) }))
+	out.IdleCores = med(func(r testnet.BenchResult) float64 { return r.IdleCores })
+	return out
+}

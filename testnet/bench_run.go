@@ -1,0 +1,301 @@
+package testnet
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	pb "github.com/libp2p/go-libp2p-pubsub/pb"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/clearinghouse-net/clearinghouse/node"
+	"github.com/clearinghouse-net/clearinghouse/protocol"
+)
+
+// rawHost is one raw gossipsub participant of the benchmark.
+type rawHost struct {
+	h     host.Host
+	ps    *pubsub.PubSub
+	topic *pubsub.Topic
+	sub   *pubsub.Subscription
+}
+
+// rawMessageSize returns the length of the records the nodes publish with
+// cfg: a statement of cfg.Size bytes of text with a prev and three deps.
+func rawMessageSize(cfg BenchConfig) (int, error) {
+	raw, err := Key(0xb0, 0).Raw()
+	if err != nil {
+		return 0, err
+	}
+	k := ed25519.PrivateKey(raw)
+	c := protocol.RecordCID([]byte("bench"))
+	r, err := protocol.Build(k, protocol.Draft{
+		Network: c, Kind: protocol.KindStatement, Topic: protocol.IssueTopic(benchTopic),
+		Seq: 2, Prev: c, Deps: []cid.Cid{protocol.RecordCID([]byte("a")), protocol.RecordCID([]byte("b")), protocol.RecordCID([]byte("c"))},
+		Time: genesisTime, Body: benchBody(1<<20, cfg.Size),
+	})
+	if err != nil {
+		return 0, fmt.Errorf("testnet: bench: sample record: %w", err)
+	}
+	return len(r.Raw), nil
+}
+
+// startRawHost starts a libp2p host with the options a node's host has
+// (TCP and QUIC, the connection manager, no relay, metrics) and gossipsub
+// with the nodes' gossip options, joined to one topic.
+func startRawHost(ctx context.Context, i int, topic string) (*rawHost, error) {
+	cm, err := connmgr.NewConnManager(node.DefaultConnLow, node.DefaultConnHigh)
+	if err != nil {
+		return nil, err
+	}
+	h, err := libp2p.New(
+		libp2p.Identity(Key(0xb0, i)),
+		libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"),
+		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Transport(quic.NewTransport),
+		libp2p.ConnectionManager(cm),
+		libp2p.DisableRelay(),
+		libp2p.PrometheusRegisterer(prometheus.NewRegistry()),
+	)
+	if err != nil {
+		return nil, err
+	}
+	ps, err := pubsub.NewGossipSub(ctx, h, append(node.GossipOptions(),
+		pubsub.WithMessageIdFn(func(m *pb.Message) string {
+			s := sha256.Sum256(m.Data)
+			return string(s[:])
+		}),
+		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
+		pubsub.WithNoAuthor(),
+	)...)
+	if err != nil {
+		_ = h.Close()
+		return nil, err
+	}
+	t, err := ps.Join(topic)
+	if err == nil {
+		err = t.SetScoreParams(node.GossipTopicScoreParams())
+	}
+	var sub *pubsub.Subscription
+	if err == nil {
+		sub, err = t.Subscribe()
+	}
+	if err != nil {
+		_ = h.Close()
+		return nil, err
+	}
+	return &rawHost{h: h, ps: ps, topic: t, sub: sub}, nil
+}
+
+// runRawBench is the gossipsub side of RunBench.
+func runRawBench(ctx context.Context, cfg BenchConfig, log io.Writer) (res BenchResult, err error) {
+	res.Name = "gossipsub"
+	size, err := rawMessageSize(cfg)
+	if err != nil {
+		return res, err
+	}
+	rss0 := baselineRSS()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	const topic = "clearinghouse-bench"
+	hosts := make([]*rawHost, 0, cfg.Nodes)
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		for _, h := range hosts {
+			h.sub.Cancel()
+			err = errors.Join(err, h.h.Close())
+		}
+		wg.Wait()
+	}()
+	for i := range cfg.Nodes {
+		h, err := startRawHost(ctx, i, topic)
+		if err != nil {
+			return res, fmt.Errorf("testnet: bench: raw host %d: %w", i, err)
+		}
+		hosts = append(hosts, h)
+	}
+	d := newDeliveryLog()
+	for _, h := range hosts {
+		wg.Go(func() {
+			for {
+				m, err := h.sub.Next(ctx)
+				if err != nil {
+					return
+				}
+				if len(m.Data) >= 8 {
+					d.arrive(string(m.Data[:8]), time.Now(), false)
+				}
+			}
+		})
+	}
+	edges := Sparse(cfg.Degree, cfg.Seed).Edges(cfg.Nodes)
+	for _, e := range edges {
+		a, b := hosts[e[0]].h, hosts[e[1]].h
+		if err := a.Connect(ctx, peer.AddrInfo{ID: b.ID(), Addrs: b.Addrs()}); err != nil {
+			return res, fmt.Errorf("testnet: bench: connect %d -> %d: %w", e[0], e[1], err)
+		}
+	}
+	if err := waitRawTopicPeers(ctx, hosts, topic); err != nil {
+		return res, err
+	}
+	fmt.Fprintf(log, "  %d hosts connected (%d links)\n", len(hosts), len(edges))
+	res.IdleCores = measureIdle(ctx, cfg.Idle)
+
+	c0 := processCPU()
+	var failed atomic.Int64
+	publishLoop(ctx, cfg, func(i, n int) {
+		data := make([]byte, size)
+		binary.BigEndian.PutUint64(data, uint64(n))
+		d.published(string(data[:8]), time.Now())
+		if err := hosts[i].topic.Publish(ctx, data); err != nil {
+			failed.Add(1)
+		}
+	})
+	waitDelivered(ctx, cfg, d)
+	cpu := processCPU() - c0
+	d.result(&res, cfg.Nodes)
+	if res.Deliveries > 0 {
+		res.CPUPerDelivery = cpu / time.Duration(res.Deliveries)
+	}
+	if rss := processRSS(); rss > rss0 {
+		res.RSSPerNode = (rss - rss0) / uint64(cfg.Nodes)
+	}
+	if f := failed.Load(); f > 0 {
+		fmt.Fprintf(log, "  %d publishes failed\n", f)
+	}
+	return res, ctx.Err()
+}
+
+// waitRawTopicPeers waits until every host sees each of its connected
+// peers on the topic, then for two gossipsub heartbeats, in which the
+// meshes form.
+func waitRawTopicPeers(ctx context.Context, hosts []*rawHost, topic string) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for _, h := range hosts {
+		for len(h.ps.ListPeers(topic)) < len(h.h.Network().Peers()) {
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				return fmt.Errorf("testnet: bench: waiting for topic peers: %w", ctx.Err())
+			}
+		}
+	}
+	select {
+	case <-time.After(2 * node.GossipParams().HeartbeatInterval):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// runNodeBench is the clearinghouse side of RunBench.
+func runNodeBench(ctx context.Context, cfg BenchConfig, log io.Writer) (res BenchResult, err error) {
+	res.Name = "clearinghouse"
+	rss0 := baselineRSS()
+	opts := []Option{
+		WithTopology(Sparse(cfg.Degree, cfg.Seed)),
+		WithFollow(benchTopic),
+		WithNodeOptions(func(int) []node.Option {
+			return []node.Option{node.WithSyncInterval(cfg.SyncInterval)}
+		}),
+	}
+	if !cfg.InMemory {
+		dir, remove, err := benchDir(cfg)
+		if err != nil {
+			return res, err
+		}
+		defer remove()
+		opts = append(opts, WithDataDir(dir))
+	}
+	net, err := Start(ctx, cfg.Nodes, opts...)
+	if err != nil {
+		return res, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		err = errors.Join(err, net.Close())
+		wg.Wait()
+	}()
+	topic := protocol.IssueTopic(benchTopic)
+	d := newDeliveryLog()
+	for _, nd := range net.Nodes {
+		sub := nd.Subscribe(func(e node.Event) bool { return e.Record.Env.Topic == topic })
+		wg.Go(func() {
+			defer sub.Close()
+			for {
+				select {
+				case e, ok := <-sub.C:
+					if !ok {
+						return
+					}
+					d.arrive(e.Record.CID.KeyString(), time.Now(), e.Source == node.SourceSync)
+				case <-ctx.Done():
+					return
+				}
+			}
+		})
+	}
+	mctx, mcancel := context.WithTimeout(ctx, time.Minute)
+	err = net.WaitTopicMesh(mctx, topic)
+	mcancel()
+	if err != nil {
+		return res, err
+	}
+	fmt.Fprintf(log, "  %d nodes connected, meshes formed\n", len(net.Nodes))
+	if cfg.Idle > 0 {
+		// The syncs on connection end first.
+		select {
+		case <-time.After(cfg.SyncInterval + time.Second):
+		case <-ctx.Done():
+		}
+	}
+	res.IdleCores = measureIdle(ctx, cfg.Idle)
+
+	c0 := processCPU()
+	var failed atomic.Int64
+	publishLoop(ctx, cfg, func(i, n int) {
+		t0 := time.Now()
+		rec, err := net.Nodes[i].Publish(ctx, protocol.KindStatement, topic, benchBody(n, cfg.Size))
+		if err != nil {
+			if failed.Add(1) == 1 {
+				fmt.Fprintf(log, "  publish failed: %v\n", err)
+			}
+			return
+		}
+		d.published(rec.CID.KeyString(), t0)
+	})
+	waitDelivered(ctx, cfg, d)
+	cpu := processCPU() - c0
+	d.result(&res, cfg.Nodes)
+	if res.Deliveries > 0 {
+		res.CPUPerDelivery = cpu / time.Duration(res.Deliveries)
+	}
+	if rss := processRSS(); rss > rss0 {
+		res.RSSPerNode = (rss - rss0) / uint64(cfg.Nodes)
+	}
+	if f := failed.Load(); f > 0 {
+		fmt.Fprintf(log, "  %d publishes failed\n", f)
+	}
+	return res, ctx.Err()
+}

@@ -1,0 +1,63 @@
+package testnet_test
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/clearinghouse-net/clearinghouse/testnet"
+)
+
+// TestRunBench runs a tiny benchmark: every record reaches every node on
+// both sides, the figures are filled in and printed.
+func TestRunBench(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts 8 hosts and 4 nodes")
+	}
+	cfg := testnet.BenchConfig{
+		Nodes: 4, Degree: 2, Size: 200, Rate: 20, Duration: time.Second,
+		Idle: 300 * time.Millisecond, Settle: 30 * time.Second, InMemory: true,
+	}
+	raw, ch, err := testnet.RunBench(t.Context(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []testnet.BenchResult{raw, ch} {
+		if r.Records != 20 || r.Expected != 80 || r.Deliveries != 80 {
+			t.Errorf("%s: %d records, %d of %d deliveries; want 20 records, 80 of 80", r.Name, r.Records, r.Deliveries, r.Expected)
+		}
+		if r.P50 <= 0 || r.P50 > r.P99 || r.P99 > r.Max {
+			t.Errorf("%s: p50 %v, p99 %v, max %v: want 0 < p50 <= p99 <= max", r.Name, r.P50, r.P99, r.Max)
+		}
+		if r.IdleCores < 0 || r.CPUPerDelivery <= 0 {
+			t.Errorf("%s: idle %v cores, CPU per delivery %v: want both measured", r.Name, r.IdleCores, r.CPUPerDelivery)
+		}
+	}
+	if raw.Name != "gossipsub" || ch.Name != "clearinghouse" {
+		t.Errorf("sides %q and %q", raw.Name, ch.Name)
+	}
+	var out bytes.Buffer
+	testnet.FormatBench(&out, raw, ch)
+	for _, want := range []string{"publish -> on all, p99", "delivery", "100.00%", "idle CPU, all nodes"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+// TestBenchConfigInvalid: sizes out of range are refused before anything
+// starts.
+func TestBenchConfigInvalid(t *testing.T) {
+	for _, cfg := range []testnet.BenchConfig{
+		{Nodes: 1},
+		{Degree: -1},
+		{Size: 1 << 20},
+		{Rate: -3},
+		{Settle: -time.Second},
+	} {
+		if _, _, err := testnet.RunBench(t.Context(), cfg, nil); err == nil {
+			t.Errorf("%+v: no error", cfg)
+		}
+	}
+}
