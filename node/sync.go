@@ -195,6 +195,41 @@ type syncer struct {
 	sets     map[string]cachedSet // followed topic -> its latest item set
 
 	sched syncSchedule // the periodic rounds (sync_schedule.go)
+
+	sessions map[string]chan struct{} // peer|topic -> the lock of its sessions
+}
+
+// lockSession waits until no other session with p on topic runs, or ctx
+// ends, and returns the function that ends this one. The lock is a channel
+// with room for one token rather than a mutex: a goroutine waiting for a
+// mutex would stop the virtual clock of the simulated network
+// (testing/synctest counts it as running). Entries are removed when the
+// last session of a pair ends, so the map holds only pairs in use.
+func (s *syncer) lockSession(ctx context.Context, p peer.ID, topic string) (func(), error) {
+	key := p.String() + "|" + topic
+	s.mu.Lock()
+	if s.sessions == nil {
+		s.sessions = map[string]chan struct{}{}
+	}
+	l, ok := s.sessions[key]
+	if !ok {
+		l = make(chan struct{}, 1)
+		s.sessions[key] = l
+	}
+	s.mu.Unlock()
+	select {
+	case l <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return func() {
+		s.mu.Lock()
+		<-l
+		if len(l) == 0 {
+			delete(s.sessions, key)
+		}
+		s.mu.Unlock()
+	}, nil
 }
 
 // inboundSlots limits the inbound sync streams of one peer.
@@ -793,6 +828,16 @@ func (c *client) recv(typ int) (*protocol.SyncResponse, error) {
 // with different peers run concurrently; a record both serve is fetched
 // from whichever is first (fetch skips what is stored by then).
 func (s *syncer) syncTopic(ctx context.Context, p peer.ID, topic string) (rep SyncReport, err error) {
+	// One session at a time per peer and topic: a session triggered while
+	// another with the same peer runs (on connect, by the pull-back of
+	// sync_schedule.go, by POST /sync) waits for it and then finds only
+	// what is still missing, instead of fetching the same records twice.
+	// Sessions with different peers stay independent.
+	unlock, err := s.lockSession(ctx, p, topic)
+	if err != nil {
+		return rep, err
+	}
+	defer unlock()
 	lag, fetched := 0, 0
 	defer func() {
 		if errors.Is(err, ErrBadPeer) {
