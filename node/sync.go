@@ -196,39 +196,51 @@ type syncer struct {
 
 	sched syncSchedule // the periodic rounds (sync_schedule.go)
 
-	sessions map[string]chan struct{} // peer|topic -> the lock of its sessions
+	sessions map[string]*sessionLock // peer|topic -> the lock of its sessions
+}
+
+// sessionLock serialises the sync sessions of one peer and topic. Its
+// lock is a channel with room for one token rather than a mutex: a
+// goroutine waiting for a mutex would stop the virtual clock of the
+// simulated network (testing/synctest counts it as running). users
+// counts the sessions holding or waiting for it (guarded by syncer.mu),
+// so the entry is removed once none does.
+type sessionLock struct {
+	ch    chan struct{}
+	users int
 }
 
 // lockSession waits until no other session with p on topic runs, or ctx
-// ends, and returns the function that ends this one. The lock is a channel
-// with room for one token rather than a mutex: a goroutine waiting for a
-// mutex would stop the virtual clock of the simulated network
-// (testing/synctest counts it as running). Entries are removed when the
-// last session of a pair ends, so the map holds only pairs in use.
+// ends, and returns the function that ends this one.
 func (s *syncer) lockSession(ctx context.Context, p peer.ID, topic string) (func(), error) {
 	key := p.String() + "|" + topic
 	s.mu.Lock()
 	if s.sessions == nil {
-		s.sessions = map[string]chan struct{}{}
+		s.sessions = map[string]*sessionLock{}
 	}
 	l, ok := s.sessions[key]
 	if !ok {
-		l = make(chan struct{}, 1)
+		l = &sessionLock{ch: make(chan struct{}, 1)}
 		s.sessions[key] = l
 	}
+	l.users++
 	s.mu.Unlock()
-	select {
-	case l <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	return func() {
+	release := func() {
 		s.mu.Lock()
-		<-l
-		if len(l) == 0 {
+		if l.users--; l.users == 0 {
 			delete(s.sessions, key)
 		}
 		s.mu.Unlock()
+	}
+	select {
+	case l.ch <- struct{}{}:
+	case <-ctx.Done():
+		release()
+		return nil, ctx.Err()
+	}
+	return func() {
+		<-l.ch
+		release()
 	}, nil
 }
 
