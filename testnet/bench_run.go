@@ -215,7 +215,7 @@ func runNodeBench(ctx context.Context, cfg BenchConfig, log io.Writer) (res Benc
 		WithTopology(Sparse(cfg.Degree, cfg.Seed)),
 		WithFollow(benchTopic),
 		WithNodeOptions(func(int) []node.Option {
-			return []node.Option{node.WithSyncInterval(cfg.SyncInterval)}
+			return append(LoopbackOnly(), node.WithSyncInterval(cfg.SyncInterval))
 		}),
 	}
 	if !cfg.InMemory {

@@ -303,6 +303,22 @@ func Start(ctx context.Context, n int, opts ...Option) (_ *Network, err error) {
 // within a test's deadline.
 const SyncInterval = 2 * time.Second
 
+// LoopbackOnly returns the node options that turn off what only a node on
+// the internet needs: the private DHT, AutoNAT (each adds a dialing host
+// with real sockets), the relay service and AutoRelay. On loopback, or on
+// a simulated network, nodes are connected explicitly and reachability
+// means nothing; the propagation benchmark and the simulation use it, so
+// that they measure what the raw gossipsub baseline also does, and so that
+// no real socket runs under the simulation's virtual clock.
+func LoopbackOnly() []node.Option {
+	return []node.Option{
+		node.WithDHT(false),
+		node.WithAutoNAT(false),
+		node.WithRelayService(false),
+		node.WithAutoRelay(false, node.DefaultRelayBootDelay),
+	}
+}
+
 func (net *Network) startNode(ctx context.Context, i int) (*node.Node, error) {
 	o := net.opts
 	opts := []node.Option{

@@ -365,7 +365,7 @@ func startSimNodes(t *testing.T, ctx context.Context, n int, interval time.Durat
 		testnet.WithFollow(topicSlug),
 		testnet.WithNodeOptions(func(i int) []node.Option {
 			addr := fmt.Sprintf("/ip4/%s/udp/8000/quic-v1", simnet.IntToPublicIPv4(i))
-			return []node.Option{
+			return append(testnet.LoopbackOnly(),
 				node.WithListenAddrs([]string{addr}),
 				node.WithClock(clock),
 				node.WithSyncInterval(interval),
@@ -373,7 +373,7 @@ func startSimNodes(t *testing.T, ctx context.Context, n int, interval time.Durat
 					simlibp2p.QUICSimnet(sn, linkSettings()),
 					libp2p.DisableIdentifyAddressDiscovery(),
 				),
-			}
+			)
 		}))
 	if err != nil {
 		t.Fatal(err)
