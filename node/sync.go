@@ -194,8 +194,6 @@ type syncer struct {
 	lastGap  map[string]time.Time // peer|topic -> last gossip-gap fetch
 	sets     map[string]cachedSet // followed topic -> its latest item set
 
-	sched syncSchedule // the periodic rounds (sync_schedule.go)
-
 	sessions map[string]*sessionLock // peer|topic -> the lock of its sessions
 }
 
@@ -343,7 +341,9 @@ func (s *syncer) loop(identified <-chan any) {
 				s.dispatch(syncTrigger{peer: e.Peer})
 			}
 		case <-tick:
-			s.periodic()
+			for _, p := range s.syncPeers() {
+				s.dispatch(syncTrigger{peer: p})
+			}
 		case t := <-s.triggers:
 			s.dispatch(t)
 		}
@@ -1445,9 +1445,6 @@ func (s *syncer) handle(st network.Stream) {
 			return
 		}
 		resp := s.serve(&req, in)
-		if req.Type == protocol.SyncReconcile && resp.Error == "" {
-			s.reverseSync(p, req.Topic, resp.Ranges)
-		}
 		_ = st.SetWriteDeadline(time.Now().Add(timeout))
 		if err := protocol.WriteFrame(w, resp); err != nil {
 			return
