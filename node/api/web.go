@@ -112,28 +112,7 @@ func webDay(ms int64) string {
 
 // webDuration formats seconds with their two largest units, as the
 // command line does: "14d", "1d 2h", "1h", "59m 59s", "0s".
-func webDuration(s int64) string {
-	if s < 0 {
-		s = -s
-	}
-	units := []struct {
-		n    int64
-		name string
-	}{{86400, "d"}, {3600, "h"}, {60, "m"}, {1, "s"}}
-	for i, u := range units {
-		if s < u.n {
-			continue
-		}
-		out := fmt.Sprintf("%d%s", s/u.n, u.name)
-		if i+1 < len(units) {
-			if r := s % u.n / units[i+1].n; r > 0 {
-				out += fmt.Sprintf(" %d%s", r, units[i+1].name)
-			}
-		}
-		return out
-	}
-	return "0s"
-}
+func webDuration(s int64) string { return gov.FormatDuration(time.Duration(s) * time.Second) }
 
 // shortCID returns the last 8 characters of a CID string, enough to tell
 // records apart on a page (the link carries the whole CID).

@@ -112,10 +112,11 @@ func notAllowed(format string, args ...any) error {
 
 func fmtTime(ms int64) string { return time.UnixMilli(ms).UTC().Format(time.RFC3339) }
 
-// fmtDuration formats a duration in milliseconds with its two largest
-// units, as the command line does: "14d", "1d 2h", "1h", "59m 59s", "0s".
-func fmtDuration(ms int64) string {
-	d := time.Duration(ms) * time.Millisecond
+// FormatDuration formats d with its two largest units, days to seconds:
+// "14d", "1d 2h", "1h", "59m 59s", "0s" (below a second). A negative d
+// reads as its absolute value. The audit, the command line and the web
+// pages all write durations this way.
+func FormatDuration(d time.Duration) string {
 	if d < 0 {
 		d = -d
 	}
@@ -137,6 +138,9 @@ func fmtDuration(ms int64) string {
 	}
 	return "0s"
 }
+
+// fmtDuration formats a duration in milliseconds (FormatDuration).
+func fmtDuration(ms int64) string { return FormatDuration(time.Duration(ms) * time.Millisecond) }
 
 func (is *Issue) checkCharter(pd *pending, b *protocol.Charter) error {
 	author := pd.r.Env.Author

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/clearinghouse-net/clearinghouse/protocol/gov"
 )
 
 // This file is the one output style of the command line. Every command
@@ -58,23 +60,7 @@ func humanDuration(d time.Duration) string {
 		}
 		return fmt.Sprintf("%dms", d/time.Millisecond)
 	}
-	units := []struct {
-		d    time.Duration
-		name string
-	}{{24 * time.Hour, "d"}, {time.Hour, "h"}, {time.Minute, "m"}, {time.Second, "s"}}
-	for i, u := range units {
-		if d < u.d {
-			continue
-		}
-		s := fmt.Sprintf("%d%s", d/u.d, u.name)
-		if i+1 < len(units) {
-			if r := d % u.d / units[i+1].d; r > 0 {
-				s += fmt.Sprintf(" %d%s", r, units[i+1].name)
-			}
-		}
-		return s
-	}
-	return "0s"
+	return gov.FormatDuration(d)
 }
 
 // humanTime formats t in UTC to the minute, with how long ago or ahead
