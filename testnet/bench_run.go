@@ -167,18 +167,7 @@ func runRawBench(ctx context.Context, cfg BenchConfig, log io.Writer) (res Bench
 			failed.Add(1)
 		}
 	})
-	waitDelivered(ctx, cfg, d)
-	cpu := processCPU() - c0
-	d.result(&res, cfg.Nodes)
-	if res.Deliveries > 0 {
-		res.CPUPerDelivery = cpu / time.Duration(res.Deliveries)
-	}
-	if rss := processRSS(); rss > rss0 {
-		res.RSSPerNode = (rss - rss0) / uint64(cfg.Nodes)
-	}
-	if f := failed.Load(); f > 0 {
-		fmt.Fprintf(log, "  %d publishes failed\n", f)
-	}
+	finishBench(ctx, cfg, d, &res, c0, rss0, failed.Load(), log)
 	return res, ctx.Err()
 }
 
@@ -285,17 +274,25 @@ func runNodeBench(ctx context.Context, cfg BenchConfig, log io.Writer) (res Benc
 		}
 		d.published(rec.CID.KeyString(), t0)
 	})
+	finishBench(ctx, cfg, d, &res, c0, rss0, failed.Load(), log)
+	return res, ctx.Err()
+}
+
+// finishBench waits for the deliveries of a run and fills res with its
+// figures: the propagation percentiles, CPU per delivery (c0 is the
+// process CPU when publishing began) and RSS growth per node (rss0 before
+// the hosts started); it logs the failed publishes.
+func finishBench(ctx context.Context, cfg BenchConfig, d *deliveryLog, res *BenchResult, c0 time.Duration, rss0 uint64, failed int64, log io.Writer) {
 	waitDelivered(ctx, cfg, d)
 	cpu := processCPU() - c0
-	d.result(&res, cfg.Nodes)
+	d.result(res, cfg.Nodes)
 	if res.Deliveries > 0 {
 		res.CPUPerDelivery = cpu / time.Duration(res.Deliveries)
 	}
 	if rss := processRSS(); rss > rss0 {
 		res.RSSPerNode = (rss - rss0) / uint64(cfg.Nodes)
 	}
-	if f := failed.Load(); f > 0 {
-		fmt.Fprintf(log, "  %d publishes failed\n", f)
+	if failed > 0 {
+		fmt.Fprintf(log, "  %d publishes failed\n", failed)
 	}
-	return res, ctx.Err()
 }
