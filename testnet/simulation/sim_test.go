@@ -73,10 +73,11 @@ type propagation struct {
 	start   map[string]time.Time
 	arrived map[string][]time.Time
 	viaSync int
+	changed chan struct{} // signalled after each arrival
 }
 
 func newPropagation() *propagation {
-	return &propagation{start: map[string]time.Time{}, arrived: map[string][]time.Time{}}
+	return &propagation{start: map[string]time.Time{}, arrived: map[string][]time.Time{}, changed: make(chan struct{}, 1)}
 }
 
 func (p *propagation) published(k string, t time.Time) {
@@ -92,6 +93,24 @@ func (p *propagation) arrive(k string, viaSync bool) {
 		p.viaSync++
 	}
 	p.mu.Unlock()
+	select {
+	case p.changed <- struct{}{}:
+	default:
+	}
+}
+
+// waitComplete waits, arrival by arrival, until every published record
+// reached n nodes, or limit (of virtual time) passes.
+func (p *propagation) waitComplete(n int, limit time.Duration) bool {
+	timeout := time.After(limit)
+	for !p.complete(n) {
+		select {
+		case <-p.changed:
+		case <-timeout:
+			return false
+		}
+	}
+	return true
 }
 
 func (p *propagation) complete(n int) bool {
@@ -129,29 +148,18 @@ func (p *propagation) figures(n int) (delivered float64, p50, p99, mx time.Durat
 	return float64(got) / float64(len(p.start)*n), q(0.5), q(0.99), q(1)
 }
 
-// waitFor polls cond every 50 ms of virtual time until it holds or limit
-// passes.
-func waitFor(limit time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return true
-}
-
 // publishSchedule calls publish(i, n) for each record at the configured
 // rate, on a random node, each on its own goroutine, and waits for them.
 func publishSchedule(nodes int, publish func(i, n int)) {
 	r := rand.New(rand.NewPCG(7, 7))
 	interval := time.Duration(float64(time.Second) / *simRate)
 	var wg sync.WaitGroup
+	tick := time.NewTicker(interval) // the rate, in virtual time
+	defer tick.Stop()
 	for n := range *simRecords {
 		i := r.IntN(nodes)
 		wg.Go(func() { publish(i, n) })
-		time.Sleep(interval)
+		<-tick.C
 	}
 	wg.Wait()
 }
@@ -232,17 +240,12 @@ func TestSimGossipsub(t *testing.T) {
 			}
 		}
 		// Meshes form at the heartbeats after the subscriptions are known.
-		if !waitFor(time.Minute, func() bool {
-			for i, tp := range topics {
-				if len(tp.ListPeers()) < len(meta.Nodes[i].Network().Peers()) {
-					return false
-				}
-			}
-			return true
-		}) {
-			t.Fatal("topic peers not known within a minute")
+		for i, tp := range topics {
+			waitTopicPeers(t, ctx, tp, len(meta.Nodes[i].Network().Peers()))
 		}
-		time.Sleep(3 * node.GossipParams().HeartbeatInterval)
+		// Gossipsub grafts meshes only at its heartbeats: let three pass
+		// (virtual time; there is no event to wait for on raw hosts).
+		<-time.After(3 * node.GossipParams().HeartbeatInterval)
 		size := recordSize(t)
 		publishSchedule(n, func(i, k int) {
 			data := make([]byte, size)
@@ -252,7 +255,7 @@ func TestSimGossipsub(t *testing.T) {
 				t.Errorf("publish: %v", err)
 			}
 		})
-		waitFor(time.Minute, func() bool { return p.complete(n) })
+		p.waitComplete(n, time.Minute)
 		report(t, "gossipsub", n, p)
 		cancel()
 		for _, tp := range topics {
@@ -336,7 +339,7 @@ func TestSimNodes(t *testing.T) {
 			}
 			p.published(rec.CID.KeyString(), t0)
 		})
-		waitFor(time.Minute, func() bool { return p.complete(n) })
+		p.waitComplete(n, time.Minute)
 		report(t, "clearinghouse", n, p)
 		cancel()
 		if err := net.Close(); err != nil {
@@ -399,5 +402,30 @@ func connectSimNodes(t *testing.T, ctx context.Context, net *testnet.Network) {
 	defer cancel()
 	if err := net.WaitTopicMesh(mctx, protocol.IssueTopic(topicSlug)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// waitTopicPeers waits for the join events of k peers on tp: the
+// subscriptions of its connected peers.
+func waitTopicPeers(t *testing.T, ctx context.Context, tp *pubsub.Topic, k int) {
+	t.Helper()
+	h, err := tp.EventHandler()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Cancel()
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	peers := map[peer.ID]bool{}
+	for len(peers) < k {
+		ev, err := h.NextPeerEvent(ctx)
+		if err != nil {
+			t.Fatalf("topic peers: %d of %d known: %v", len(peers), k, err)
+		}
+		if ev.Type == pubsub.PeerJoin {
+			peers[ev.Peer] = true
+		} else {
+			delete(peers, ev.Peer)
+		}
 	}
 }
