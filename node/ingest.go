@@ -280,7 +280,15 @@ func (in *ingester) serveReads(ctx context.Context, r *readReq, commits chan<- *
 		if in.n.Err() != nil {
 			r.done <- errClosed
 		} else {
-			r.done <- r.fn(in.n.state)
+			err := r.fn(in.n.state)
+			// A read may have loaded part of the state from the store
+			// (lazy.go): readers see it before the caller goes on. Every
+			// batch is durable, so the snapshot may be published here.
+			if next := in.n.state.snapshot(in.last); next != in.last {
+				in.last = next
+				in.n.snap.Store(next)
+			}
+			r.done <- err
 		}
 		select {
 		case r = <-in.reads:
@@ -426,6 +434,19 @@ func (in *ingester) complete(ctx context.Context, commits <-chan *commitBatch) {
 // parent stored or staged, links and times consistent with the parents, and
 // no other record by the author in the same chain slot.
 func (in *ingester) check(rec *protocol.Record, inBatch map[cid.Cid]*staged, slots map[string]cid.Cid) (missing []cid.Cid, err error) {
+	if missing, err := in.checkLinks(rec, inBatch, slots); missing != nil || err != nil {
+		return missing, err
+	}
+	// Last, the rules of the causal past: membership, issues, processes.
+	// admit applies the record to the derived state when it passes. It
+	// runs outside inflightMu: it may first load part of the state from
+	// the store (lazy.go).
+	return nil, in.n.state.admit(rec)
+}
+
+// checkLinks is check up to the rules of the causal past: held, chain
+// slot, parents stored and consistent.
+func (in *ingester) checkLinks(rec *protocol.Record, inBatch map[cid.Cid]*staged, slots map[string]cid.Cid) (missing []cid.Cid, err error) {
 	st := in.n.store
 	in.inflightMu.Lock()
 	defer in.inflightMu.Unlock()
@@ -495,9 +516,7 @@ func (in *ingester) check(rec *protocol.Record, inBatch map[cid.Cid]*staged, slo
 		in.n.reportEquivocation(other, rec)
 		return nil, heldVerdict(rec, false, false, other)
 	}
-	// Last, the rules of the causal past: membership, issues, processes.
-	// admit applies the record to the derived state when it passes.
-	return nil, in.n.state.admit(rec)
+	return nil, nil
 }
 
 // heldVerdict is the node's one answer to "already held?", in the

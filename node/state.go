@@ -3,6 +3,7 @@ package node
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 
 	"github.com/ipfs/go-cid"
@@ -37,6 +38,20 @@ type fedState struct {
 	// (gov.Issue.SetMembers) lags a members-topic record or a new issue;
 	// refreshMembers brings it up to date.
 	staleMembers bool
+
+	// Lazy loading from the store (lazy.go). st is nil for a state fed by
+	// admit alone.
+	st  *store.Store
+	log *slog.Logger
+	// loads holds the topics with stored records not all applied yet.
+	loads map[string]*topicLoad
+	// unloaded are the issues whose stored records are not applied yet
+	// (readers ask the apply loop to load them); dirtyUnloaded says the
+	// set changed since the last snapshot.
+	unloaded      map[string]bool
+	dirtyUnloaded bool
+	// applied counts the stored records applied by loads.
+	applied int
 }
 
 // refreshMembers gives every issue the membership of every record applied,
@@ -70,7 +85,12 @@ func (r wholeRoster) Lookup(key []byte) (protocol.Member, bool) {
 func (r wholeRoster) Groups() []string  { return r.set.Groups() }
 func (r wholeRoster) Regions() []string { return r.set.Regions() }
 
-func newFedState(g *protocol.Genesis) (*fedState, error) {
+// newFedState returns the state of the genesis alone. log receives the
+// warnings of lazy loads (nil: slog's default).
+func newFedState(g *protocol.Genesis, log *slog.Logger) (*fedState, error) {
+	if log == nil {
+		log = slog.Default()
+	}
 	idx, err := gov.NewIndex(g)
 	if err != nil {
 		return nil, err
@@ -82,13 +102,31 @@ func newFedState(g *protocol.Genesis) (*fedState, error) {
 	return &fedState{
 		g: g, members: eng, index: idx, issues: map[string]*gov.Issue{},
 		dirtyMembers: true, dirtyIndex: true, dirtyProcs: map[cid.Cid]string{}, dirtyIssues: map[string]bool{},
+		log: log, loads: map[string]*topicLoad{}, unloaded: map[string]bool{},
 	}, nil
 }
 
 // admit checks r against the state of its causal past and, if it is valid,
 // applies it. It is called by the apply loop once r's parents are stored or
-// staged. The error is a protocol error (not-member, not-allowed, ...).
+// staged. First it applies the stored records r's check needs and the
+// state lacks (lazy.go): its topic's, and those of its parents' topics up
+// to the parents. The error is a protocol error (not-member, not-allowed,
+// ...), or a store error from that load.
 func (s *fedState) admit(r *protocol.Record) error {
+	if len(s.loads) > 0 {
+		if err := s.loadParents(r); err != nil {
+			return err
+		}
+		if err := s.loadTopic(r.Env.Topic); err != nil {
+			return err
+		}
+	}
+	return s.apply(r)
+}
+
+// apply checks r against the state of its causal past, which holds every
+// record r links to, and applies it if it is valid.
+func (s *fedState) apply(r *protocol.Record) error {
 	if err := s.members.Check(r); err != nil {
 		return err
 	}
@@ -136,19 +174,55 @@ func (r roster) Lookup(key []byte) (protocol.Member, bool) {
 func (r roster) Groups() []string  { return r.set.Groups() }
 func (r roster) Regions() []string { return r.set.Regions() }
 
-// process returns the live process chartered by charter.
-func (s *fedState) process(charter cid.Cid) (*gov.Process, bool) {
-	for _, is := range s.issues {
-		if p, ok := is.Process(charter); ok {
-			return p, true
+// process returns the live process chartered by charter, loading its
+// issue from the store first if need be.
+func (s *fedState) process(charter cid.Cid) (*gov.Process, bool, error) {
+	if len(s.unloaded) > 0 {
+		if err := s.loadIssueOf(charter); err != nil {
+			return nil, false, err
 		}
 	}
-	return nil, false
+	for _, is := range s.issues {
+		if p, ok := is.Process(charter); ok {
+			return p, true, nil
+		}
+	}
+	return nil, false, nil
+}
+
+// loadIssueOf loads the issue of the stored record c, if c is stored on an
+// issue topic not loaded yet.
+func (s *fedState) loadIssueOf(c cid.Cid) error {
+	if s.st == nil {
+		return nil
+	}
+	m, err := s.st.Meta(c)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil
+	case err != nil:
+		return fmt.Errorf("node: %w", err)
+	}
+	if slug, ok := protocol.IssueSlug(m.Topic); ok && s.unloaded[slug] {
+		return s.loadIssue(slug)
+	}
+	return nil
 }
 
 // ErrUnknownProcess is returned by Node.Process and Node.Audit when no
 // charter with that CID has been applied.
 var ErrUnknownProcess = fmt.Errorf("node: unknown process: %w", store.ErrNotFound)
+
+// issue returns the live state of an issue, loading it from the store
+// first if need be; nil if the issue has no record.
+func (s *fedState) issue(slug string) (*gov.Issue, error) {
+	if s.unloaded[slug] {
+		if err := s.loadIssue(slug); err != nil {
+			return nil, err
+		}
+	}
+	return s.issues[slug], nil
+}
 
 // Members returns the federation's current members, derived from every
 // stored membership record.
@@ -168,14 +242,53 @@ func (n *Node) Processes(slug string) ([]*ProcessState, error) {
 	if !protocol.ValidSlug(slug) {
 		return nil, fmt.Errorf("node: invalid issue slug %q", slug)
 	}
-	return slices.Clone(n.snapshot().bySlug[slug]), nil
+	snap, err := n.issueSnapshot(slug)
+	if err != nil {
+		return nil, err
+	}
+	return slices.Clone(snap.bySlug[slug]), nil
+}
+
+// issueSnapshot returns a snapshot that includes the state of issue slug:
+// the current one, or, if the issue is not loaded yet, the one the apply
+// loop publishes once it has loaded it.
+func (n *Node) issueSnapshot(slug string) (*snapshot, error) {
+	snap := n.snapshot()
+	if !snap.unloaded[slug] {
+		return snap, nil
+	}
+	if err := n.ing.read(n.ctx, func(s *fedState) error {
+		_, err := s.issue(slug)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	return n.snapshot(), nil
 }
 
 // Process returns the derived state of the process chartered by charter,
 // as of the last durable write.
 func (n *Node) Process(charter cid.Cid) (*ProcessState, error) {
-	if p, ok := n.snapshot().procs[charter]; ok {
+	snap := n.snapshot()
+	if p, ok := snap.procs[charter]; ok {
 		return p, nil
+	}
+	if len(snap.unloaded) > 0 {
+		// The charter may be on an issue not loaded yet.
+		m, err := n.store.Meta(charter)
+		switch {
+		case err == nil:
+			if slug, ok := protocol.IssueSlug(m.Topic); ok && snap.unloaded[slug] {
+				if snap, err = n.issueSnapshot(slug); err != nil {
+					return nil, err
+				}
+				if p, ok := snap.procs[charter]; ok {
+					return p, nil
+				}
+			}
+		case !errors.Is(err, store.ErrNotFound):
+			return nil, fmt.Errorf("node: %w", err)
+		}
 	}
 	return nil, fmt.Errorf("%w: %s", ErrUnknownProcess, charter)
 }
@@ -188,7 +301,10 @@ func (n *Node) Process(charter cid.Cid) (*ProcessState, error) {
 func (n *Node) Audit(charter cid.Cid) (*gov.Report, error) {
 	var rep *gov.Report
 	err := n.ing.read(n.ctx, func(s *fedState) error {
-		p, ok := s.process(charter)
+		p, ok, err := s.process(charter)
+		if err != nil {
+			return err
+		}
 		if !ok {
 			return fmt.Errorf("%w: %s", ErrUnknownProcess, charter)
 		}
@@ -207,7 +323,10 @@ func (n *Node) Audit(charter cid.Cid) (*gov.Report, error) {
 func (n *Node) AuditLocal(charter cid.Cid) (*gov.Report, error) {
 	var rep *gov.Report
 	err := n.ing.read(n.ctx, func(s *fedState) error {
-		p, ok := s.process(charter)
+		p, ok, err := s.process(charter)
+		if err != nil {
+			return err
+		}
 		if !ok {
 			return fmt.Errorf("%w: %s", ErrUnknownProcess, charter)
 		}
