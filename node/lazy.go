@@ -125,6 +125,8 @@ func (s *fedState) loaded(topic string) {
 	if slug, ok := protocol.IssueSlug(topic); ok && s.unloaded[slug] {
 		delete(s.unloaded, slug)
 		s.dirtyUnloaded = true
+		// Its processes were left out of snapshots while it loaded.
+		s.dirtyIssues[slug] = true
 	}
 }
 

@@ -364,6 +364,11 @@ func TestLazyStateCrossTopicAndCrash(t *testing.T) {
 	if u := nd.snapshot().unloaded; len(u) != 1 || !u[slugs[1]] {
 		t.Fatalf("after reading a process of %s the deferred issues are %v, want %s alone", slugs[0], u, slugs[1])
 	}
+	// Loading the first issue loaded part of the second (the records its
+	// records link to): readers see none of it until it is whole.
+	if len(nd.snapshot().bySlug[slugs[1]]) != 0 || nd.snapshot().procs[charters[slugs[1]]] != nil {
+		t.Fatalf("a reader sees a process of %s, which is only partly loaded", slugs[1])
+	}
 	if _, err := nd.AuditLocal(charters[slugs[1]]); err != nil {
 		t.Fatal(err)
 	}

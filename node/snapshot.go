@@ -77,8 +77,13 @@ func (s *fedState) snapshot(prev *snapshot) *snapshot {
 	}
 	s.refreshMembers()
 	for slug := range s.dirtyIssues {
-		for _, p := range s.issues[slug].Processes() {
-			s.dirtyProcs[p.CID()] = slug
+		if s.unloaded[slug] {
+			continue // partly loaded (lazy.go): marked again once whole
+		}
+		if is := s.issues[slug]; is != nil {
+			for _, p := range is.Processes() {
+				s.dirtyProcs[p.CID()] = slug
+			}
 		}
 	}
 	clear(s.dirtyIssues)

@@ -152,12 +152,18 @@ func (s *fedState) apply(r *protocol.Record) error {
 		if err := is.Apply(r, roster{s.members.RosterAt(r)}); err != nil {
 			return err
 		}
-		if r.Env.Kind == protocol.KindCheckpoint {
+		switch {
+		case s.unloaded[slug]:
+			// Part of a load: readers see the issue once it is whole
+			// (loaded marks all its processes).
+		case r.Env.Kind == protocol.KindCheckpoint:
 			s.dirtyIssues[slug] = true
-		} else if _, ok := r.Body.(*protocol.Charter); ok {
-			s.dirtyProcs[r.CID] = slug
-		} else if proc, _, ok := protocol.ProcessRefs(r.Body); ok {
-			s.dirtyProcs[proc] = slug
+		default:
+			if _, ok := r.Body.(*protocol.Charter); ok {
+				s.dirtyProcs[r.CID] = slug
+			} else if proc, _, ok := protocol.ProcessRefs(r.Body); ok {
+				s.dirtyProcs[proc] = slug
+			}
 		}
 	}
 	s.members.Add(r)
@@ -177,36 +183,49 @@ func (r roster) Regions() []string { return r.set.Regions() }
 // process returns the live process chartered by charter, loading its
 // issue from the store first if need be.
 func (s *fedState) process(charter cid.Cid) (*gov.Process, bool, error) {
-	if len(s.unloaded) > 0 {
-		if err := s.loadIssueOf(charter); err != nil {
-			return nil, false, err
+	for slug, is := range s.issues {
+		if s.unloaded[slug] {
+			continue // partly loaded: loadIssueOf completes it
 		}
-	}
-	for _, is := range s.issues {
 		if p, ok := is.Process(charter); ok {
 			return p, true, nil
 		}
 	}
-	return nil, false, nil
+	if len(s.unloaded) == 0 {
+		return nil, false, nil
+	}
+	slug, err := s.loadIssueOf(charter)
+	if err != nil || slug == "" {
+		return nil, false, err
+	}
+	p, ok := s.issues[slug].Process(charter)
+	return p, ok, nil
 }
 
 // loadIssueOf loads the issue of the stored record c, if c is stored on an
-// issue topic not loaded yet.
-func (s *fedState) loadIssueOf(c cid.Cid) error {
+// issue topic not loaded yet, and returns its slug ("" if it loaded none).
+func (s *fedState) loadIssueOf(c cid.Cid) (string, error) {
 	if s.st == nil {
-		return nil
+		return "", nil
 	}
 	m, err := s.st.Meta(c)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return nil
+		return "", nil
 	case err != nil:
-		return fmt.Errorf("node: %w", err)
+		return "", fmt.Errorf("node: %w", err)
 	}
-	if slug, ok := protocol.IssueSlug(m.Topic); ok && s.unloaded[slug] {
-		return s.loadIssue(slug)
+	slug, ok := protocol.IssueSlug(m.Topic)
+	if !ok || !s.unloaded[slug] {
+		return "", nil
 	}
-	return nil
+	if _, err := s.issue(slug); err != nil {
+		return "", err
+	}
+	if s.issues[slug] == nil {
+		return "", nil // no record of the issue was valid
+	}
+	return slug, nil
 }
 
 // ErrUnknownProcess is returned by Node.Process and Node.Audit when no
