@@ -155,8 +155,8 @@ func (s *fedState) loadRecord(m store.Meta) error {
 
 // loadParents applies, for every parent of r that the state lacks, the
 // records of the parent's topic up to the parent. A parent the state lacks
-// is usually on another topic (records of r's own topic that arrived
-// earlier are applied already), or a stored record found no longer valid.
+// is on a topic not (fully) loaded yet, or a stored record found no longer
+// valid (then its topic is past it, and nothing is loaded).
 func (s *fedState) loadParents(r *protocol.Record) error {
 	if len(s.loads) == 0 {
 		return nil
@@ -168,7 +168,10 @@ func (s *fedState) loadParents(r *protocol.Record) error {
 		pm, err := s.st.Meta(c)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
-			continue // staged in the current batch, or refused
+			// Not stored: the store is causally closed and records staged
+			// or in flight are applied already, so this does not happen;
+			// the state ignores a link it does not hold, as before.
+			continue
 		case err != nil:
 			return fmt.Errorf("node: load state: parent %s: %w", c, err)
 		}
