@@ -420,9 +420,9 @@ func (n *Node) loadState() error {
 			if err != nil {
 				return fmt.Errorf("node: load state: %w", err)
 			}
-			r, err := protocol.Decode(raw)
+			r, err := decodeStored(raw, m.CID)
 			if err != nil {
-				return fmt.Errorf("node: load state: stored record %s: %w", m.CID, err)
+				return fmt.Errorf("node: load state: %w", err)
 			}
 			if err := n.state.admit(r); err != nil {
 				n.log.Warn("stored record no longer valid", "cid", m.CID, "err", err)

@@ -1,0 +1,74 @@
+package api_test
+
+import (
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/clearinghouse-net/clearinghouse/protocol"
+)
+
+// TestStoredRecordsTrustedDecode reads back every record a node holds
+// after the demo data and a public comment and response (the kinds the
+// pages show): the node's reads (Node.Record, protocol.DecodeTrusted) give exactly what the strict
+// decode of the same stored bytes gives.
+func TestStoredRecordsTrustedDecode(t *testing.T) {
+	ctx := testContext(t)
+	net, d, clock := demoNet(t)
+	clock.Set(d.Now.Add(time.Minute))
+	c, err := net.Nodes[5].PublishComment(ctx, d.Slug, &protocol.PublicComment{
+		Process: ptr(protocol.LinkTo(d.Process)), Proposal: ptr(protocol.LinkTo(d.V2)), Clause: "1",
+		Name: "A reader", Person: make([]byte, 16), Text: "A comment from the public."})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := net.Nodes[0].WaitRecords(ctx, c.CID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := net.Nodes[0].Publish(ctx, protocol.KindPublicResponse, protocol.PublicTopic(d.Slug),
+		&protocol.PublicResponse{Comment: protocol.LinkTo(c.CID), Text: "Thank you."}, c.CID); err != nil {
+		t.Fatal(err)
+	}
+	nd := net.Nodes[0]
+	st := nd.Store()
+	kinds := map[string]int{}
+	var after uint64
+	for {
+		metas, err := st.Since(after, 500)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(metas) == 0 {
+			break
+		}
+		for _, m := range metas {
+			after = m.Arrival
+			raw, err := st.Get(m.CID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			strict, err := protocol.Decode(raw)
+			if err != nil {
+				t.Fatalf("stored record %s: %v", m.CID, err)
+			}
+			got, err := nd.Record(m.CID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, strict) {
+				t.Fatalf("record %s (%s): trusted decode\n%+v\nstrict decode\n%+v", m.CID, m.Kind, got, strict)
+			}
+			kinds[m.Kind]++
+		}
+	}
+	for _, k := range []string{protocol.KindIssueOpen, protocol.KindCharter, protocol.KindNotice, protocol.KindProposal,
+		protocol.KindFeedback, protocol.KindObjection, protocol.KindResponse, protocol.KindEndorse,
+		protocol.KindPublicComment, protocol.KindPublicResponse} {
+		if kinds[k] == 0 {
+			t.Errorf("no %s record among the %d compared", k, after)
+		}
+	}
+	t.Logf("compared %v", kinds)
+}
+
+func ptr[T any](v T) *T { return &v }
