@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -638,5 +639,46 @@ func TestFollowList(t *testing.T) {
 	}
 	if st, _ := s.Stats(); st.Records != 0 {
 		t.Fatalf("the follow list counted as records: %+v", st)
+	}
+}
+
+// TestBlockList: the block list keeps what was set, sorted by key, with
+// its time and reason, across a reopen; a second SetBlock replaces the
+// entry; DeleteBlock forgets it; a key that is not 32 bytes is refused.
+func TestBlockList(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, WithLogger(testLogger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, b := range []Block{{Key: author(3), Since: 30, Reason: "spam"}, {Key: author(1), Since: 10},
+		{Key: author(2), Since: 20, Reason: "abuse"}, {Key: author(3), Since: 31, Reason: "spam, again"}} {
+		if err := s.SetBlock(b); err != nil {
+			t.Fatalf("SetBlock %d: %v", i, err)
+		}
+	}
+	if err := s.DeleteBlock(author(2)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteBlock(author(9)); err != nil {
+		t.Fatalf("DeleteBlock of a key not there: %v", err)
+	}
+	if err := s.SetBlock(Block{Key: []byte("short")}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("short key: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = Open(dir, WithLogger(testLogger(t))); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	got, err := s.Blocks()
+	want := []Block{{Key: author(1), Since: 10}, {Key: author(3), Since: 31, Reason: "spam, again"}}
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("Blocks = %+v, %v; want %+v", got, err, want)
+	}
+	if st, _ := s.Stats(); st.Records != 0 {
+		t.Fatalf("the block list counted as records: %+v", st)
 	}
 }
