@@ -12,9 +12,6 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/libp2p/go-libp2p/core/crypto"
-	"github.com/libp2p/go-libp2p/core/peer"
-
 	"github.com/clearinghouse-net/clearinghouse/protocol"
 	"github.com/clearinghouse-net/clearinghouse/store"
 )
@@ -39,6 +36,11 @@ import (
 // ErrBlockedByConfig is returned by Unblock for a key blocked by the
 // node's configuration (public.blocked, WithBlockedRelays).
 var ErrBlockedByConfig = errors.New("blocked by the node's configuration (public.blocked)")
+
+// ErrInvalidBlock is returned by Block and Unblock for a key that is not
+// 32 bytes, and by Block for a reason that is too long or holds a control
+// character.
+var ErrInvalidBlock = errors.New("node: invalid block")
 
 // ErrBlockSelf is returned by Block for the node's own key.
 var ErrBlockSelf = errors.New("node: cannot block this node's own key")
@@ -132,7 +134,7 @@ func (n *Node) Blocks() []BlockInfo {
 // key cannot be blocked (ErrBlockSelf).
 func (n *Node) Block(key []byte, reason string) (BlockInfo, error) {
 	if len(key) != ed25519.PublicKeySize {
-		return BlockInfo{}, fmt.Errorf("node: block: key is %d bytes, want %d", len(key), ed25519.PublicKeySize)
+		return BlockInfo{}, fmt.Errorf("%w: key is %d bytes, want %d", ErrInvalidBlock, len(key), ed25519.PublicKeySize)
 	}
 	if err := checkReason(reason); err != nil {
 		return BlockInfo{}, err
@@ -162,7 +164,7 @@ func (n *Node) Block(key []byte, reason string) (BlockInfo, error) {
 // configuration blocks fails with ErrBlockedByConfig.
 func (n *Node) Unblock(key []byte) error {
 	if len(key) != ed25519.PublicKeySize {
-		return fmt.Errorf("node: unblock: key is %d bytes, want %d", len(key), ed25519.PublicKeySize)
+		return fmt.Errorf("%w: key is %d bytes, want %d", ErrInvalidBlock, len(key), ed25519.PublicKeySize)
 	}
 	n.blocks.writeMu.Lock()
 	defer n.blocks.writeMu.Unlock()
@@ -194,34 +196,10 @@ func (n *Node) ownPublicKey() []byte {
 
 func checkReason(s string) error {
 	if len(s) > MaxBlockReason {
-		return fmt.Errorf("node: block: reason is %d bytes, limit %d", len(s), MaxBlockReason)
+		return fmt.Errorf("%w: reason is %d bytes, limit %d", ErrInvalidBlock, len(s), MaxBlockReason)
 	}
 	if strings.ContainsFunc(s, unicode.IsControl) {
-		return errors.New("node: block: reason contains a control character")
+		return fmt.Errorf("%w: reason contains a control character", ErrInvalidBlock)
 	}
 	return nil
-}
-
-// ParseRelayKey reads a relaying key as an operator writes it: 64 hex
-// digits (the author key as the API and the record pages show it) or the
-// node's libp2p peer id (12D3KooW..., an ed25519 key).
-func ParseRelayKey(s string) ([]byte, error) {
-	s = strings.TrimSpace(s)
-	if len(s) == 2*ed25519.PublicKeySize {
-		if b, err := hex.DecodeString(s); err == nil {
-			return b, nil
-		}
-	}
-	id, err := peer.Decode(s)
-	if err != nil {
-		return nil, fmt.Errorf("%q is neither 64 hex digits nor a peer id", s)
-	}
-	pk, err := id.ExtractPublicKey()
-	if err != nil {
-		return nil, fmt.Errorf("peer id %s: %w", s, err)
-	}
-	if pk.Type() != crypto.Ed25519 {
-		return nil, fmt.Errorf("peer id %s is not an ed25519 key", s)
-	}
-	return pk.Raw()
 }

@@ -2,7 +2,6 @@ package node_test
 
 import (
 	"bytes"
-	"encoding/hex"
 	"errors"
 	"testing"
 	"time"
@@ -140,24 +139,6 @@ func TestBlockRelay(t *testing.T) {
 	for _, e := range bl {
 		if bytes.Equal(e.Key, configBlocked) != e.Config || (e.Config && !e.Since.IsZero()) || (!e.Config && e.Reason != "again") {
 			t.Fatalf("entry after a restart: %+v", e)
-		}
-	}
-}
-
-// TestParseRelayKey: a relaying key is 64 hex digits or an ed25519 peer id.
-func TestParseRelayKey(t *testing.T) {
-	net := testnet.New(t, 1, testnet.WithTopology(testnet.None))
-	key := net.PublicKey(0)
-	id := net.Nodes[0].ID()
-	for _, s := range []string{"  " + hex.EncodeToString(key) + "\n", id.String()} {
-		got, err := node.ParseRelayKey(s)
-		if err != nil || !bytes.Equal(got, key) {
-			t.Errorf("ParseRelayKey(%q) = %x, %v; want %x", s, got, err, key)
-		}
-	}
-	for _, s := range []string{"", "zz", hex.EncodeToString(key)[:62], hex.EncodeToString(key) + "00", "QmYyQSo1c1Ym7orWxLYvCrM2EmxFTANf8wXmmE7DWjhx5N"} {
-		if got, err := node.ParseRelayKey(s); err == nil {
-			t.Errorf("ParseRelayKey(%q) = %x, want an error", s, got)
 		}
 	}
 }

@@ -266,6 +266,7 @@ var webStrings = map[string]string{
 	"err.noproc":    "This node holds no process %s",
 	"err.norecord":  "This node holds no record %s",
 	"err.notrecord": "%q is not a record id",
+	"err.withheld":  "This node does not show record %s: its operator blocked the node that relayed it",
 }
 
 // text returns the string of key, formatted with args if any.
