@@ -58,7 +58,9 @@ func TestValidate(t *testing.T) {
 		{"follow empty", func(c *config.Config) { c.Topics.Follow = []string{""} }, "topics.follow[0]", "invalid issue slug"},
 		{"blocked not a key", func(c *config.Config) { c.Comments.Blocked = []string{strings.Repeat("ab", 32), "spammer"} }, "public.blocked[1]", "neither an ed25519 key"},
 		{"blocked short hex", func(c *config.Config) { c.Comments.Blocked = []string{strings.Repeat("ab", 31)} }, "public.blocked[0]", "neither an ed25519 key"},
-		{"blocked rsa peer id", func(c *config.Config) { c.Comments.Blocked = []string{"QmYyQSo1c1Ym7orWxLYvCrM2EmxFTANf8wXmmE7DWjhx5N"} }, "public.blocked[0]", "public key is not embedded"},
+		{"blocked rsa peer id", func(c *config.Config) {
+			c.Comments.Blocked = []string{"QmYyQSo1c1Ym7orWxLYvCrM2EmxFTANf8wXmmE7DWjhx5N"}
+		}, "public.blocked[0]", "public key is not embedded"},
 		{"sync zero", func(c *config.Config) { c.Sync.Interval = 0 }, "sync.interval", "must be > 0"},
 		{"sync negative", func(c *config.Config) { c.Sync.Interval = config.Duration(-time.Second) }, "sync.interval", "must be > 0"},
 		{"cache too small", func(c *config.Config) { c.Store.CacheMB = 7 }, "store.cache_mb", "must be >= 8, not 7"},
