@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"reflect"
 	"slices"
 	"strings"
@@ -680,5 +681,50 @@ func TestBlockList(t *testing.T) {
 	}
 	if st, _ := s.Stats(); st.Records != 0 {
 		t.Fatalf("the block list counted as records: %+v", st)
+	}
+}
+
+// TestGetMany: GetMany gives every CID exactly what Get gives it, whatever
+// the order of the CIDs, duplicates included: the bytes of a stored
+// record, ErrNotFound for one not stored, ErrCorrupt for a damaged block;
+// and an error of fn stops it.
+func TestGetMany(t *testing.T) {
+	s := openMem(t)
+	var cs []cid.Cid
+	for i := range 50 {
+		e := mkEntry(t, fmt.Sprint("many ", i), author(byte(i%5+1)), "t", uint64(i/5+1), cid.Undef)
+		mustPut(t, s, e)
+		cs = append(cs, e.CID)
+	}
+	missing := mkEntry(t, "never stored", author(9), "t", 1, cid.Undef).CID
+	damaged := cs[17]
+	wantNoErr(t, s.db.Set(blockKey(damaged), []byte("garbage"), pebble.Sync))
+	ask := append(slices.Clone(cs), missing, cs[3])
+	rand.Shuffle(len(ask), func(i, j int) { ask[i], ask[j] = ask[j], ask[i] })
+	calls := map[cid.Cid]int{}
+	wantNoErr(t, s.GetMany(ask, func(c cid.Cid, data []byte, err error) error {
+		calls[c]++
+		want, wantErr := s.getCopy(blockKey(c))
+		switch {
+		case c.Equals(missing):
+			if !errors.Is(err, ErrNotFound) || data != nil {
+				t.Errorf("missing CID: %v, %q", err, data)
+			}
+		case c.Equals(damaged):
+			if !errors.Is(err, ErrCorrupt) || data != nil {
+				t.Errorf("damaged block: %v, %q", err, data)
+			}
+		case err != nil || wantErr != nil || !bytes.Equal(data, want):
+			t.Errorf("%s: %q, %v; Get gives %q", c, data, err, want)
+		}
+		return nil
+	}))
+	if len(calls) != len(cs)+1 || calls[cs[3]] != 2 {
+		t.Fatalf("fn called for %d CIDs (%d times for the one asked twice), want %d", len(calls), calls[cs[3]], len(cs)+1)
+	}
+	stop := errors.New("stop")
+	n := 0
+	if err := s.GetMany(cs, func(cid.Cid, []byte, error) error { n++; return stop }); !errors.Is(err, stop) || n != 1 {
+		t.Fatalf("GetMany after fn failed: %v, %d calls", err, n)
 	}
 }

@@ -1,17 +1,22 @@
 package api_test
 
 import (
+	"errors"
 	"reflect"
 	"testing"
 	"time"
 
+	"github.com/ipfs/go-cid"
+
 	"github.com/clearinghouse-net/clearinghouse/protocol"
+	"github.com/clearinghouse-net/clearinghouse/store"
 )
 
 // TestStoredRecordsTrustedDecode reads back every record a node holds
 // after the demo data and a public comment and response (the kinds the
-// pages show): the node's reads (Node.Record, protocol.DecodeTrusted) give exactly what the strict
-// decode of the same stored bytes gives.
+// pages show): the node's reads (Node.Record, protocol.DecodeTrusted, and
+// the batch Node.Records) give exactly what the strict decode of the same
+// stored bytes gives.
 func TestStoredRecordsTrustedDecode(t *testing.T) {
 	ctx := testContext(t)
 	net, d, clock := demoNet(t)
@@ -32,6 +37,7 @@ func TestStoredRecordsTrustedDecode(t *testing.T) {
 	nd := net.Nodes[0]
 	st := nd.Store()
 	kinds := map[string]int{}
+	byCID := map[cid.Cid]*protocol.Record{}
 	var after uint64
 	for {
 		metas, err := st.Since(after, 500)
@@ -59,7 +65,26 @@ func TestStoredRecordsTrustedDecode(t *testing.T) {
 				t.Fatalf("record %s (%s): trusted decode\n%+v\nstrict decode\n%+v", m.CID, m.Kind, got, strict)
 			}
 			kinds[m.Kind]++
+			byCID[m.CID] = got
 		}
+	}
+	// The batch read gives the same records.
+	var all []cid.Cid
+	for c := range byCID {
+		all = append(all, c)
+	}
+	all = append(all, protocol.RecordCID([]byte("not stored")))
+	n := 0
+	if err := nd.Records(all, func(c cid.Cid, r *protocol.Record, err error) {
+		n++
+		switch want := byCID[c]; {
+		case want == nil && !errors.Is(err, store.ErrNotFound):
+			t.Errorf("Records of a CID not stored: %v", err)
+		case want != nil && (err != nil || !reflect.DeepEqual(r, want)):
+			t.Errorf("Records(%s) = %v, %v; Record gives %v", c, r, err, want)
+		}
+	}); err != nil || n != len(all) {
+		t.Fatalf("Records: %d of %d, %v", n, len(all), err)
 	}
 	for _, k := range []string{protocol.KindIssueOpen, protocol.KindCharter, protocol.KindNotice, protocol.KindProposal,
 		protocol.KindFeedback, protocol.KindObjection, protocol.KindResponse, protocol.KindEndorse,
