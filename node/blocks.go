@@ -90,7 +90,11 @@ func (n *Node) loadBlocks() error {
 	for _, b := range stored {
 		n.blocks.m[string(b.Key)] = BlockInfo{Key: b.Key, Since: time.UnixMilli(b.Since).UTC(), Reason: b.Reason}
 	}
+	own := n.ownPublicKey()
 	for _, k := range n.opts.blocked {
+		if bytes.Equal(k, own) {
+			return fmt.Errorf("node: blocked relays: %w (public.blocked lists it)", ErrBlockSelf)
+		}
 		e := n.blocks.m[string(k)]
 		e.Key, e.Config = k, true
 		n.blocks.m[string(k)] = e

@@ -21,11 +21,13 @@ import (
 // gossip it on, so the far node gets it only by sync from the blocker.
 // After Unblock the next comment reaches the far node by gossip. The
 // block survives a restart; a block by configuration cannot be lifted at
-// runtime; the node's own key and malformed input are refused.
+// runtime; the node's own key and malformed input are refused, also in
+// the configuration.
 func TestBlockRelay(t *testing.T) {
 	ctx := testContext(t)
 	clock := testnet.NewClock(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))
 	configBlocked := bytes.Repeat([]byte{7}, 32)
+	var blockOwn []byte // set at the end: the blocker's configuration blocks its own key
 	const far, blocker, relay = 0, 1, 2
 	net := testnet.New(t, 3, testnet.WithObservers(1), testnet.WithFollow(slug), testnet.WithDataDir(t.TempDir()),
 		testnet.WithTopology(testnet.TopologyFunc(func(int) [][2]int { return [][2]int{{relay, blocker}, {blocker, far}} })),
@@ -33,6 +35,9 @@ func TestBlockRelay(t *testing.T) {
 			opts := append(testnet.LoopbackOnly(), node.WithClock(clock.Now))
 			if i == blocker {
 				opts = append(opts, node.WithBlockedRelays([][]byte{configBlocked}))
+				if blockOwn != nil {
+					opts = append(opts, node.WithBlockedRelays([][]byte{blockOwn}))
+				}
 			}
 			return opts
 		}))
@@ -140,5 +145,11 @@ func TestBlockRelay(t *testing.T) {
 		if bytes.Equal(e.Key, configBlocked) != e.Config || (e.Config && !e.Since.IsZero()) || (!e.Config && e.Reason != "again") {
 			t.Fatalf("entry after a restart: %+v", e)
 		}
+	}
+
+	// A configuration that blocks the node's own key stops it at start.
+	blockOwn = net.PublicKey(blocker)
+	if err := net.Restart(ctx, blocker); !errors.Is(err, node.ErrBlockSelf) {
+		t.Fatalf("start with the own key in public.blocked: %v, want ErrBlockSelf", err)
 	}
 }
