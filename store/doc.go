@@ -8,9 +8,11 @@
 // applies it to derived state. The store imports no other package of this
 // project and never parses a record; it knows a record only through the
 // [Entry] the caller fills in. It does check that the bytes it keeps hash to
-// their CID, both when writing ([Store.Put]) and when reading ([Store.Get]),
-// so a damaged disk cannot hand a node bytes that differ from what was
-// signed.
+// their CID, both when writing ([Store.Put]) and when reading ([Store.Get],
+// [Store.GetMany]), so a damaged disk cannot hand a node bytes that differ
+// from what was signed. The node relies on that read check: it decodes the
+// records it reads back without re-checking their canonical encoding
+// (protocol.DecodeTrusted), since only records it validated were written.
 //
 // # Durability and group commit
 //
