@@ -30,6 +30,8 @@ type Config struct {
 	Log Log `toml:"log"`
 	// Topics is the [topics] table: which issues the node follows.
 	Topics Topics `toml:"topics"`
+	// Comments is the [public] table: public comments this node relays.
+	Comments Comments `toml:"public"`
 	// Sync is the [sync] table: reconciliation with peers.
 	Sync Sync `toml:"sync"`
 	// Store is the [store] table: the on-disk store.
@@ -134,6 +136,17 @@ type Topics struct {
 	// node joins at start. Each must match [a-z0-9][a-z0-9-]{0,62}. Default
 	// empty.
 	Follow []string `toml:"follow"`
+}
+
+// Comments is the [public] table of the configuration.
+type Comments struct {
+	// Blocked [public.blocked] are relaying keys whose records on public
+	// topics the node stores but neither forwards by gossip nor shows
+	// (docs/protocol.md 8.9): each is an ed25519 public key as 64 hex
+	// digits or a libp2p peer id ("12D3KooW..."). Keys blocked here
+	// cannot be unblocked at runtime; "public block" adds runtime blocks,
+	// kept in the store. Default empty.
+	Blocked []string `toml:"blocked"`
 }
 
 // Sync is the [sync] table of the configuration.

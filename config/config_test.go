@@ -1,6 +1,8 @@
 package config_test
 
 import (
+	"bytes"
+	"encoding/hex"
 	"errors"
 	"io/fs"
 	"os"
@@ -54,6 +56,11 @@ func TestValidate(t *testing.T) {
 		{"follow leading dash", func(c *config.Config) { c.Topics.Follow = []string{"-x"} }, "topics.follow[0]", "invalid issue slug"},
 		{"follow too long", func(c *config.Config) { c.Topics.Follow = []string{strings.Repeat("a", 64)} }, "topics.follow[0]", "invalid issue slug"},
 		{"follow empty", func(c *config.Config) { c.Topics.Follow = []string{""} }, "topics.follow[0]", "invalid issue slug"},
+		{"blocked not a key", func(c *config.Config) { c.Comments.Blocked = []string{strings.Repeat("ab", 32), "spammer"} }, "public.blocked[1]", "neither an ed25519 key"},
+		{"blocked short hex", func(c *config.Config) { c.Comments.Blocked = []string{strings.Repeat("ab", 31)} }, "public.blocked[0]", "neither an ed25519 key"},
+		{"blocked rsa peer id", func(c *config.Config) {
+			c.Comments.Blocked = []string{"QmYyQSo1c1Ym7orWxLYvCrM2EmxFTANf8wXmmE7DWjhx5N"}
+		}, "public.blocked[0]", "public key is not embedded"},
 		{"sync zero", func(c *config.Config) { c.Sync.Interval = 0 }, "sync.interval", "must be > 0"},
 		{"sync negative", func(c *config.Config) { c.Sync.Interval = config.Duration(-time.Second) }, "sync.interval", "must be > 0"},
 		{"cache too small", func(c *config.Config) { c.Store.CacheMB = 7 }, "store.cache_mb", "must be >= 8, not 7"},
@@ -92,6 +99,7 @@ func TestValidateAccepts(t *testing.T) {
 	c.API.Listen = ":5080"
 	c.Log.Level, c.Log.Format = "debug", "json"
 	c.Topics.Follow = []string{"privacy", "a", "x-1", strings.Repeat("a", 63)}
+	c.Comments.Blocked = []string{"12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA", strings.Repeat("0f", 32)}
 	c.Store.CacheMB = config.MinCacheMB
 	if err := c.Validate(); err != nil {
 		t.Fatalf("Validate() = %v", err)
@@ -445,6 +453,25 @@ func TestWriteDefaultRefusesOverwrite(t *testing.T) {
 	}
 	if data, _ := os.ReadFile(path); string(data) != "# mine\n" {
 		t.Fatalf("file was changed to %q", data)
+	}
+}
+
+// TestParseRelayKey: a peer id and the hex of the key it embeds are the
+// same relaying key.
+func TestParseRelayKey(t *testing.T) {
+	const id = "12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA"
+	fromID, err := config.ParseRelayKey(id)
+	if err != nil || len(fromID) != 32 {
+		t.Fatalf("ParseRelayKey(peer id) = %x, %v", fromID, err)
+	}
+	fromHex, err := config.ParseRelayKey(" " + hex.EncodeToString(fromID) + "\n")
+	if err != nil || !bytes.Equal(fromHex, fromID) {
+		t.Fatalf("ParseRelayKey(hex) = %x, %v; want %x", fromHex, err, fromID)
+	}
+	for _, s := range []string{"", "zz", strings.Repeat("g", 64), hex.EncodeToString(fromID) + "00"} {
+		if k, err := config.ParseRelayKey(s); err == nil {
+			t.Errorf("ParseRelayKey(%q) = %x, want an error", s, k)
+		}
 	}
 }
 

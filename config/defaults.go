@@ -115,11 +115,12 @@ func Default() Config {
 			ResourceMemoryMB: DefaultResourceMemoryMB,
 			ResourceFDs:      DefaultResourceFDs,
 		},
-		API:     API{Listen: DefaultAPIListen},
-		Log:     Log{Level: DefaultLogLevel, Format: DefaultLogFormat},
-		Topics:  Topics{Follow: []string{}},
-		Sync:    Sync{Interval: Duration(DefaultSyncInterval)},
-		Store:   Store{CacheMB: DefaultCacheMB},
-		Metrics: Metrics{Enabled: DefaultMetricsEnabled},
+		API:      API{Listen: DefaultAPIListen},
+		Log:      Log{Level: DefaultLogLevel, Format: DefaultLogFormat},
+		Topics:   Topics{Follow: []string{}},
+		Comments: Comments{Blocked: []string{}},
+		Sync:     Sync{Interval: Duration(DefaultSyncInterval)},
+		Store:    Store{CacheMB: DefaultCacheMB},
+		Metrics:  Metrics{Enabled: DefaultMetricsEnabled},
 	}
 }

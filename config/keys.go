@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // minTokenLen is the shortest API token LoadToken accepts, in characters.
@@ -99,4 +100,29 @@ func writeNewToken(path string) error {
 		return fmt.Errorf("config: generate api token: %w", err)
 	}
 	return writeNewFile(path, []byte(hex.EncodeToString(b)+"\n"), secretMode)
+}
+
+// ParseRelayKey reads a relaying key (public.blocked, "public block") as
+// an operator writes it: an ed25519 public key as 64 hex digits (as the
+// API and the record pages show authors) or a libp2p peer id
+// ("12D3KooW...", which embeds an ed25519 key).
+func ParseRelayKey(s string) ([]byte, error) {
+	s = strings.TrimSpace(s)
+	if len(s) == 64 {
+		if b, err := hex.DecodeString(s); err == nil {
+			return b, nil
+		}
+	}
+	id, err := peer.Decode(s)
+	if err != nil {
+		return nil, fmt.Errorf("%q is neither an ed25519 key in 64 hex digits nor a peer id", s)
+	}
+	pk, err := id.ExtractPublicKey()
+	if err != nil {
+		return nil, fmt.Errorf("peer id %s: %w", s, err)
+	}
+	if pk.Type() != crypto.Ed25519 {
+		return nil, fmt.Errorf("peer id %s is not an ed25519 key", s)
+	}
+	return pk.Raw()
 }

@@ -88,6 +88,12 @@ func (c Config) Validate() error {
 		}
 	}
 
+	for i, k := range c.Comments.Blocked {
+		if _, err := ParseRelayKey(k); err != nil {
+			add(keyError(fmt.Sprintf("public.blocked[%d]", i), "%v", err))
+		}
+	}
+
 	if c.Sync.Interval <= 0 {
 		add(keyError("sync.interval", "must be > 0, not %s", c.Sync.Interval))
 	}

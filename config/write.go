@@ -26,6 +26,7 @@ var sectionDocs = map[string]string{
 	"api":     "The HTTP JSON API and web view. Write calls need the bearer token in\napi.token, next to this file.",
 	"log":     "The structured log, written to standard error.",
 	"topics":  "The issues this node follows. The federation's index and members topics\nare always followed.",
+	"public":  "Public comments (docs/protocol.md 8.9).",
 	"sync":    "Reconciliation with peers, which fetches records that gossip missed.",
 	"store":   "The on-disk record store (the store/ directory next to this file).",
 	"metrics": "Prometheus metrics, libp2p's own and the node's.",
@@ -82,6 +83,10 @@ address). Give each node on one machine its own port.`,
 	"log.format": `"text" (key=value lines) or "json" (one JSON object per line).`,
 	"topics.follow": `Slugs of the issues to follow, e.g. ["privacy", "jurisdiction"]. A slug is
 1 to 63 characters of a-z, 0-9 and '-', not starting with '-'.`,
+	"public.blocked": `Relaying keys whose public comments and responses this node stores but
+neither forwards nor shows, e.g. ["12D3KooW..."]: each a libp2p peer id
+or an ed25519 public key as 64 hex digits. "public block" adds more at
+runtime; the ones here cannot be unblocked without a restart.`,
 	"sync.interval": `How often the node reconciles its records with a peer. A duration;
 must be > 0.`,
 	"store.cache_mb":  fmt.Sprintf(`Size of the store's block cache, in MiB. Must be >= %d.`, MinCacheMB),

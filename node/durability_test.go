@@ -1,18 +1,21 @@
 package node_test
 
 import (
+	"bytes"
 	"errors"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"github.com/ipfs/go-cid"
 
 	"github.com/clearinghouse-net/clearinghouse/node"
 	"github.com/clearinghouse-net/clearinghouse/protocol"
+	"github.com/clearinghouse-net/clearinghouse/store"
 	"github.com/clearinghouse-net/clearinghouse/testnet"
 )
 
@@ -158,5 +161,60 @@ func TestFailedWriteStopsNode(t *testing.T) {
 	}
 	if p, _ := nd.Process(charter.CID); p.Len() != 7 {
 		t.Fatalf("%d process records after a publish, want 7", p.Len())
+	}
+}
+
+// TestCorruptBlockDetected damages one stored record's bytes behind the
+// store's back: the node reads its records back with the trusted decode
+// (protocol.DecodeTrusted, no canonical re-encoding), and the store's
+// re-hash of every block it returns still catches the damage, so a
+// restart fails with store.ErrCorrupt instead of loading a record that
+// differs from what was signed; with the block repaired, it starts again.
+func TestCorruptBlockDetected(t *testing.T) {
+	ctx := testContext(t)
+	mem := vfs.NewMem()
+	net := testnet.New(t, 1, testnet.WithTopology(testnet.None),
+		testnet.WithNodeOptions(func(int) []node.Option { return []node.Option{node.WithStoreFS(mem)} }))
+	rec, err := net.Nodes[0].Publish(ctx, protocol.KindIssueOpen, protocol.TopicIndex, &protocol.IssueOpen{Slug: slug, Title: "Privacy"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := net.Nodes[0].Record(rec.CID); err != nil || !bytes.Equal(got.Raw, rec.Raw) {
+		t.Fatalf("Record before the damage: %v", err)
+	}
+	if err := net.Nodes[0].Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The block key is 0x01 | binary CID (store/doc.go).
+	setBlock := func(data []byte) {
+		t.Helper()
+		db, err := pebble.Open("store", &pebble.Options{FS: mem, FormatMajorVersion: pebble.FormatNewest})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Set(append([]byte{0x01}, rec.CID.Bytes()...), data, pebble.Sync); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Same length, one byte changed inside the title: still a well-formed
+	// record that decodes, but not the bytes that were signed.
+	bad := bytes.Replace(rec.Raw, []byte("Privacy"), []byte("Privacx"), 1)
+	if _, err := protocol.DecodeTrusted(bad, rec.CID); err != nil {
+		t.Fatalf("test bug: the damaged record does not decode: %v", err)
+	}
+	setBlock(bad)
+	err = net.Restart(ctx, 0)
+	if !errors.Is(err, store.ErrCorrupt) {
+		t.Fatalf("restart on a damaged block: %v, want store.ErrCorrupt", err)
+	}
+	setBlock(rec.Raw)
+	if err := net.Restart(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := net.Nodes[0].Record(rec.CID); err != nil || !bytes.Equal(got.Raw, rec.Raw) {
+		t.Fatalf("Record after the repair: %v", err)
 	}
 }

@@ -47,11 +47,7 @@ func (n *Node) publishEquivocation(ctx context.Context, held cid.Cid, conflictin
 	if err := n.WaitRecords(ctx, held); err != nil {
 		return err
 	}
-	raw, err := n.store.Get(held)
-	if err != nil {
-		return err
-	}
-	a, err := protocol.Decode(raw)
+	a, err := n.Record(held)
 	if err != nil {
 		return err
 	}

@@ -413,7 +413,14 @@ func (in *ingester) complete(ctx context.Context, commits <-chan *commitBatch) {
 			n.metrics.ingest.Observe(now.Sub(s.req.received).Seconds())
 			n.events.publish(Event{Record: rec, Meta: metas[i], Source: s.req.src})
 			in.finish(s.req, nil)
-			if s.req.draft != nil || s.req.forward {
+			switch {
+			case s.req.draft != nil:
+				n.gossipStored(rec)
+			case n.Withheld(rec):
+				// Stored, never forwarded (blocks.go; the gossip
+				// validator ignores it too).
+				n.metrics.withheld.WithLabelValues(string(s.req.src)).Inc()
+			case s.req.forward:
 				n.gossipStored(rec)
 			}
 		}

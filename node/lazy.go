@@ -139,7 +139,7 @@ func (s *fedState) loadRecord(m store.Meta) error {
 	if err != nil {
 		return fmt.Errorf("node: load state: %w", err)
 	}
-	r, err := protocol.Decode(raw)
+	r, err := decodeStored(raw, m.CID)
 	if err != nil {
 		return fmt.Errorf("node: load state: stored record %s: %w", m.CID, err)
 	}

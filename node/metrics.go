@@ -12,6 +12,7 @@ import (
 type metrics struct {
 	accepted *prometheus.CounterVec // by topic and source
 	rejected *prometheus.CounterVec // by reason and topic
+	withheld *prometheus.CounterVec // by source: records of blocked relaying keys (blocks.go)
 	ingest   prometheus.Histogram   // seconds from receipt to durable store
 	batch    prometheus.Histogram   // records per signature batch
 	pending  prometheus.GaugeFunc   // records waiting for their causal past
@@ -38,6 +39,10 @@ func newMetrics(reg *prometheus.Registry, n *Node) *metrics {
 			Namespace: "clearinghouse", Name: "records_rejected_total",
 			Help: "Records refused, by protocol reason and record topic (\"-\" when the topic is unknown). Reasons with action ignore are counted too.",
 		}, []string{"reason", "topic"}),
+		withheld: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "clearinghouse", Name: "public_withheld_total",
+			Help: "Records on public topics by a relaying key this node blocks, stored but neither forwarded nor shown, by source (gossip, sync, local).",
+		}, []string{"source"}),
 		ingest: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "clearinghouse", Name: "ingest_seconds",
 			Help:    "Time from receipt of a valid record to its durable store.",
@@ -125,7 +130,7 @@ func countPeers(s NetStatus, direct bool) int {
 // register adds the metrics to the registry; duplicates (a shared
 // registry) are an error.
 func (m *metrics) register(withProcess bool) error {
-	cs := []prometheus.Collector{m.accepted, m.rejected, m.ingest, m.batch, m.pending, m.stored, m.bytes, m.peers, m.info, m.bootstrapDials}
+	cs := []prometheus.Collector{m.accepted, m.rejected, m.withheld, m.ingest, m.batch, m.pending, m.stored, m.bytes, m.peers, m.info, m.bootstrapDials}
 	cs = append(cs, m.netGauges...)
 	if withProcess {
 		cs = append(cs, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

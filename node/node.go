@@ -56,6 +56,8 @@ type Node struct {
 	snap   atomic.Pointer[snapshot]
 	shown  *watermark // the newest arrival the published snapshot includes
 	events *eventHub
+	// blocks is the block list of relaying keys (blocks.go).
+	blocks blockList
 	// rejections fans out refused records; its zero value is ready.
 	rejections rejectionHub
 	mesh       *meshTracker
@@ -166,6 +168,11 @@ func New(ctx context.Context, opts ...Option) (_ *Node, err error) {
 		return nil, fmt.Errorf("node: open store: %w", err)
 	}
 	cleanup = append(cleanup, n.store.Close)
+	// The block list of relaying keys (blocks.go), before the apply loop
+	// and the validators read it.
+	if err := n.loadBlocks(); err != nil {
+		return nil, err
+	}
 
 	// 3. Derived state (membership, issues, processes), from the records
 	// already stored, before the apply loop adds new ones: the members and
@@ -574,6 +581,13 @@ func (n *Node) validator(topic string) pubsub.ValidatorEx {
 		// (forward.go).
 		rec, err := n.ingestGossip(ctx, msg.Data, topic)
 		if err == nil {
+			if n.Withheld(rec) {
+				// Stored, but this node does not pass on the records
+				// of a relaying key its operator blocked (blocks.go);
+				// ignore costs the sender nothing. (The apply loop
+				// counts it once stored.)
+				return pubsub.ValidationIgnore
+			}
 			return pubsub.ValidationAccept
 		}
 		switch protocol.ReasonOf(err) {

@@ -1,6 +1,8 @@
 package node
 
 import (
+	"bytes"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -56,6 +58,7 @@ type options struct {
 	bootstrap      []peer.AddrInfo
 	observer       bool
 	follow         []string
+	blocked        [][]byte // relaying keys blocked by the configuration (WithBlockedRelays)
 	logger         *slog.Logger
 	clock          func() time.Time
 	gater          connmgr.ConnectionGater
@@ -191,6 +194,22 @@ func WithFollow(slugs []string) Option {
 			}
 		}
 		o.follow = append(o.follow, slugs...)
+		return nil
+	}
+}
+
+// WithBlockedRelays blocks relaying keys by configuration (public.blocked):
+// the node neither forwards nor shows their records on public topics
+// (blocks.go), and Unblock cannot lift these blocks. Each key must be a
+// 32-byte ed25519 public key.
+func WithBlockedRelays(keys [][]byte) Option {
+	return func(o *options) error {
+		for i, k := range keys {
+			if len(k) != ed25519.PublicKeySize {
+				return fmt.Errorf("node: blocked relays[%d]: key is %d bytes, want %d", i, len(k), ed25519.PublicKeySize)
+			}
+			o.blocked = append(o.blocked, bytes.Clone(k))
+		}
 		return nil
 	}
 }

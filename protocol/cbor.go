@@ -59,8 +59,8 @@ func Marshal(v any) ([]byte, error) { return encMode.Marshal(v) }
 // re-encodes to exactly data: there is one encoding per value, so no two
 // byte strings (and no two CIDs) can carry the same record.
 func unmarshalCanonical(data []byte, v any) error {
-	if err := decMode.Unmarshal(data, v); err != nil {
-		return Errorf(ReasonBadEncoding, "%v", err)
+	if err := unmarshalStrict(data, v); err != nil {
+		return err
 	}
 	again, err := encMode.Marshal(v)
 	if err != nil {
@@ -68,6 +68,16 @@ func unmarshalCanonical(data []byte, v any) error {
 	}
 	if !bytes.Equal(again, data) {
 		return Errorf(ReasonNonCanonical, "encoding is not canonical DAG-CBOR (%d bytes, canonical form is %d bytes)", len(data), len(again))
+	}
+	return nil
+}
+
+// unmarshalStrict decodes data into v with the strict decoder options
+// (no duplicate keys, no unknown fields, valid UTF-8, no indefinite
+// lengths) but does not check that data is the canonical encoding.
+func unmarshalStrict(data []byte, v any) error {
+	if err := decMode.Unmarshal(data, v); err != nil {
+		return Errorf(ReasonBadEncoding, "%v", err)
 	}
 	return nil
 }
@@ -104,6 +114,24 @@ func (l Link) MarshalCBOR() ([]byte, error) {
 
 // UnmarshalCBOR decodes tag 42 into l.
 func (l *Link) UnmarshalCBOR(data []byte) error {
+	// The canonical form, which every valid record uses, is read without
+	// the generic decoder: data is exactly one well-formed data item (the
+	// decoder has checked that), so if it starts with the one-byte tag 42
+	// head and a byte string head whose length runs to the end of data,
+	// it is that tag over that byte string. Any other form goes the
+	// generic way below, which gives the same result for the same item.
+	if len(data) > 4 && data[0] == 0xd8 && data[1] == cidTag {
+		var content []byte
+		switch h := data[2]; {
+		case h >= 0x40 && h < 0x40+24 && int(h-0x40) == len(data)-3:
+			content = data[3:]
+		case h == 0x58 && int(data[3]) == len(data)-4:
+			content = data[4:]
+		}
+		if content != nil {
+			return l.setContent(content)
+		}
+	}
 	// One pass: the tag and its content, which must be a byte string.
 	var tag cbor.Tag
 	if err := decMode.Unmarshal(data, &tag); err != nil {
@@ -116,6 +144,11 @@ func (l *Link) UnmarshalCBOR(data []byte) error {
 	if !ok {
 		return fmt.Errorf("protocol: link: tag %d content is %T, want a byte string", cidTag, tag.Content)
 	}
+	return l.setContent(content)
+}
+
+// setContent sets l from the content of a tag 42: 0x00 then a binary CID.
+func (l *Link) setContent(content []byte) error {
 	if len(content) < 2 || content[0] != 0x00 {
 		return errors.New("protocol: link: CID bytes must start with the 0x00 multibase prefix")
 	}

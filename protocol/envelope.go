@@ -181,11 +181,42 @@ func domainPrefixed(domain string, payload ...[]byte) []byte {
 // version, kind, topic, links and body schema. It never panics, whatever raw
 // holds.
 func Decode(raw []byte) (*Record, error) {
+	return decode(raw, cid.Undef)
+}
+
+// DecodeTrusted decodes raw, the bytes a node's own store returned for c,
+// as Decode does but for two checks it skips: that raw is the canonical
+// encoding (decoding it and re-encoding it gives the same bytes), and the
+// hash of raw (its CID is c). It is only for bytes that (1) were checked
+// by Validate before the store accepted them, which includes the
+// canonical form, and (2) have just been read from that store, which
+// re-hashes every block it returns and fails unless the bytes hash to c
+// (store.Get). Both together mean raw is the same byte string that was
+// found canonical, so the re-encoding check could only repeat its verdict.
+// Every other check of Decode stays (strict decoding, version, kind,
+// topic, links, body schema): a record that fails them fails here too,
+// with the same reason. For any raw that Decode accepts, DecodeTrusted(raw,
+// RecordCID(raw)) returns the same record (FuzzDecodeTrusted). c must be
+// a record CID. Bytes from anywhere else (the network, an import, a file)
+// go through Decode or Validate.
+func DecodeTrusted(raw []byte, c cid.Cid) (*Record, error) {
+	if !IsRecordCID(c) {
+		return nil, Errorf(ReasonBadLinks, "trusted decode: %s is not a record CID", c)
+	}
+	return decode(raw, c)
+}
+
+// decode is Decode when trusted is cid.Undef, DecodeTrusted otherwise.
+func decode(raw []byte, trusted cid.Cid) (*Record, error) {
+	unmarshal := unmarshalCanonical
+	if trusted.Defined() {
+		unmarshal = unmarshalStrict
+	}
 	if len(raw) > MaxRecordSize {
 		return nil, Errorf(ReasonOversize, "record is %d bytes, limit %d", len(raw), MaxRecordSize)
 	}
 	r := &Record{Raw: raw}
-	if err := unmarshalCanonical(raw, &r.Env); err != nil {
+	if err := unmarshal(raw, &r.Env); err != nil {
 		return nil, err
 	}
 	env := &r.Env
@@ -221,7 +252,7 @@ func Decode(raw []byte) (*Record, error) {
 		return nil, Errorf(ReasonOversize, "body is %d bytes, limit %d", len(env.Body), MaxBodySize)
 	}
 	body := spec.New()
-	if err := unmarshalCanonical(env.Body, body); err != nil {
+	if err := unmarshal(env.Body, body); err != nil {
 		perr := err.(*Error)
 		if perr.Reason == ReasonBadEncoding {
 			perr.Reason = ReasonBadBody
@@ -232,7 +263,11 @@ func Decode(raw []byte) (*Record, error) {
 		return nil, Errorf(ReasonBadBody, "%s: %v", env.Kind, err)
 	}
 	r.Body = body
-	r.CID = RecordCID(raw)
+	if trusted.Defined() {
+		r.CID = trusted
+	} else {
+		r.CID = RecordCID(raw)
+	}
 	return r, nil
 }
 

@@ -8,9 +8,11 @@
 // applies it to derived state. The store imports no other package of this
 // project and never parses a record; it knows a record only through the
 // [Entry] the caller fills in. It does check that the bytes it keeps hash to
-// their CID, both when writing ([Store.Put]) and when reading ([Store.Get]),
-// so a damaged disk cannot hand a node bytes that differ from what was
-// signed.
+// their CID, both when writing ([Store.Put]) and when reading ([Store.Get],
+// [Store.GetMany]), so a damaged disk cannot hand a node bytes that differ
+// from what was signed. The node relies on that read check: it decodes the
+// records it reads back without re-checking their canonical encoding
+// (protocol.DecodeTrusted), since only records it validated were written.
 //
 // # Durability and group commit
 //
@@ -41,6 +43,7 @@
 //	0x09                                  totals: records | data bytes | last arrival
 //	0x0a | cid                            pending area: raw record waiting for its past
 //	0x0b | slug                           follow list: an issue followed at runtime
+//	0x0c | author                         block list: a relaying key blocked at runtime
 //
 // Here cid is the binary CID (cid.Cid.Bytes), arrival and seq are 8-byte
 // big-endian numbers. The index values repeat the encoded Meta rather than

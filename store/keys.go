@@ -20,6 +20,7 @@ const (
 	pStats      byte = 0x09
 	pPending    byte = 0x0a // | cid: a record waiting for its causal past (raw bytes)
 	pFollow     byte = 0x0b // | slug: an issue followed at runtime (empty value)
+	pBlockList  byte = 0x0c // | author key: a relaying key blocked at runtime (blocks.go)
 	nameEnd     byte = 0x00 // terminates a topic or kind inside a key
 	nameEndNext byte = 0x01 // nameEnd+1, the exclusive upper bound of a name's keys
 )

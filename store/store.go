@@ -562,3 +562,63 @@ func (s *Store) Stats() (Stats, error) {
 	}
 	return decodeStats(v)
 }
+
+// GetMany reads the records cs as Get does, each re-hashed against its
+// CID, and calls fn once per CID with its bytes (fn may keep them) or with
+// the error Get would give (ErrNotFound, an error wrapping ErrCorrupt). It
+// reads them in key order with one iterator, not in the order of cs: for
+// many records (a process page's 10,000) that costs about half of as many
+// Gets, whose every point lookup searches the memtable and each level from
+// the top. fn is called with the store's read lock held and must not call
+// the store. GetMany returns the first error fn returns, or a read error.
+func (s *Store) GetMany(cs []cid.Cid, fn func(c cid.Cid, data []byte, err error) error) error {
+	if err := s.rlock(); err != nil {
+		return err
+	}
+	defer s.mu.RUnlock()
+	keys := make([][]byte, len(cs))
+	order := make([]int, len(cs))
+	for i, c := range cs {
+		keys[i], order[i] = blockKey(c), i
+	}
+	slices.SortFunc(order, func(a, b int) int { return bytes.Compare(keys[a], keys[b]) })
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{pBlock}, UpperBound: []byte{pBlock + 1}})
+	if err != nil {
+		return fmt.Errorf("store: get many: %w", err)
+	}
+	defer it.Close()
+	for _, i := range order {
+		c, key := cs[i], keys[i]
+		if !it.SeekGE(key) || !bytes.Equal(it.Key(), key) {
+			if err := it.Error(); err != nil {
+				return fmt.Errorf("store: get many: %w", err)
+			}
+			if err := fn(c, nil, ErrNotFound); err != nil {
+				return err
+			}
+			continue
+		}
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return fmt.Errorf("store: get many: %w", err)
+		}
+		data := bytes.Clone(v)
+		if data == nil {
+			data = []byte{}
+		}
+		if err := verifyBlock(c, data); err != nil {
+			if !errors.Is(err, ErrCorrupt) {
+				err = fmt.Errorf("%w: %w", ErrCorrupt, err)
+			}
+			s.log.Error("corrupt block", "cid", c, "err", err)
+			if err := fn(c, nil, err); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := fn(c, data, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}

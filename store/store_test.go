@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -638,5 +640,91 @@ func TestFollowList(t *testing.T) {
 	}
 	if st, _ := s.Stats(); st.Records != 0 {
 		t.Fatalf("the follow list counted as records: %+v", st)
+	}
+}
+
+// TestBlockList: the block list keeps what was set, sorted by key, with
+// its time and reason, across a reopen; a second SetBlock replaces the
+// entry; DeleteBlock forgets it; a key that is not 32 bytes is refused.
+func TestBlockList(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, WithLogger(testLogger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, b := range []Block{{Key: author(3), Since: 30, Reason: "spam"}, {Key: author(1), Since: 10},
+		{Key: author(2), Since: 20, Reason: "abuse"}, {Key: author(3), Since: 31, Reason: "spam, again"}} {
+		if err := s.SetBlock(b); err != nil {
+			t.Fatalf("SetBlock %d: %v", i, err)
+		}
+	}
+	if err := s.DeleteBlock(author(2)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteBlock(author(9)); err != nil {
+		t.Fatalf("DeleteBlock of a key not there: %v", err)
+	}
+	if err := s.SetBlock(Block{Key: []byte("short")}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("short key: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = Open(dir, WithLogger(testLogger(t))); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	got, err := s.Blocks()
+	want := []Block{{Key: author(1), Since: 10}, {Key: author(3), Since: 31, Reason: "spam, again"}}
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("Blocks = %+v, %v; want %+v", got, err, want)
+	}
+	if st, _ := s.Stats(); st.Records != 0 {
+		t.Fatalf("the block list counted as records: %+v", st)
+	}
+}
+
+// TestGetMany: GetMany gives every CID exactly what Get gives it, whatever
+// the order of the CIDs, duplicates included: the bytes of a stored
+// record, ErrNotFound for one not stored, ErrCorrupt for a damaged block;
+// and an error of fn stops it.
+func TestGetMany(t *testing.T) {
+	s := openMem(t)
+	var cs []cid.Cid
+	for i := range 50 {
+		e := mkEntry(t, fmt.Sprint("many ", i), author(byte(i%5+1)), "t", uint64(i/5+1), cid.Undef)
+		mustPut(t, s, e)
+		cs = append(cs, e.CID)
+	}
+	missing := mkEntry(t, "never stored", author(9), "t", 1, cid.Undef).CID
+	damaged := cs[17]
+	wantNoErr(t, s.db.Set(blockKey(damaged), []byte("garbage"), pebble.Sync))
+	ask := append(slices.Clone(cs), missing, cs[3])
+	rand.Shuffle(len(ask), func(i, j int) { ask[i], ask[j] = ask[j], ask[i] })
+	calls := map[cid.Cid]int{}
+	wantNoErr(t, s.GetMany(ask, func(c cid.Cid, data []byte, err error) error {
+		calls[c]++
+		want, wantErr := s.getCopy(blockKey(c))
+		switch {
+		case c.Equals(missing):
+			if !errors.Is(err, ErrNotFound) || data != nil {
+				t.Errorf("missing CID: %v, %q", err, data)
+			}
+		case c.Equals(damaged):
+			if !errors.Is(err, ErrCorrupt) || data != nil {
+				t.Errorf("damaged block: %v, %q", err, data)
+			}
+		case err != nil || wantErr != nil || !bytes.Equal(data, want):
+			t.Errorf("%s: %q, %v; Get gives %q", c, data, err, want)
+		}
+		return nil
+	}))
+	if len(calls) != len(cs)+1 || calls[cs[3]] != 2 {
+		t.Fatalf("fn called for %d CIDs (%d times for the one asked twice), want %d", len(calls), calls[cs[3]], len(cs)+1)
+	}
+	stop := errors.New("stop")
+	n := 0
+	if err := s.GetMany(cs, func(cid.Cid, []byte, error) error { n++; return stop }); !errors.Is(err, stop) || n != 1 {
+		t.Fatalf("GetMany after fn failed: %v, %d calls", err, n)
 	}
 }

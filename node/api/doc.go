@@ -11,8 +11,10 @@
 // the read-only web view (web.go): HTML pages of the issues, processes and
 // their audits at /, /issues/{slug} and /processes/{cid}.
 //
-// The API only reads the node and calls Node.Publish, Node.Follow and
-// Node.Unfollow; it
-// holds no state of its own besides its open event streams, which end when
-// the server is closed.
+// Besides reading the node, the API calls Node.Publish,
+// Node.PublishComment, Node.Follow, Node.Unfollow, Node.Block,
+// Node.Unblock, Node.Sync and Node.Backup; it holds no
+// state of its own besides its open event streams, its web sessions and
+// its caches of decoded records and audits, which end when the server is
+// closed.
 package api

@@ -87,6 +87,12 @@ func (s *Server) writeErr(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusUnprocessableEntity, CodeRejected, err.Error(), reason)
 	case errors.Is(err, node.ErrFollowedByConfig):
 		writeError(w, http.StatusConflict, CodeConflict, err.Error()+"; remove it from topics.follow in config.toml and restart the node", "")
+	case errors.Is(err, node.ErrBlockedByConfig):
+		writeError(w, http.StatusConflict, CodeConflict, err.Error()+"; remove it from public.blocked in config.toml and restart the node", "")
+	case errors.Is(err, node.ErrBlockSelf):
+		writeError(w, http.StatusConflict, CodeConflict, err.Error(), "")
+	case errors.Is(err, node.ErrInvalidBlock):
+		writeError(w, http.StatusBadRequest, CodeBadRequest, err.Error(), "")
 	case errors.Is(err, store.ErrNotFound):
 		writeError(w, http.StatusNotFound, CodeNotFound, err.Error(), "")
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded), errors.Is(err, store.ErrClosed):

@@ -214,6 +214,7 @@ func (s *Server) routes() http.Handler {
 	get("/records/{cid}", s.record)
 	get("/topics/{rest...}", s.topicRecords)
 	get("/events", s.events)
+	get("/public/blocks", s.blocks)
 	s.exportRoutes(mux)
 	if !s.opts.noMetrics {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(s.n.Registry(), promhttp.HandlerOpts{}))
@@ -238,6 +239,8 @@ func (s *Server) routes() http.Handler {
 		mux.Handle("DELETE "+Prefix+"/issues/{slug}/follow", s.auth(s.unfollow))
 		mux.Handle("POST "+Prefix+"/sync", s.auth(s.sync))
 		mux.Handle("POST "+Prefix+"/backup", s.auth(s.backup))
+		mux.Handle("PUT "+Prefix+"/public/blocks/{key}", s.auth(s.block))
+		mux.Handle("DELETE "+Prefix+"/public/blocks/{key}", s.auth(s.unblock))
 		mux.HandleFunc(Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusNotFound, CodeNotFound, "no such route: "+r.Method+" "+r.URL.Path, "")
 		})

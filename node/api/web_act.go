@@ -178,7 +178,7 @@ func (s *Server) webRespondPublic(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rec, err := s.cachedRecord(c)
-	if err != nil || rec.Env.Kind != protocol.KindPublicComment {
+	if err != nil || rec.Env.Kind != protocol.KindPublicComment || s.n.Withheld(rec) {
 		s.webError(w, r, http.StatusNotFound, text("err.norecord", c))
 		return
 	}

@@ -33,7 +33,9 @@ import (
 //     per protocol.MinCommentInterval, and every peer refuses a comment
 //     that does not keep the pace, so a node that bypasses this page
 //     gains nothing;
-//   - per page: only the latest maxPublicShown comments are shown.
+//   - per page: only the latest maxPublicShown comments are shown;
+//   - per relaying node: the operator's block list (node/blocks.go)
+//     hides every record of a blocked relaying key from these pages.
 
 // Defaults of the public comment limits.
 const (
@@ -217,7 +219,10 @@ func (s *Server) publicComments(slug string, proc *cid.Cid) *publicView {
 		for _, m := range ms {
 			after = m.Arrival
 			rec, err := s.cachedRecord(m.CID)
-			if err != nil {
+			if err != nil || s.n.Withheld(rec) {
+				// Records of a relaying key this node blocks are
+				// stored, not shown (node/blocks.go); a response to
+				// such a comment goes with it.
 				continue
 			}
 			wr := webRec{CID: m.CID.String(), Kind: rec.Env.Kind, By: ps.of(rec.Env.Author), Time: rec.Env.Time}

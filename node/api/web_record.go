@@ -41,6 +41,10 @@ func (s *Server) webRecord(w http.ResponseWriter, r *http.Request) {
 		s.webError(w, r, http.StatusNotFound, text("err.norecord", c))
 		return
 	}
+	if s.n.Withheld(rec) {
+		s.webError(w, r, http.StatusNotFound, text("err.withheld", c))
+		return
+	}
 	v := recordPage{CID: c.String(), Kind: rec.Env.Kind, Topic: rec.Env.Topic, Seq: rec.Env.Seq,
 		Time: rec.Env.Time, By: s.partyOf(s.n.MemberSet(), rec.Env.Author), Deps: cidStrings(rec.DepCIDs())}
 	if p := rec.PrevCID(); p.Defined() {

@@ -266,6 +266,31 @@ var webStrings = map[string]string{
 	"err.noproc":    "This node holds no process %s",
 	"err.norecord":  "This node holds no record %s",
 	"err.notrecord": "%q is not a record id",
+	"err.withheld":  "This node does not show record %s: its operator blocked the node that relayed it",
+
+	// protocol values (stages, notice subjects, stances) as the pages
+	// show them: {{term .Stage}}
+	"term.scoping":        "scoping",
+	"term.consultation":   "consultation",
+	"term.decision":       "decision",
+	"term.implementation": "implementation",
+	"term.delegation":     "delegation",
+	"term.concluded":      "concluded",
+	"term.meeting":        "meeting",
+	"term.support":        "support",
+	"term.neutral":        "neutral",
+	"term.concern":        "concern",
+	"term.objection":      "objection",
+}
+
+// term returns how the pages show a protocol value (a stage, a notice
+// subject, a stance): its "term." string, or the value itself for one
+// the strings do not name (a value of a later protocol version).
+func term(v string) string {
+	if s, ok := webStrings["term."+v]; ok {
+		return s
+	}
+	return v
 }
 
 // text returns the string of key, formatted with args if any.
@@ -282,6 +307,7 @@ func text(key string, args ...any) string {
 
 // textFuncs are the template functions of the strings.
 var textFuncs = template.FuncMap{
-	"t":  func(key string) string { return text(key) },
-	"tf": text,
+	"t":    func(key string) string { return text(key) },
+	"tf":   text,
+	"term": term,
 }

@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/clearinghouse-net/clearinghouse/protocol"
 )
 
 // TestWebTextComplete: every string key the templates and the Go code of
@@ -53,5 +55,22 @@ func TestWebTextComplete(t *testing.T) {
 	}
 	if got := text("no.such.key"); got != "[no.such.key]" {
 		t.Fatalf("missing key renders %q", got)
+	}
+}
+
+// TestWebTermsComplete: every stage, notice subject and stance of the
+// protocol has its "term." string, so a translation names them all; an
+// unknown value shows as itself.
+func TestWebTermsComplete(t *testing.T) {
+	for _, v := range []string{protocol.StageScoping, protocol.StageConsultation, protocol.StageDecision,
+		protocol.StageImplementation, protocol.StageDelegation, protocol.StageConcluded,
+		protocol.SubjectConsultation, protocol.SubjectMeeting, protocol.SubjectDecision,
+		protocol.StanceSupport, protocol.StanceNeutral, protocol.StanceConcern, protocol.StanceObjection} {
+		if _, ok := webStrings["term."+v]; !ok {
+			t.Errorf("web_text.go lacks term.%s", v)
+		}
+	}
+	if got := term("later-stage"); got != "later-stage" {
+		t.Errorf("term of an unknown value = %q", got)
 	}
 }

@@ -39,7 +39,7 @@ func clientCommands(a *app) []*cobra.Command {
 	record := &cobra.Command{Use: "record", Short: "Read records", Args: noArgs,
 		Example: "  clearinghouse record get bafyrei..."}
 	record.AddCommand(newRecordGet(a))
-	reads := []*cobra.Command{newStatus(a), newPeers(a), newMembers(a), issue, process, proposal, record, newAudit(a), newWatch(a)}
+	reads := []*cobra.Command{newStatus(a), newPeers(a), newMembers(a), issue, process, proposal, record, newAudit(a), newWatch(a), newPublic(a)}
 	writes := []*cobra.Command{newSync(a), newMember(a), newFeedback(a), newObject(a), newRespond(a), newEndorse(a), newWithdraw(a),
 		newDecide(a), newDelegate(a), newReport(a), newConclude(a), newStage(a), newNotice(a)}
 	for _, c := range reads {

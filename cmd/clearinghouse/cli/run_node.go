@@ -29,6 +29,14 @@ func startNode(ctx context.Context, p nodeParams) (_ runningNode, err error) {
 			_ = l.Close()
 		}
 	}()
+	var blocked [][]byte
+	for _, k := range cfg.Comments.Blocked {
+		key, err := config.ParseRelayKey(k) // validated with the rest of the configuration
+		if err != nil {
+			return nil, fmt.Errorf("config: public.blocked: %w", err)
+		}
+		blocked = append(blocked, key)
+	}
 	n, err := node.New(ctx,
 		node.WithIdentity(p.identity),
 		// The node opens the store at dir/store and loads or creates the
@@ -39,6 +47,7 @@ func startNode(ctx context.Context, p nodeParams) (_ runningNode, err error) {
 		node.WithBootstrap(cfg.Network.Bootstrap),
 		node.WithObserver(cfg.Node.Role == config.RoleObserver),
 		node.WithFollow(cfg.Topics.Follow),
+		node.WithBlockedRelays(blocked),
 		node.WithLogger(p.logger),
 		node.WithConnLimits(cfg.Network.ConnLow, cfg.Network.ConnHigh),
 		node.WithOrganisation(cfg.Node.Name),
