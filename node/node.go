@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/ipfs/go-cid"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
@@ -60,8 +61,12 @@ type Node struct {
 	rejections rejectionHub
 	mesh       *meshTracker
 	sync       *syncer
-	net        *hostNet   // host.go
-	disc       *discovery // discovery.go; nil until New has started it
+	penalties  *penalties // score.go
+	// scores are the gossip peer scores, as of gossipsub's last report
+	// (GossipScore).
+	scores atomic.Pointer[map[peer.ID]float64]
+	net    *hostNet   // host.go
+	disc   *discovery // discovery.go; nil until New has started it
 	// peerWake is signalled (without blocking) when the set of connected
 	// peers changes; the discovery loop waits on it.
 	peerWake chan struct{}
@@ -196,8 +201,6 @@ func New(ctx context.Context, opts ...Option) (_ *Node, err error) {
 	// whether or not their publisher still waits.
 	n.gossipQ = make(chan *protocol.Record, gossipQueue)
 	n.wg.Go(func() { n.runGossip(n.ctx) })
-	// The apply loop owns the derived state; it runs until Close.
-	n.wg.Go(func() { n.ing.run(n.ctx) })
 
 	// 4. Metrics, before the host so libp2p can register its own.
 	reg := o.registry
@@ -215,6 +218,13 @@ func New(ctx context.Context, opts ...Option) (_ *Node, err error) {
 	// The syncer exists before any validator can report a gap to it; it
 	// starts serving and pulling in step 7.
 	n.sync = newSyncer(n)
+	// Penalties of peers whose records waited in vain (pending.go),
+	// part of their gossip score.
+	n.penalties = newPenalties(o.clock, func(reason string) { n.metrics.penalties.WithLabelValues(reason).Inc() })
+	// The apply loop owns the derived state; it runs until Close. It
+	// starts once the metrics, the syncer and the penalties it reports
+	// to exist.
+	n.wg.Go(func() { n.ing.run(n.ctx) })
 
 	// 5. The libp2p host (host.go): TCP and QUIC, default security (Noise,
 	// TLS), connection and resource managers, NAT traversal.
@@ -237,7 +247,8 @@ func New(ctx context.Context, opts ...Option) (_ *Node, err error) {
 
 	// 6. Gossipsub: message id = record CID, no gossipsub-level signing
 	// (the record signature is the authority).
-	n.ps, err = pubsub.NewGossipSub(n.ctx, n.host, append(GossipOptions(),
+	n.ps, err = pubsub.NewGossipSub(n.ctx, n.host, append(gossipOptions(n.penalties.score),
+		pubsub.WithPeerScoreInspect(pubsub.PeerScoreInspectFn(n.inspectScores), time.Second),
 		pubsub.WithMessageIdFn(messageID),
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
 		pubsub.WithNoAuthor(),
@@ -368,19 +379,37 @@ func (n *Node) loadGenesis(key ed25519.PrivateKey) error {
 }
 
 // reingestPending feeds the store's pending area back into the ingest
-// path: each record is stored if its past has arrived since, or waits again.
+// path: a record that has waited longer than the pending TTL is dropped;
+// each other is stored if its past has arrived since, waits again if it
+// still may (pending.go), or is dropped.
 func (n *Node) reingestPending() {
-	var raws [][]byte
-	if err := n.store.Pending(func(_ cid.Cid, raw []byte) error {
-		raws = append(raws, raw)
+	var (
+		raws  [][]byte
+		times []time.Time
+		old   []cid.Cid
+	)
+	now := n.opts.clock()
+	if err := n.store.Pending(func(e store.PendingEntry) error {
+		at := now // written before receipt times were kept
+		if e.Received > 0 {
+			at = time.UnixMilli(e.Received)
+		}
+		if now.Sub(at) > n.opts.pending.TTL {
+			old = append(old, e.CID)
+			return nil
+		}
+		raws, times = append(raws, e.Raw), append(times, at)
 		return nil
 	}); err != nil {
 		n.log.Warn("pending records not reloaded", "err", err)
 		return
 	}
+	for _, c := range old {
+		_ = n.store.DeletePending(c)
+	}
 	// Through the one ingest path, as one batch (parents first).
-	wait, _ := n.ingestMany(n.ctx, raws, "", SourceSync, nil)
-	stored := 0
+	wait, _ := n.ingestMany(n.ctx, raws, "", origin{src: SourceSync, received: times}, nil)
+	stored, dropped := 0, len(old)
 	for _, r := range wait() {
 		switch {
 		case r.err == nil:
@@ -394,10 +423,12 @@ func (n *Node) reingestPending() {
 			if r.rec != nil {
 				_ = n.store.DeletePending(r.rec.CID)
 			}
+			dropped++
 		}
 	}
-	if len(raws) > 0 {
-		n.log.Info("pending records reloaded", "records", len(raws), "stored", stored)
+	n.metrics.pendingDropped.WithLabelValues(dropRestart).Add(float64(dropped))
+	if len(raws)+len(old) > 0 {
+		n.log.Info("pending records reloaded", "records", len(raws)+len(old), "stored", stored, "dropped", dropped)
 	}
 }
 
@@ -601,7 +632,7 @@ func (n *Node) validator(topic string) pubsub.ValidatorEx {
 		}
 		// Forwarded once checked, while its durable write is in flight
 		// (forward.go).
-		rec, err := n.ingestGossip(ctx, msg.Data, topic)
+		rec, err := n.ingestGossip(ctx, msg.Data, topic, msg.ReceivedFrom)
 		if err == nil {
 			return pubsub.ValidationAccept
 		}

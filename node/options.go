@@ -60,8 +60,7 @@ type options struct {
 	clock          func() time.Time
 	gater          connmgr.ConnectionGater
 	registry       *prometheus.Registry
-	pendingRecords int
-	pendingBytes   int
+	pending        PendingLimits
 	connLow        int
 	connHigh       int
 	org            string
@@ -82,8 +81,7 @@ func defaults() options {
 	return options{
 		logger:         slog.Default(),
 		clock:          time.Now,
-		pendingRecords: DefaultPendingRecords,
-		pendingBytes:   DefaultPendingBytes,
+		pending:        DefaultPendingLimits(),
 		connLow:        DefaultConnLow,
 		connHigh:       DefaultConnHigh,
 		syncInterval:   DefaultSyncInterval,
@@ -236,13 +234,29 @@ func WithRegistry(reg *prometheus.Registry) Option {
 }
 
 // WithPendingLimits bounds the records waiting for their causal past, by
-// count and by bytes.
+// count and by bytes; the per-peer and per-author quotas are lowered to
+// records if they are above it.
 func WithPendingLimits(records, bytes int) Option {
 	return func(o *options) error {
-		if records < 1 || bytes < protocol.MaxRecordSize {
-			return fmt.Errorf("node: pending limits: need records >= 1 and bytes >= %d", protocol.MaxRecordSize)
+		l := o.pending
+		l.Records, l.Bytes = records, bytes
+		l.PerPeer, l.PerAuthor = min(l.PerPeer, max(records, 1)), min(l.PerAuthor, max(records, 1))
+		if err := l.validate(); err != nil {
+			return err
 		}
-		o.pendingRecords, o.pendingBytes = records, bytes
+		o.pending = l
+		return nil
+	}
+}
+
+// WithPending sets every bound of the records waiting for their causal
+// past (PendingLimits, pending.go).
+func WithPending(l PendingLimits) Option {
+	return func(o *options) error {
+		if err := l.validate(); err != nil {
+			return err
+		}
+		o.pending = l
 		return nil
 	}
 }
