@@ -294,8 +294,13 @@ func New(ctx context.Context, opts ...Option) (_ *Node, err error) {
 	}
 
 	// 9. Records that waited for their causal past when the node last
-	// stopped go through ingest again, in the background.
-	n.wg.Go(n.reingestPending)
+	// stopped: those past their TTL are dropped now, the others go
+	// through ingest again, in the background.
+	raws, times, err := n.loadPending()
+	if err != nil {
+		n.log.Warn("pending records not reloaded", "err", err)
+	}
+	n.wg.Go(func() { n.reingestPending(raws, times) })
 
 	// 9b. A member node witnesses the issue topics it follows
 	// (checkpoint.go); it needs the topics joined above.
@@ -378,18 +383,13 @@ func (n *Node) loadGenesis(key ed25519.PrivateKey) error {
 	return nil
 }
 
-// reingestPending feeds the store's pending area back into the ingest
-// path: a record that has waited longer than the pending TTL is dropped;
-// each other is stored if its past has arrived since, waits again if it
-// still may (pending.go), or is dropped.
-func (n *Node) reingestPending() {
-	var (
-		raws  [][]byte
-		times []time.Time
-		old   []cid.Cid
-	)
+// loadPending reads the store's pending area: it drops the records that
+// have waited longer than the pending TTL and returns the others with
+// their receipt times.
+func (n *Node) loadPending() (raws [][]byte, times []time.Time, err error) {
+	var old []cid.Cid
 	now := n.opts.clock()
-	if err := n.store.Pending(func(e store.PendingEntry) error {
+	err = n.store.Pending(func(e store.PendingEntry) error {
 		at := now // written before receipt times were kept
 		if e.Received > 0 {
 			at = time.UnixMilli(e.Received)
@@ -400,36 +400,48 @@ func (n *Node) reingestPending() {
 		}
 		raws, times = append(raws, e.Raw), append(times, at)
 		return nil
-	}); err != nil {
-		n.log.Warn("pending records not reloaded", "err", err)
-		return
-	}
+	})
 	for _, c := range old {
-		_ = n.store.DeletePending(c)
+		if err := n.store.DeletePending(c); err != nil {
+			n.log.Warn("pending record not removed", "cid", c, "err", err)
+		}
+	}
+	n.metrics.pendingDropped.WithLabelValues(dropRestart).Add(float64(len(old)))
+	if len(old) > 0 {
+		n.log.Info("expired pending records dropped", "records", len(old), "ttl", n.opts.pending.TTL)
+	}
+	return raws, times, err
+}
+
+// reingestPending feeds the records loadPending kept back into the ingest
+// path: each is stored if its past has arrived since, waits again if it
+// still may (pending.go), or is dropped.
+func (n *Node) reingestPending(raws [][]byte, times []time.Time) {
+	if len(raws) == 0 {
+		return
 	}
 	// Through the one ingest path, as one batch (parents first).
 	wait, _ := n.ingestMany(n.ctx, raws, "", origin{src: SourceSync, received: times}, nil)
-	stored, dropped := 0, len(old)
-	for _, r := range wait() {
+	stored, dropped := 0, 0
+	for i, r := range wait() {
 		switch {
 		case r.err == nil:
 			stored++
-		case protocol.ReasonOf(r.err) == protocol.ReasonDuplicate && r.rec != nil:
-			_ = n.store.DeletePending(r.rec.CID)
+			_ = n.store.DeletePending(protocol.RecordCID(raws[i]))
+		case protocol.ReasonOf(r.err) == protocol.ReasonDuplicate:
+			_ = n.store.DeletePending(protocol.RecordCID(raws[i]))
 		case protocol.ReasonOf(r.err) == protocol.ReasonMissingDeps:
 		case n.ctx.Err() != nil:
 			return
 		default:
-			if r.rec != nil {
-				_ = n.store.DeletePending(r.rec.CID)
-			}
+			// Can no longer complete here (unknown-author), over a quota,
+			// or invalid.
+			_ = n.store.DeletePending(protocol.RecordCID(raws[i]))
 			dropped++
 		}
 	}
 	n.metrics.pendingDropped.WithLabelValues(dropRestart).Add(float64(dropped))
-	if len(raws)+len(old) > 0 {
-		n.log.Info("pending records reloaded", "records", len(raws)+len(old), "stored", stored, "dropped", dropped)
-	}
+	n.log.Info("pending records reloaded", "records", len(raws), "stored", stored, "dropped", dropped)
 }
 
 // loadState replays the stored records, in arrival order (which is a

@@ -31,9 +31,9 @@ import (
 //     non-member may sign, wait under the quotas below.
 //  2. Quotas: a sending peer may have PerPeer records waiting and an
 //     author key PerAuthor; above them a record is refused with
-//     pending-full (ignore), and a peer over its own quota gets an
-//     application penalty in its gossip score. Records handed in locally
-//     (API, import, reload at start) count against no peer.
+//     pending-full (ignore; an honest burst can reach a quota, and sync
+//     fetches what it refused again). Records handed in locally (API,
+//     import, reload at start) count against no peer.
 //  3. A global cap (Records, Bytes): when it is reached, the new record
 //     evicts the oldest record of the peer with the most records waiting,
 //     if that peer has more than the new record's sender; else the new
@@ -70,10 +70,13 @@ type PendingLimits struct {
 
 // Defaults of PendingLimits.
 const (
-	// DefaultPendingPerPeer is how many records from one peer may wait.
-	DefaultPendingPerPeer = 1_000
+	// DefaultPendingPerPeer is how many records from one peer may wait:
+	// half the set. A burst of 3,000 records from one node in 2 s left
+	// more than 1,000 of them waiting at its peer (TestAbandonedPublishes
+	// DoNotFork), so the quota is well above what one honest sender needs.
+	DefaultPendingPerPeer = 5_000
 	// DefaultPendingPerAuthor is how many records of one author may wait.
-	DefaultPendingPerAuthor = 1_000
+	DefaultPendingPerAuthor = 5_000
 	// DefaultPendingTTL is how long a record may wait for its past: many
 	// periodic syncs (DefaultSyncInterval), each of which would have
 	// fetched an honest record's past.
@@ -195,7 +198,6 @@ func (p *pendingSet) add(req *applyReq, missing []cid.Cid) error {
 	from := req.from
 	pp := p.peers[from]
 	if from != "" && pp != nil && pp.n >= p.lim.PerPeer {
-		n.penalties.strike(from, "pending-quota")
 		return protocol.Errorf(protocol.ReasonPendingFull, "record %s: %d records from peer %s already wait for their past (quota %d)",
 			rec.CID, pp.n, from, p.lim.PerPeer)
 	}
