@@ -119,8 +119,8 @@ type applyReq struct {
 	src      Source
 	from     peer.ID // the peer it came from (gossip, sync); "" if local
 	received time.Time
-	missing  int       // parents it still waits for, while pending
-	waitsOn  []cid.Cid // the parents it waited for when it became pending
+	missing  int        // parents it still waits for, while pending
+	waitsOn  []cid.Cid  // the parents it waited for when it became pending
 	done     chan error // buffered; nil for a released pending record
 	// forward reports whether the record is gossiped once stored: a
 	// record that arrived by gossip with its past incomplete was not

@@ -21,10 +21,10 @@ type metrics struct {
 	pendingDropped *prometheus.CounterVec
 	// penalties counts strikes against gossip peers' scores, by reason.
 	penalties *prometheus.CounterVec
-	stored   prometheus.GaugeFunc   // records in the store
-	bytes    prometheus.GaugeFunc   // bytes of records in the store
-	peers    prometheus.GaugeFunc   // connected peers
-	info     *prometheus.GaugeVec   // constant 1 with network and role labels
+	stored    prometheus.GaugeFunc // records in the store
+	bytes     prometheus.GaugeFunc // bytes of records in the store
+	peers     prometheus.GaugeFunc // connected peers
+	info      *prometheus.GaugeVec // constant 1 with network and role labels
 	// bootstrapDials counts dials of bootstrap peers, by result.
 	bootstrapDials *prometheus.CounterVec
 	// netGauges are the gauges of NetStatus: reachability, relay

@@ -63,8 +63,8 @@ type Node struct {
 	sync       *syncer
 	penalties  *penalties // score.go
 	// scores are the gossip peer scores, as of gossipsub's last report
-	// (GossipScore).
-	scores atomic.Pointer[map[peer.ID]float64]
+	// (GossipScore); never nil once New has started gossipsub.
+	scores atomic.Pointer[scoreReport]
 	net    *hostNet   // host.go
 	disc   *discovery // discovery.go; nil until New has started it
 	// peerWake is signalled (without blocking) when the set of connected
@@ -247,6 +247,7 @@ func New(ctx context.Context, opts ...Option) (_ *Node, err error) {
 
 	// 6. Gossipsub: message id = record CID, no gossipsub-level signing
 	// (the record signature is the authority).
+	n.scores.Store(&scoreReport{next: make(chan struct{})})
 	n.ps, err = pubsub.NewGossipSub(n.ctx, n.host, append(gossipOptions(n.penalties.score),
 		pubsub.WithPeerScoreInspect(pubsub.PeerScoreInspectFn(n.inspectScores), time.Second),
 		pubsub.WithMessageIdFn(messageID),

@@ -48,28 +48,28 @@ var DefaultListenAddrs = []string{"/ip4/127.0.0.1/tcp/4001", "/ip4/127.0.0.1/udp
 type Option func(*options) error
 
 type options struct {
-	identity       crypto.PrivKey
-	dataDir        string
-	inMemory       bool
-	genesis        *protocol.Genesis
-	listen         []multiaddr.Multiaddr
-	bootstrap      []peer.AddrInfo
-	observer       bool
-	follow         []string
-	logger         *slog.Logger
-	clock          func() time.Time
-	gater          connmgr.ConnectionGater
-	registry       *prometheus.Registry
-	pending        PendingLimits
-	connLow        int
-	connHigh       int
-	org            string
-	syncInterval   time.Duration
-	syncPenalty    time.Duration
-	recoverChain   bool
-	storeCache     int64  // 0: the store's default
-	storeFS        vfs.FS // nil: the OS file system (or memory, WithInMemory)
-	netOptions            // options_net.go
+	identity     crypto.PrivKey
+	dataDir      string
+	inMemory     bool
+	genesis      *protocol.Genesis
+	listen       []multiaddr.Multiaddr
+	bootstrap    []peer.AddrInfo
+	observer     bool
+	follow       []string
+	logger       *slog.Logger
+	clock        func() time.Time
+	gater        connmgr.ConnectionGater
+	registry     *prometheus.Registry
+	pending      PendingLimits
+	connLow      int
+	connHigh     int
+	org          string
+	syncInterval time.Duration
+	syncPenalty  time.Duration
+	recoverChain bool
+	storeCache   int64  // 0: the store's default
+	storeFS      vfs.FS // nil: the OS file system (or memory, WithInMemory)
+	netOptions          // options_net.go
 	// checkpointInterval: see WithCheckpointInterval (checkpoint.go).
 	checkpointInterval time.Duration
 	syncLimits         SyncLimits
@@ -79,15 +79,15 @@ type options struct {
 
 func defaults() options {
 	return options{
-		logger:         slog.Default(),
-		clock:          time.Now,
-		pending:        DefaultPendingLimits(),
-		connLow:        DefaultConnLow,
-		connHigh:       DefaultConnHigh,
-		syncInterval:   DefaultSyncInterval,
-		syncPenalty:    DefaultSyncPenalty,
-		netOptions:     netDefaults(),
-		syncLimits:     DefaultSyncLimits(),
+		logger:       slog.Default(),
+		clock:        time.Now,
+		pending:      DefaultPendingLimits(),
+		connLow:      DefaultConnLow,
+		connHigh:     DefaultConnHigh,
+		syncInterval: DefaultSyncInterval,
+		syncPenalty:  DefaultSyncPenalty,
+		netOptions:   netDefaults(),
+		syncLimits:   DefaultSyncLimits(),
 
 		checkpointInterval: DefaultCheckpointInterval,
 	}

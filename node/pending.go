@@ -9,7 +9,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/clearinghouse-net/clearinghouse/protocol"
-	"github.com/clearinghouse-net/clearinghouse/store"
 )
 
 // Pending records (docs/protocol.md 7.1). A record whose causal past the
@@ -163,11 +162,11 @@ func (in *ingester) mayWait(rec *protocol.Record) error {
 	}
 	// An applicant whose application is stored: the endorsements that
 	// admit it may be in the record's missing past.
-	switch _, _, err := in.n.store.ChainHead(env.Author, protocol.TopicMembers); {
-	case err == nil:
-		return nil
-	case !errors.Is(err, store.ErrNotFound):
+	switch seq, _, err := in.n.store.ChainHead(env.Author, protocol.TopicMembers); {
+	case err != nil:
 		return fmt.Errorf("node: store: %w", err)
+	case seq > 0:
+		return nil
 	}
 	return protocol.Errorf(protocol.ReasonUnknownAuthor,
 		"record %s: its past is missing and author %x is no member, applicant or new key this node knows of; %s may only be signed by members",

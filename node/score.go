@@ -1,6 +1,8 @@
 package node
 
 import (
+	"context"
+	"fmt"
 	"math"
 	"sync"
 	"time"
@@ -131,19 +133,46 @@ func (ps *penalties) score(p peer.ID) float64 {
 	return -x.now(now)
 }
 
-// inspectScores keeps gossipsub's periodic report of peer scores.
-func (n *Node) inspectScores(m map[peer.ID]float64) { n.scores.Store(&m) }
+// scoreReport is gossipsub's last report of peer scores; next is closed
+// when a newer one replaces it.
+type scoreReport struct {
+	scores map[peer.ID]float64
+	next   chan struct{}
+}
+
+// inspectScores keeps gossipsub's periodic report of peer scores. It is
+// called by gossipsub's goroutine and does not block.
+func (n *Node) inspectScores(m map[peer.ID]float64) {
+	old := n.scores.Swap(&scoreReport{scores: m, next: make(chan struct{})})
+	if old != nil {
+		close(old.next)
+	}
+}
 
 // GossipScore returns p's gossipsub peer score as of gossipsub's last
-// report (once a second), and whether p was in it. A score below
-// GossipGraylistThreshold means the node ignores everything p sends.
+// report (once a second), and whether p was in it. A peer below
+// GossipGraylistThreshold is ignored: nothing it sends is read.
 func (n *Node) GossipScore(p peer.ID) (float64, bool) {
-	m := n.scores.Load()
-	if m == nil {
-		return 0, false
-	}
-	v, ok := (*m)[p]
+	r := n.scores.Load()
+	v, ok := r.scores[p]
 	return v, ok
+}
+
+// WaitGossipScore waits until gossipsub reports a score of p below below,
+// and returns it; or ctx's error.
+func (n *Node) WaitGossipScore(ctx context.Context, p peer.ID, below float64) (float64, error) {
+	for {
+		r := n.scores.Load()
+		if v, ok := r.scores[p]; ok && v < below {
+			return v, nil
+		}
+		select {
+		case <-r.next:
+		case <-ctx.Done():
+			v := r.scores[p]
+			return v, fmt.Errorf("node: gossip score of %s still %.1f: %w", p, v, ctx.Err())
+		}
+	}
 }
 
 // GossipGraylistThreshold is the gossip score below which a node ignores
