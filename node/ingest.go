@@ -121,6 +121,7 @@ type applyReq struct {
 	received time.Time
 	missing  int        // parents it still waits for, while pending
 	waitsOn  []cid.Cid  // the parents it waited for when it became pending
+	stranger bool       // waits only as a kind open to non-members (pending.go)
 	done     chan error // buffered; nil for a released pending record
 	// forward reports whether the record is gossiped once stored: a
 	// record that arrived by gossip with its past incomplete was not
@@ -553,10 +554,11 @@ func (in *ingester) addPending(req *applyReq, missing []cid.Cid) error {
 	if in.pend.has(rec.CID) {
 		return heldVerdict(rec, false, true, cid.Undef)
 	}
-	if err := in.mayWait(rec); err != nil {
+	stranger, err := in.mayWait(rec)
+	if err != nil {
 		return err
 	}
-	return in.pend.add(req, missing)
+	return in.pend.add(req, missing, stranger)
 }
 
 // finish answers a request and counts a refusal.

@@ -60,7 +60,7 @@ func newMetrics(reg *prometheus.Registry, n *Node) *metrics {
 		}, []string{"cause"}),
 		penalties: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "clearinghouse", Name: "gossip_penalties_total",
-			Help: "Application penalties of gossip peers' scores, by reason (pending-expired).",
+			Help: "Application penalties of gossip peers' scores, by reason (pending-expired, stranger-quota).",
 		}, []string{"reason"}),
 		bootstrapDials: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "clearinghouse", Name: "bootstrap_dials_total",

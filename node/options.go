@@ -241,6 +241,7 @@ func WithPendingLimits(records, bytes int) Option {
 		l := o.pending
 		l.Records, l.Bytes = records, bytes
 		l.PerPeer, l.PerAuthor = min(l.PerPeer, max(records, 1)), min(l.PerAuthor, max(records, 1))
+		l.PerPeerStrangers = min(l.PerPeerStrangers, l.PerPeer)
 		if err := l.validate(); err != nil {
 			return err
 		}

@@ -31,7 +31,12 @@ import (
 //  2. Quotas: a sending peer may have PerPeer records waiting and an
 //     author key PerAuthor; above them a record is refused with
 //     pending-full (ignore; an honest burst can reach a quota, and sync
-//     fetches what it refused again). Records handed in locally (API,
+//     fetches what it refused again). Of a peer's records, at most
+//     PerPeerStrangers may be records of keys the node knows as no
+//     member, applicant or new key (member.apply, public.comment): above
+//     it a record is refused with pending-full and the peer gets a strike
+//     in its gossip score (penalties, score.go), since an honest peer
+//     relays a handful of those at most. Records handed in locally (API,
 //     import, reload at start) count against no peer.
 //  3. A global cap (Records, Bytes): when it is reached, the new record
 //     evicts the oldest record of the peer with the most records waiting,
@@ -59,6 +64,13 @@ type PendingLimits struct {
 	// sync) may wait; 1 <= PerPeer <= Records. Default
 	// DefaultPendingPerPeer.
 	PerPeer int
+	// PerPeerStrangers is how many of a peer's records may wait whose
+	// authors the node knows of as no member, applicant or new key (they
+	// wait only because their kind is open to non-members: member.apply,
+	// public.comment); 1 <= PerPeerStrangers <= PerPeer. A record above it
+	// is refused and costs the peer a strike in its gossip score. Default
+	// DefaultPendingPerPeerStrangers.
+	PerPeerStrangers int
 	// PerAuthor is how many records signed by one key may wait;
 	// 1 <= PerAuthor <= Records. Default DefaultPendingPerAuthor.
 	PerAuthor int
@@ -74,6 +86,9 @@ const (
 	// more than 1,000 of them waiting at its peer (TestAbandonedPublishes
 	// DoNotFork), so the quota is well above what one honest sender needs.
 	DefaultPendingPerPeer = 5_000
+	// DefaultPendingPerPeerStrangers is how many records of non-members
+	// from one peer may wait: applications are rare.
+	DefaultPendingPerPeerStrangers = 64
 	// DefaultPendingPerAuthor is how many records of one author may wait.
 	DefaultPendingPerAuthor = 5_000
 	// DefaultPendingTTL is how long a record may wait for its past: many
@@ -86,7 +101,8 @@ const (
 func DefaultPendingLimits() PendingLimits {
 	return PendingLimits{
 		Records: DefaultPendingRecords, Bytes: DefaultPendingBytes,
-		PerPeer: DefaultPendingPerPeer, PerAuthor: DefaultPendingPerAuthor, TTL: DefaultPendingTTL,
+		PerPeer: DefaultPendingPerPeer, PerPeerStrangers: DefaultPendingPerPeerStrangers,
+		PerAuthor: DefaultPendingPerAuthor, TTL: DefaultPendingTTL,
 	}
 }
 
@@ -98,6 +114,8 @@ func (l PendingLimits) validate() error {
 		return fmt.Errorf("node: pending limits: bytes: must be >= %d", protocol.MaxRecordSize)
 	case l.PerPeer < 1 || l.PerPeer > l.Records:
 		return errors.New("node: pending limits: per_peer: must be in [1, records]")
+	case l.PerPeerStrangers < 1 || l.PerPeerStrangers > l.PerPeer:
+		return errors.New("node: pending limits: per_peer_strangers: must be in [1, per_peer]")
 	case l.PerAuthor < 1 || l.PerAuthor > l.Records:
 		return errors.New("node: pending limits: per_author: must be in [1, records]")
 	case l.TTL <= 0:
@@ -132,8 +150,9 @@ type pendingSet struct {
 }
 
 type peerPending struct {
-	n     int
-	order []cid.Cid
+	n         int
+	strangers int // of n, those that wait only as a kind open to non-members
+	order     []cid.Cid
 }
 
 func newPendingSet(in *ingester, lim PendingLimits) *pendingSet {
@@ -148,27 +167,28 @@ func (p *pendingSet) has(c cid.Cid) bool { _, ok := p.recs[c]; return ok }
 
 // mayWait returns nil if rec, whose past is incomplete, could still become
 // valid as far as the node can tell (rule 1), and the unknown-author error
-// otherwise.
-func (in *ingester) mayWait(rec *protocol.Record) error {
+// otherwise. stranger reports whether it may wait only because its kind is
+// open to non-members, its author being no key the node knows.
+func (in *ingester) mayWait(rec *protocol.Record) (stranger bool, err error) {
 	env := &rec.Env
-	if protocol.OpenToNonMembers(env.Topic, env.Kind) {
-		return nil
-	}
 	if _, ok := in.n.state.members.Members().KeyHistory(env.Author); ok {
-		return nil
+		return false, nil
 	}
 	if in.pend.hopeful[string(env.Author)] > 0 {
-		return nil
+		return false, nil
 	}
 	// An applicant whose application is stored: the endorsements that
 	// admit it may be in the record's missing past.
 	switch seq, _, err := in.n.store.ChainHead(env.Author, protocol.TopicMembers); {
 	case err != nil:
-		return fmt.Errorf("node: store: %w", err)
+		return false, fmt.Errorf("node: store: %w", err)
 	case seq > 0:
-		return nil
+		return false, nil
 	}
-	return protocol.Errorf(protocol.ReasonUnknownAuthor,
+	if protocol.OpenToNonMembers(env.Topic, env.Kind) {
+		return true, nil
+	}
+	return false, protocol.Errorf(protocol.ReasonUnknownAuthor,
 		"record %s: its past is missing and author %x is no member, applicant or new key this node knows of; %s may only be signed by members",
 		rec.CID, env.Author[:8], env.Kind)
 }
@@ -191,11 +211,18 @@ func hopefulKeys(rec *protocol.Record) [][]byte {
 
 // add makes req wait for missing, within rules 2 and 3, and returns the
 // error to answer it with: missing-deps if it waits, pending-full if not.
-func (p *pendingSet) add(req *applyReq, missing []cid.Cid) error {
+func (p *pendingSet) add(req *applyReq, missing []cid.Cid, stranger bool) error {
 	rec := req.rec
 	n := p.in.n
 	from := req.from
 	pp := p.peers[from]
+	if from != "" && stranger && pp != nil && pp.strangers >= p.lim.PerPeerStrangers {
+		// Applications and public comments of keys nobody knows, waiting
+		// for a past: an honest peer relays a handful at most.
+		n.penalties.strike(from, "stranger-quota")
+		return protocol.Errorf(protocol.ReasonPendingFull, "record %s: %d records of non-members from peer %s already wait for their past (quota %d)",
+			rec.CID, pp.strangers, from, p.lim.PerPeerStrangers)
+	}
 	if from != "" && pp != nil && pp.n >= p.lim.PerPeer {
 		return protocol.Errorf(protocol.ReasonPendingFull, "record %s: %d records from peer %s already wait for their past (quota %d)",
 			rec.CID, pp.n, from, p.lim.PerPeer)
@@ -212,6 +239,7 @@ func (p *pendingSet) add(req *applyReq, missing []cid.Cid) error {
 	}
 	req.missing = len(missing)
 	req.waitsOn = missing
+	req.stranger = stranger
 	p.recs[rec.CID] = req
 	p.bytes += len(rec.Raw)
 	if pp == nil {
@@ -219,6 +247,9 @@ func (p *pendingSet) add(req *applyReq, missing []cid.Cid) error {
 		p.peers[from] = pp
 	}
 	pp.n++
+	if stranger {
+		pp.strangers++
+	}
 	pp.order = append(pp.order, rec.CID)
 	p.byAuthor[string(rec.Env.Author)]++
 	for _, k := range hopefulKeys(rec) {
@@ -279,6 +310,9 @@ func (p *pendingSet) remove(c cid.Cid) *applyReq {
 	p.bytes -= len(r.rec.Raw)
 	if pp := p.peers[r.from]; pp != nil {
 		pp.n--
+		if r.stranger {
+			pp.strangers--
+		}
 		if pp.n == 0 {
 			delete(p.peers, r.from)
 		} else if len(pp.order) > 2*pp.n+16 {

@@ -123,13 +123,14 @@ func TestPendingOnlyWhatCanComplete(t *testing.T) {
 // global cap a newcomer evicts the oldest record of the peer with the
 // most waiting, never a record of a smaller holder; the newcomer is
 // stored once its parent comes; records that wait beyond the TTL are
-// dropped and their senders penalised.
+// dropped and their senders penalised; a peer may have only a few
+// records of unknown keys waiting.
 func TestPendingQuotas(t *testing.T) {
 	ctx := testContext(t)
 	const ttl = time.Hour
 	net := testnet.New(t, 4, testnet.WithTopology(testnet.None), testnet.WithFollow(slug),
 		testnet.WithNodeOptions(func(int) []node.Option {
-			return []node.Option{node.WithPending(node.PendingLimits{Records: 10, Bytes: 1 << 20, PerPeer: 6, PerAuthor: 4, TTL: ttl})}
+			return []node.Option{node.WithPending(node.PendingLimits{Records: 10, Bytes: 1 << 20, PerPeer: 6, PerPeerStrangers: 2, PerAuthor: 4, TTL: ttl})}
 		}))
 	nd := net.Nodes[0]
 	id := nd.NetworkID()
@@ -218,6 +219,25 @@ func TestPendingQuotas(t *testing.T) {
 	if got := counter(t, nd, "clearinghouse_sync_bad_records_total", "pending-expired"); got != 2 {
 		t.Fatalf("sync_bad_records_total{pending-expired} = %v, want 2 (a and b)", got)
 	}
+	// Applications of keys nobody knows: two from peer d may wait; the
+	// third is refused and costs d a strike.
+	d := peer.ID("peer d")
+	for k := range 3 {
+		r := waiting(t, id, newKey(t), protocol.KindMemberApply, protocol.TopicMembers, 200+k)
+		want := protocol.ReasonMissingDeps
+		if k == 2 {
+			want = protocol.ReasonPendingFull
+		}
+		if _, err := node.IngestFrom(ctx, nd, r.Raw, "", d); protocol.ReasonOf(err) != want {
+			t.Fatalf("application %d from d: %v, want %s", k, err, want)
+		}
+	}
+	if s := node.GossipPenalty(nd, d); s >= 0 {
+		t.Fatalf("peer d: application score %v above its quota of strangers' records", s)
+	}
+	if got := counter(t, nd, "clearinghouse_gossip_penalties_total", "stranger-quota"); got != 1 {
+		t.Fatalf("gossip_penalties_total{stranger-quota} = %v, want 1", got)
+	}
 }
 
 // floodSize is the flood of TestPendingFlood; clearinghouse testnet fault
@@ -230,18 +250,14 @@ const floodSize = 3000
 // gossips a child before its parent. Records waiting stay within the
 // hostile peer's quota; the child is stored; the hostile peer ends below
 // the graylist threshold; after a restart the pending area holds only
-// what may still complete (applications), and after a restart past the
-// TTL nothing.
+// what may still complete (at most the peer's quota of applications), and
+// after a restart past the TTL nothing.
 func TestPendingFlood(t *testing.T) {
 	ctx := testContext(t)
-	const perPeer = 500
 	var skew atomic.Int64 // added to node 0's clock
 	net := testnet.New(t, 2, testnet.WithTopology(testnet.None), testnet.WithFollow(slug), testnet.WithDataDir(t.TempDir()),
 		testnet.WithNodeOptions(func(int) []node.Option {
-			l := node.DefaultPendingLimits()
-			l.PerPeer = perPeer
-			return []node.Option{node.WithPending(l),
-				node.WithClock(func() time.Time { return time.Now().Add(time.Duration(skew.Load())) })}
+			return []node.Option{node.WithClock(func() time.Time { return time.Now().Add(time.Duration(skew.Load())) })}
 		}))
 	nd := net.Nodes[0]
 	id := nd.NetworkID()
@@ -305,8 +321,8 @@ func TestPendingFlood(t *testing.T) {
 	full := counter(t, nd, "clearinghouse_records_rejected_total", string(protocol.ReasonPendingFull))
 	t.Logf("flood of %d: %d wait (from the hostile peer %d), %v unknown-author, %v pending-full; hostile score %.0f",
 		len(flood), sum(m), m[hostile.ID()], refused, full, score)
-	if m[hostile.ID()] > perPeer {
-		t.Fatalf("%d records of the hostile peer wait, above its quota %d", m[hostile.ID()], perPeer)
+	if m[hostile.ID()] > node.DefaultPendingPerPeerStrangers {
+		t.Fatalf("%d records of the hostile peer wait, above its quota %d", m[hostile.ID()], node.DefaultPendingPerPeerStrangers)
 	}
 	if refused < 1 {
 		t.Fatal("no flood record refused as unknown-author")
@@ -320,10 +336,14 @@ func TestPendingFlood(t *testing.T) {
 		t.Fatal(err)
 	}
 	nd = net.Nodes[0]
-	for c, kind := range pendingArea(t, nd) {
+	area := pendingArea(t, nd)
+	for c, kind := range area {
 		if kind != protocol.KindMemberApply {
 			t.Fatalf("after a restart, %s (%s) is in the pending area; it can never complete", c, kind)
 		}
+	}
+	if len(area) > node.DefaultPendingPerPeerStrangers {
+		t.Fatalf("after a restart, %d applications in the pending area, above the quota", len(area))
 	}
 	// After a restart past the TTL: nothing, before the node serves.
 	skew.Store(int64(node.DefaultPendingTTL + time.Minute))

@@ -70,7 +70,8 @@ func topicScoreParams() *pubsub.TopicScoreParams {
 // penalties is the application-specific part of a peer's gossip score:
 // what gossipsub cannot see, because the record was valid on its own and
 // the verdict came later. Each strike (a record from the peer that waited
-// for a past the peer never served until it expired, pending.go) costs penaltyStrike, decaying with a half-life of penaltyHalfLife; so
+// for a past the peer never served until it expired; a non-member's record
+// above the peer's PerPeerStrangers quota, pending.go) costs penaltyStrike, decaying with a half-life of penaltyHalfLife; so
 // about 1000/penaltyStrike strikes in a short time graylist the peer.
 // Safe for concurrent use: gossipsub reads scores on its own goroutine.
 type penalties struct {
