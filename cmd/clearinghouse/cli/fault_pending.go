@@ -209,7 +209,7 @@ func pendingFault(ctx context.Context, out io.Writer, records, peers, applyEvery
 			fmt.Fprintf(out, "hostile peer %d: gossip score %.0f, NOT below the graylist threshold %d\n", j, score, node.GossipGraylistThreshold)
 			continue
 		}
-		fmt.Fprintf(out, "hostile peer %d: gossip score %.0f (graylist threshold %d) %v after the flood began\n",
+		fmt.Fprintf(out, "hostile peer %d: gossip score %.0f (graylist threshold %d), seen %v after the flood began\n",
 			j, score, node.GossipGraylistThreshold, time.Since(began).Round(time.Millisecond))
 	}
 	stopSampling()
