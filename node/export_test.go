@@ -53,3 +53,8 @@ func CachedItemSets(n *Node) []string {
 	}
 	return out
 }
+
+// SyncTopicWith runs one sync session of topic with p.
+func SyncTopicWith(ctx context.Context, n *Node, p peer.ID, topic string) (SyncReport, error) {
+	return n.sync.syncTopic(ctx, p, topic)
+}

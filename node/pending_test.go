@@ -390,3 +390,51 @@ func gossipPeerOn(t *testing.T, ctx context.Context, nd *node.Node, queue, want 
 	}
 	return g
 }
+
+// TestUnknownAuthorFetchedBySync: a record by a key the node does not
+// know yet (a rotation to it is in the record's past, on the members
+// topic) is refused, not kept; a sync of the issue topic alone with a
+// peer that holds both fetches the rotation as the record's parent and
+// then stores the record, without penalising the peer.
+func TestUnknownAuthorFetchedBySync(t *testing.T) {
+	ctx := testContext(t)
+	net := testnet.New(t, 3, testnet.WithTopology(testnet.None), testnet.WithFollow(slug))
+	a, b := net.Nodes[0], net.Nodes[2]
+	newKey := seededKey(3)
+	at := time.Now().Add(-time.Hour)
+	rot, err := protocol.Build(net.SigningKey(1), protocol.Draft{Network: a.NetworkID(), Kind: protocol.KindMemberRotate,
+		Topic: protocol.TopicMembers, Seq: 1, Time: at, Body: &protocol.MemberRotate{NewKey: newKey.Public().(ed25519.PublicKey)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := protocol.Build(newKey, protocol.Draft{Network: a.NetworkID(), Kind: protocol.KindStatement, Topic: topic,
+		Seq: 1, Deps: []cid.Cid{rot.CID}, Time: at.Add(time.Minute), Body: statement(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []*protocol.Record{rot, s} {
+		if _, err := a.Ingest(ctx, r.Raw, "", node.SourceSync); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := b.Ingest(ctx, s.Raw, "", node.SourceSync); protocol.ReasonOf(err) != protocol.ReasonUnknownAuthor {
+		t.Fatalf("the new key's record on a node without the rotation: %v, want unknown-author", err)
+	}
+	if n := len(pendingArea(t, b)); n != 0 {
+		t.Fatalf("%d records kept waiting", n)
+	}
+	if err := b.Connect(ctx, a.AddrInfo()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := node.SyncTopicWith(ctx, b, a.ID(), topic); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []*protocol.Record{rot, s} {
+		if ok, err := b.Store().Has(r.CID); err != nil || !ok {
+			t.Fatalf("%s not stored after the sync (%v)", r.Env.Kind, err)
+		}
+	}
+	if got := counter(t, b, "clearinghouse_sync_bad_records_total", "unserved-past"); got != 0 {
+		t.Fatalf("the honest peer was penalised: unserved-past %v", got)
+	}
+}
