@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -436,5 +437,35 @@ func TestUnknownAuthorFetchedBySync(t *testing.T) {
 	}
 	if got := counter(t, b, "clearinghouse_sync_bad_records_total", "unserved-past"); got != 0 {
 		t.Fatalf("the honest peer was penalised: unserved-past %v", got)
+	}
+}
+
+// TestUnservedPastPenalised: a sync peer that claims and serves records
+// and then does not serve their parents is penalised (unserved-past): its
+// store, were it honest, would be causally closed.
+func TestUnservedPastPenalised(t *testing.T) {
+	ctx := testContext(t)
+	net := testnet.New(t, 2, testnet.WithTopology(testnet.None), testnet.WithFollow(slug))
+	nd := net.Nodes[0]
+	var raws [][]byte
+	for i := range 3 {
+		raws = append(raws, waiting(t, nd.NetworkID(), net.SigningKey(1), protocol.KindStatement, topic, 300+i).Raw)
+	}
+	hp, err := testnet.NewHostileSyncPeer(nd.NetworkID(), testnet.Orphans, 0, testnet.WithRecords(raws))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { hp.Close() })
+	if err := nd.Connect(ctx, hp.AddrInfo()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := node.SyncTopicWith(ctx, nd, hp.ID(), topic); !errors.Is(err, node.ErrBadPeer) {
+		t.Fatalf("sync with a peer that serves orphans: %v, want ErrBadPeer", err)
+	}
+	if got := counter(t, nd, "clearinghouse_sync_bad_records_total", "unserved-past"); got != 1 {
+		t.Fatalf("sync_bad_records_total{unserved-past} = %v, want 1", got)
+	}
+	if info := nd.Host().ConnManager().GetTagInfo(hp.ID()); info == nil || info.Tags["clearinghouse-sync-bad"] >= 0 {
+		t.Fatalf("the peer is not tagged as penalised: %+v", info)
 	}
 }
