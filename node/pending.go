@@ -40,8 +40,8 @@ import (
 //     import, reload at start) count against no peer.
 //  3. A global cap (Records, Bytes): when it is reached, the new record
 //     evicts the oldest record of the peer with the most records waiting,
-//     if that peer has more than the new record's sender; else the new
-//     record is refused with pending-full. So a flood, even from many peer
+//     if that peer has at least two more than the new record's sender;
+//     else the new record is refused with pending-full. So a flood, even from many peer
 //     identities, evicts only the flooders' records.
 //  4. Expiry: a record waits at most TTL (its receipt time is kept in the
 //     store's pending area, so a restart does not renew it). Its sender,
@@ -268,8 +268,8 @@ func (p *pendingSet) add(req *applyReq, missing []cid.Cid, stranger bool) error 
 }
 
 // evictFor makes room for a record from from (rule 3): it drops the oldest
-// record of the peer with the most records waiting, if that peer has more
-// than from. It reports whether it dropped one.
+// record of the peer with the most records waiting, if that peer has at
+// least two more than from. It reports whether it dropped one.
 func (p *pendingSet) evictFor(from peer.ID) bool {
 	mine := 0
 	if pp := p.peers[from]; pp != nil {

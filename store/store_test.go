@@ -604,6 +604,19 @@ func TestPendingArea(t *testing.T) {
 	if len(got) != 1 || !got[0].Equals(b.CID) {
 		t.Fatalf("pending after restart: %v, want [%s]", got, b.CID)
 	}
+	// A value written before receipt times were kept (the record's bytes
+	// alone) reads with received 0.
+	if err := s.db.Set(cidKey(pPending, a.CID), a.Data, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Pending(func(e PendingEntry) error {
+		if e.CID.Equals(a.CID) && (string(e.Raw) != string(a.Data) || e.Received != 0) {
+			t.Fatalf("old-format entry read as %d bytes, received %d", len(e.Raw), e.Received)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestFollowList: the follow list keeps what was set, sorted, across a
