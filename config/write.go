@@ -27,6 +27,7 @@ var sectionDocs = map[string]string{
 	"log":     "The structured log, written to standard error.",
 	"topics":  "The issues this node follows. The federation's index and members topics\nare always followed.",
 	"sync":    "Reconciliation with peers, which fetches records that gossip missed.",
+	"pending": "Records waiting for their causal past: only those that can still become\nvalid wait, within these bounds (docs/protocol.md, section 7.1).",
 	"store":   "The on-disk record store (the store/ directory next to this file).",
 	"metrics": "Prometheus metrics, libp2p's own and the node's.",
 }
@@ -84,6 +85,16 @@ address). Give each node on one machine its own port.`,
 1 to 63 characters of a-z, 0-9 and '-', not starting with '-'.`,
 	"sync.interval": `How often the node reconciles its records with a peer. A duration;
 must be > 0.`,
+	"pending.records": `How many records may wait for their causal past in all. Must be >= 1.`,
+	"pending.per_peer": `How many records received from one peer may wait. Must be in
+[1, pending.records].`,
+	"pending.per_peer_strangers": `How many of one peer's waiting records may be by keys this node knows as
+no member, applicant or new key (applications, public comments); above it
+the peer is penalised. Must be in [1, pending.per_peer].`,
+	"pending.per_author": `How many records signed by one key may wait. Must be in
+[1, pending.records].`,
+	"pending.ttl": `How long a record may wait for its past before it is dropped and its
+sender penalised. A duration; must be > 0.`,
 	"store.cache_mb":  fmt.Sprintf(`Size of the store's block cache, in MiB. Must be >= %d.`, MinCacheMB),
 	"metrics.enabled": `Whether the node serves Prometheus metrics. true or false.`,
 }
