@@ -21,8 +21,8 @@ import (
 //     members may sign waits only if its author is, or was, a member key
 //     in the membership of everything the node holds, or is a key a record
 //     the node holds or holds waiting could still make one (an applicant's
-//     own member.apply, the new key of a member.rotate, the replacement key
-//     of a member.revoke). Any other is refused with unknown-author, a
+//     own member.apply, stored or waiting; the new key of a waiting
+//     member.rotate, the replacement key of a waiting member.revoke). Any other is refused with unknown-author, a
 //     reject: its sender is penalised and it is not kept. (If it was
 //     honest after all, its author's admission being among what the node
 //     lacks, nothing is lost: once the admission arrives, sync fetches the
@@ -41,8 +41,8 @@ import (
 //  3. A global cap (Records, Bytes): when it is reached, the new record
 //     evicts the oldest record of the peer with the most records waiting,
 //     if that peer has at least two more than the new record's sender;
-//     else the new record is refused with pending-full. So a flood, even from many peer
-//     identities, evicts only the flooders' records.
+//     else the new record is refused with pending-full. So a flood, even
+//     from many peer identities, evicts only the flooders' records.
 //  4. Expiry: a record waits at most TTL (its receipt time is kept in the
 //     store's pending area, so a restart does not renew it). Its sender,
 //     which never served its past, is penalised (gossip score; the sync
