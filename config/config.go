@@ -34,6 +34,9 @@ type Config struct {
 	Comments Comments `toml:"public"`
 	// Sync is the [sync] table: reconciliation with peers.
 	Sync Sync `toml:"sync"`
+	// Pending is the [pending] table: records waiting for their causal
+	// past.
+	Pending Pending `toml:"pending"`
 	// Store is the [store] table: the on-disk store.
 	Store Store `toml:"store"`
 	// Metrics is the [metrics] table: Prometheus metrics.
@@ -155,6 +158,31 @@ type Sync struct {
 	// with a peer, as a duration such as "30s" or "5m". Must be > 0.
 	// Default DefaultSyncInterval.
 	Interval Duration `toml:"interval"`
+}
+
+// Pending is the [pending] table of the configuration: the bounds of the
+// records waiting for their causal past (docs/protocol.md 7.1). The bytes
+// they may take in all are the node's default (64 MiB).
+type Pending struct {
+	// Records [pending.records] is how many records may wait in all.
+	// Must be >= 1. Default DefaultPendingRecords.
+	Records int `toml:"records"`
+	// PerPeer [pending.per_peer] is how many records received from one
+	// peer may wait. Must be in [1, pending.records]. Default
+	// DefaultPendingPerPeer.
+	PerPeer int `toml:"per_peer"`
+	// PerPeerStrangers [pending.per_peer_strangers] is how many of one
+	// peer's waiting records may be by keys the node knows as no member,
+	// applicant or new key. Must be in [1, pending.per_peer]. Default
+	// DefaultPendingPerPeerStrangers.
+	PerPeerStrangers int `toml:"per_peer_strangers"`
+	// PerAuthor [pending.per_author] is how many records signed by one key
+	// may wait. Must be in [1, pending.records]. Default
+	// DefaultPendingPerAuthor.
+	PerAuthor int `toml:"per_author"`
+	// TTL [pending.ttl] is how long a record may wait, as a duration.
+	// Must be > 0. Default DefaultPendingTTL.
+	TTL Duration `toml:"ttl"`
 }
 
 // Store is the [store] table of the configuration.

@@ -64,6 +64,11 @@ func TestValidate(t *testing.T) {
 		{"sync zero", func(c *config.Config) { c.Sync.Interval = 0 }, "sync.interval", "must be > 0"},
 		{"sync negative", func(c *config.Config) { c.Sync.Interval = config.Duration(-time.Second) }, "sync.interval", "must be > 0"},
 		{"cache too small", func(c *config.Config) { c.Store.CacheMB = 7 }, "store.cache_mb", "must be >= 8, not 7"},
+		{"pending records zero", func(c *config.Config) { c.Pending.Records = 0 }, "pending.records", "must be >= 1"},
+		{"pending per peer above records", func(c *config.Config) { c.Pending.PerPeer = c.Pending.Records + 1 }, "pending.per_peer", "must be in [1, pending.records]"},
+		{"pending strangers above per peer", func(c *config.Config) { c.Pending.PerPeerStrangers = c.Pending.PerPeer + 1 }, "pending.per_peer_strangers", "must be in [1, pending.per_peer]"},
+		{"pending per author zero", func(c *config.Config) { c.Pending.PerAuthor = 0 }, "pending.per_author", "must be in [1, pending.records]"},
+		{"pending ttl zero", func(c *config.Config) { c.Pending.TTL = 0 }, "pending.ttl", "must be > 0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -51,6 +51,19 @@ const (
 	// DefaultSyncInterval is the default of sync.interval.
 	DefaultSyncInterval = 30 * time.Second
 
+	// DefaultPendingRecords is the default of pending.records (as
+	// node.DefaultPendingRecords).
+	DefaultPendingRecords = 10_000
+	// DefaultPendingPerPeer is the default of pending.per_peer.
+	DefaultPendingPerPeer = 5_000
+	// DefaultPendingPerPeerStrangers is the default of
+	// pending.per_peer_strangers.
+	DefaultPendingPerPeerStrangers = 64
+	// DefaultPendingPerAuthor is the default of pending.per_author.
+	DefaultPendingPerAuthor = 5_000
+	// DefaultPendingTTL is the default of pending.ttl.
+	DefaultPendingTTL = 10 * time.Minute
+
 	// DefaultCacheMB is the default of store.cache_mb, in MiB.
 	DefaultCacheMB = 64
 	// MinCacheMB is the smallest store.cache_mb accepted, in MiB.
@@ -120,7 +133,10 @@ func Default() Config {
 		Topics:   Topics{Follow: []string{}},
 		Comments: Comments{Blocked: []string{}},
 		Sync:     Sync{Interval: Duration(DefaultSyncInterval)},
-		Store:    Store{CacheMB: DefaultCacheMB},
-		Metrics:  Metrics{Enabled: DefaultMetricsEnabled},
+		Pending: Pending{Records: DefaultPendingRecords, PerPeer: DefaultPendingPerPeer,
+			PerPeerStrangers: DefaultPendingPerPeerStrangers, PerAuthor: DefaultPendingPerAuthor,
+			TTL: Duration(DefaultPendingTTL)},
+		Store:   Store{CacheMB: DefaultCacheMB},
+		Metrics: Metrics{Enabled: DefaultMetricsEnabled},
 	}
 }

@@ -98,6 +98,23 @@ func (c Config) Validate() error {
 		add(keyError("sync.interval", "must be > 0, not %s", c.Sync.Interval))
 	}
 
+	pd := c.Pending
+	if pd.Records < 1 {
+		add(keyError("pending.records", "must be >= 1, not %d", pd.Records))
+	}
+	if pd.PerPeer < 1 || pd.PerPeer > pd.Records {
+		add(keyError("pending.per_peer", "must be in [1, pending.records], not %d", pd.PerPeer))
+	}
+	if pd.PerPeerStrangers < 1 || pd.PerPeerStrangers > pd.PerPeer {
+		add(keyError("pending.per_peer_strangers", "must be in [1, pending.per_peer], not %d", pd.PerPeerStrangers))
+	}
+	if pd.PerAuthor < 1 || pd.PerAuthor > pd.Records {
+		add(keyError("pending.per_author", "must be in [1, pending.records], not %d", pd.PerAuthor))
+	}
+	if pd.TTL <= 0 {
+		add(keyError("pending.ttl", "must be > 0, not %s", pd.TTL))
+	}
+
 	if c.Store.CacheMB < MinCacheMB {
 		add(keyError("store.cache_mb", "must be >= %d, not %d", MinCacheMB, c.Store.CacheMB))
 	}

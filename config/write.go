@@ -28,6 +28,7 @@ var sectionDocs = map[string]string{
 	"topics":  "The issues this node follows. The federation's index and members topics\nare always followed.",
 	"public":  "Public comments (docs/protocol.md 8.9).",
 	"sync":    "Reconciliation with peers, which fetches records that gossip missed.",
+	"pending": "Records waiting for their causal past: only those that can still become\nvalid wait, within these bounds (docs/protocol.md, section 7.1).",
 	"store":   "The on-disk record store (the store/ directory next to this file).",
 	"metrics": "Prometheus metrics, libp2p's own and the node's.",
 }
@@ -89,6 +90,16 @@ or an ed25519 public key as 64 hex digits. "public block" adds more at
 runtime; the ones here cannot be unblocked without a restart.`,
 	"sync.interval": `How often the node reconciles its records with a peer. A duration;
 must be > 0.`,
+	"pending.records": `How many records may wait for their causal past in all. Must be >= 1.`,
+	"pending.per_peer": `How many records received from one peer may wait. Must be in
+[1, pending.records].`,
+	"pending.per_peer_strangers": `How many of one peer's waiting records may be by keys this node knows as
+no member, applicant or new key (applications, public comments); above it
+the peer is penalised. Must be in [1, pending.per_peer].`,
+	"pending.per_author": `How many records signed by one key may wait. Must be in
+[1, pending.records].`,
+	"pending.ttl": `How long a record may wait for its past before it is dropped and its
+sender penalised. A duration; must be > 0.`,
 	"store.cache_mb":  fmt.Sprintf(`Size of the store's block cache, in MiB. Must be >= %d.`, MinCacheMB),
 	"metrics.enabled": `Whether the node serves Prometheus metrics. true or false.`,
 }

@@ -13,6 +13,9 @@
 // or from local [Node.Publish] calls. A record whose causal past (prev and
 // deps) is not yet stored waits in a bounded pending set and is applied when
 // its past arrives, so the store only ever holds causally complete records.
+// Only records that can still become valid wait there, within quotas per
+// sending peer and per author and a TTL, so a flood evicts only its own
+// records (pending.go, docs/protocol.md 7.1).
 // A gossip record that waits is not forwarded then (its validation is
 // ignored); the node gossips it itself once it is stored.
 //

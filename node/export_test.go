@@ -1,5 +1,46 @@
 package node
 
+import (
+	"context"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/clearinghouse-net/clearinghouse/protocol"
+)
+
+// IngestFrom ingests raw as if peer from had served it by sync.
+func IngestFrom(ctx context.Context, n *Node, raw []byte, topic string, from peer.ID) (*protocol.Record, error) {
+	wait, _ := n.ingestMany(ctx, [][]byte{raw}, topic, origin{src: SourceSync, peer: from}, nil)
+	r := wait()[0]
+	return r.rec, r.err
+}
+
+// ExpirePending runs the pending set's expiry as of now in the apply loop.
+func ExpirePending(ctx context.Context, n *Node, now time.Time) error {
+	return n.ing.read(ctx, func(*fedState) error {
+		n.ing.pend.expire(now)
+		n.ing.pendingN.Store(int64(len(n.ing.pend.recs)))
+		return nil
+	})
+}
+
+// PendingByPeer returns how many records wait for their past, by the peer
+// they came from ("" for local), as the apply loop holds them.
+func PendingByPeer(ctx context.Context, n *Node) (map[peer.ID]int, error) {
+	out := map[peer.ID]int{}
+	err := n.ing.read(ctx, func(*fedState) error {
+		for id, pp := range n.ing.pend.peers {
+			out[id] = pp.n
+		}
+		return nil
+	})
+	return out, err
+}
+
+// GossipPenalty returns the application-specific part of p's gossip score.
+func GossipPenalty(n *Node, p peer.ID) float64 { return n.penalties.score(p) }
+
 // CachedItemSets returns the topics whose reconciliation sets the node
 // keeps cached, for tests of the cache's bounds.
 func CachedItemSets(n *Node) []string {
@@ -11,4 +52,9 @@ func CachedItemSets(n *Node) []string {
 		out = append(out, t)
 	}
 	return out
+}
+
+// SyncTopicWith runs one sync session of topic with p.
+func SyncTopicWith(ctx context.Context, n *Node, p peer.ID, topic string) (SyncReport, error) {
+	return n.sync.syncTopic(ctx, p, topic)
 }

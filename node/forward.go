@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/clearinghouse-net/clearinghouse/protocol"
 )
 
@@ -33,7 +35,7 @@ import (
 // ingestGossip is Ingest for the gossip validator: it returns nil as soon
 // as the record has passed every check and its durable write is queued,
 // and otherwise what Ingest returns.
-func (n *Node) ingestGossip(ctx context.Context, raw []byte, topic string) (*protocol.Record, error) {
+func (n *Node) ingestGossip(ctx context.Context, raw []byte, topic string, from peer.ID) (*protocol.Record, error) {
 	received := n.opts.clock()
 	rec, err := n.validateGossip(ctx, raw)
 	if errors.Is(err, errClosed) || (err != nil && err == ctx.Err()) {
@@ -46,7 +48,7 @@ func (n *Node) ingestGossip(ctx context.Context, raw []byte, topic string) (*pro
 		n.refused(err, topic, rec, SourceGossip)
 		return nil, err
 	}
-	req := &applyReq{rec: rec, src: SourceGossip, received: received, done: make(chan error, 1), staged: make(chan struct{})}
+	req := &applyReq{rec: rec, src: SourceGossip, from: from, received: received, done: make(chan error, 1), staged: make(chan struct{})}
 	select {
 	case n.ing.reqs <- req:
 	case <-ctx.Done():

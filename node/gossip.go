@@ -2,6 +2,7 @@ package node
 
 import (
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/clearinghouse-net/clearinghouse/protocol"
 )
@@ -14,7 +15,11 @@ import (
 // gossipsub the same options, so the two are compared like for like.
 // docs/benchmarks.md gives every value that differs from gossipsub's
 // default and the measurement that chose it.
-func GossipOptions() []pubsub.Option {
+func GossipOptions() []pubsub.Option { return gossipOptions(nil) }
+
+// gossipOptions is GossipOptions with app as the application-specific
+// part of the peer score (nil: none).
+func gossipOptions(app func(peer.ID) float64) []pubsub.Option {
 	return []pubsub.Option{
 		pubsub.WithGossipSubParams(GossipParams()),
 		// Flood-publish our own records to every topic peer: governance
@@ -29,7 +34,7 @@ func GossipOptions() []pubsub.Option {
 		// peer nothing else (a frame above the read limit resets the
 		// stream and loses the peer's later messages).
 		pubsub.WithMaxMessageSize(protocol.MaxGossipFrame),
-		pubsub.WithPeerScore(peerScoreParams(), peerScoreThresholds()),
+		pubsub.WithPeerScore(peerScoreParams(app), peerScoreThresholds()),
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/clearinghouse-net/clearinghouse/protocol"
 	"github.com/clearinghouse-net/clearinghouse/store"
@@ -57,9 +58,7 @@ type ingester struct {
 	reads  chan *readReq
 
 	// Owned by the apply loop.
-	pending      map[cid.Cid]*applyReq
-	waiting      map[cid.Cid][]cid.Cid // missing parent -> records waiting for it
-	pendingBytes int
+	pend *pendingSet // records waiting for their causal past (pending.go)
 	// own is the head of the node's own chain on each topic, as far as
 	// the loop has accepted records (stored or in flight): the chain
 	// position Publish builds on belongs to the loop, not to callers.
@@ -68,8 +67,9 @@ type ingester struct {
 	// it is published once that batch is durable.
 	last *snapshot
 
-	// pendingN mirrors len(pending) for metrics, read outside the loop.
-	pendingN atomic.Int64
+	// pendingN and pendingB mirror the pending set's records and bytes
+	// for metrics, read outside the loop.
+	pendingN, pendingB atomic.Int64
 
 	// inflight holds records queued for a durable write that has not
 	// completed: the loop adds them, the completion goroutine removes them
@@ -117,8 +117,11 @@ type applyReq struct {
 	rec      *protocol.Record
 	draft    *ownDraft // a local publish: the loop builds and signs rec
 	src      Source
+	from     peer.ID // the peer it came from (gossip, sync); "" if local
 	received time.Time
-	missing  int
+	missing  int        // parents it still waits for, while pending
+	waitsOn  []cid.Cid  // the parents it waited for when it became pending
+	stranger bool       // waits only as a kind open to non-members (pending.go)
 	done     chan error // buffered; nil for a released pending record
 	// forward reports whether the record is gossiped once stored: a
 	// record that arrived by gossip with its past incomplete was not
@@ -154,20 +157,20 @@ func newIngester(n *Node, w *store.Writer) *ingester {
 	if signer != nil {
 		self = signer.Public().(ed25519.PublicKey)
 	}
-	return &ingester{
+	in := &ingester{
 		self:          self,
 		signer:        signer,
 		n:             n,
 		w:             w,
 		reqs:          make(chan *applyReq, maxApplyBatch),
 		reads:         make(chan *readReq),
-		pending:       map[cid.Cid]*applyReq{},
 		own:           map[string]protocol.Parent{},
-		waiting:       map[cid.Cid][]cid.Cid{},
 		inflight:      map[cid.Cid]protocol.Parent{},
 		inflightSlots: map[string]cid.Cid{},
 		recent:        map[cid.Cid]protocol.Parent{},
 	}
+	in.pend = newPendingSet(in, n.opts.pending)
+	return in
 }
 
 // pendingCount returns the number of records waiting for their past, as
@@ -184,7 +187,7 @@ func (in *ingester) pendingCount() int { return int(in.pendingN.Load()) }
 // signature checks on the node's verifier goroutines.
 func (n *Node) Ingest(ctx context.Context, raw []byte, topic string, src Source) (*protocol.Record, error) {
 	// One ingest path: a single record is a batch of one.
-	wait, _ := n.ingestMany(ctx, [][]byte{raw}, topic, src, nil)
+	wait, _ := n.ingestMany(ctx, [][]byte{raw}, topic, origin{src: src}, nil)
 	r := wait()[0]
 	return r.rec, r.err
 }
@@ -218,10 +221,18 @@ func (in *ingester) run(ctx context.Context) {
 		cwg.Wait()
 	}()
 	batch := make([]*applyReq, 0, maxApplyBatch)
+	// Records waiting longer than their TTL are dropped (pending.go).
+	sweep := time.NewTicker(pendingSweep(in.pend.lim.TTL))
+	defer sweep.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-sweep.C:
+			in.pend.expire(in.n.opts.clock())
+			in.pendingN.Store(int64(len(in.pend.recs)))
+			in.pendingB.Store(int64(in.pend.bytes))
+			continue
 		case r := <-in.reads:
 			in.serveReads(ctx, r, commits)
 			continue
@@ -238,7 +249,8 @@ func (in *ingester) run(ctx context.Context) {
 			}
 		}
 		in.apply(ctx, batch, commits)
-		in.pendingN.Store(int64(len(in.pending)))
+		in.pendingN.Store(int64(len(in.pend.recs)))
+		in.pendingB.Store(int64(in.pend.bytes))
 	}
 }
 
@@ -338,7 +350,7 @@ func (in *ingester) apply(ctx context.Context, work []*applyReq, commits chan<- 
 				n.log.Warn("own chain head not read", "topic", rec.Env.Topic, "err", err)
 			}
 		}
-		work = append(work, in.release(rec.CID)...)
+		work = append(work, in.pend.release(rec.CID)...)
 	}
 	if len(accepted) == 0 {
 		return
@@ -460,7 +472,7 @@ func (in *ingester) checkLinks(rec *protocol.Record, inBatch map[cid.Cid]*staged
 	_, staged := inBatch[rec.CID]
 	_, flying := in.inflight[rec.CID]
 	_, recent := in.recent[rec.CID]
-	_, waiting := in.pending[rec.CID]
+	waiting := in.pend.has(rec.CID)
 	if err := heldVerdict(rec, staged || flying || recent, waiting, cid.Undef); err != nil {
 		return nil, err
 	}
@@ -558,53 +570,21 @@ func parentOf(r *protocol.Record) protocol.Parent {
 	return protocol.Parent{CID: r.CID, Author: r.Env.Author, Topic: r.Env.Topic, Seq: r.Env.Seq, Time: r.Env.Time}
 }
 
-// addPending registers req as waiting for missing, the parents check found
-// neither stored, in flight nor staged in the current batch, within the
-// pending limits, and returns the missing-deps error to answer it with.
+// addPending makes req wait for missing, the parents the check found
+// neither stored, in flight nor staged in the current batch, if it can
+// still become valid and fits the pending limits (pending.go), and returns
+// the error to answer it with: missing-deps if it waits, unknown-author or
+// pending-full if it does not.
 func (in *ingester) addPending(req *applyReq, missing []cid.Cid) error {
 	rec := req.rec
-	if _, dup := in.pending[rec.CID]; dup {
+	if in.pend.has(rec.CID) {
 		return heldVerdict(rec, false, true, cid.Undef)
 	}
-	o := in.n.opts
-	if len(in.pending) >= o.pendingRecords || in.pendingBytes+len(rec.Raw) > o.pendingBytes {
-		return protocol.Errorf(protocol.ReasonMissingDeps, "record %s lacks %d parents and the pending set is full (%d records, %d bytes); it is dropped until sync fetches it again",
-			rec.CID, len(missing), len(in.pending), in.pendingBytes)
+	stranger, err := in.mayWait(rec)
+	if err != nil {
+		return err
 	}
-	req.missing = len(missing)
-	in.pending[rec.CID] = req
-	in.pendingBytes += len(rec.Raw)
-	// Kept on disk too, so a restart does not lose it (New re-ingests the
-	// pending area).
-	if err := in.n.store.PutPending(rec.CID, rec.Raw); err != nil {
-		in.n.log.Warn("pending record not persisted", "cid", rec.CID, "err", err)
-	}
-	for _, m := range missing {
-		in.waiting[m] = append(in.waiting[m], rec.CID)
-	}
-	return protocol.Errorf(protocol.ReasonMissingDeps, "record %s waits for %d parents, first %s", rec.CID, len(missing), missing[0])
-}
-
-// release returns the pending records that were waiting only for c. Their
-// callers have already been answered; these requests carry no done channel.
-func (in *ingester) release(c cid.Cid) []*applyReq {
-	var ready []*applyReq
-	for _, w := range in.waiting[c] {
-		p, ok := in.pending[w]
-		if !ok {
-			continue
-		}
-		if p.missing--; p.missing == 0 {
-			delete(in.pending, w)
-			in.pendingBytes -= len(p.rec.Raw)
-			if err := in.n.store.DeletePending(w); err != nil {
-				in.n.log.Warn("pending record not removed", "cid", w, "err", err)
-			}
-			ready = append(ready, &applyReq{rec: p.rec, src: p.src, received: p.received, forward: p.src == SourceGossip})
-		}
-	}
-	delete(in.waiting, c)
-	return ready
+	return in.pend.add(req, missing, stranger)
 }
 
 // finish answers a request and counts a refusal.

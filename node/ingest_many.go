@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/clearinghouse-net/clearinghouse/protocol"
 )
@@ -18,6 +20,15 @@ var errHeld = errors.New("node: held for a later batch")
 type ingestResult struct {
 	rec *protocol.Record // nil if the record did not decode
 	err error
+}
+
+// origin says where the records of an ingestMany call come from.
+type origin struct {
+	src  Source
+	peer peer.ID // the sending peer (sync); "" if local
+	// received, if not nil, is when each record was first received (a
+	// reload of the pending area); otherwise now.
+	received []time.Time
 }
 
 // ingestMany is the batch form of Ingest, for catch-ups: it verifies the
@@ -35,8 +46,9 @@ type ingestResult struct {
 // returned in held, for the caller to hand in again with a later batch (a
 // catch-up holds a record whose parent is yet to come, so that it does not
 // wait in the pending set).
-func (n *Node) ingestMany(ctx context.Context, raws [][]byte, topic string, src Source, hold func(*protocol.Record) bool) (wait func() []ingestResult, held [][]byte) {
+func (n *Node) ingestMany(ctx context.Context, raws [][]byte, topic string, o origin, hold func(*protocol.Record) bool) (wait func() []ingestResult, held [][]byte) {
 	res := make([]ingestResult, len(raws))
+	src := o.src
 	received := n.opts.clock()
 	for i, j := range n.validateAll(ctx, raws) {
 		rec, err := j.rec, j.err
@@ -74,7 +86,11 @@ func (n *Node) ingestMany(ctx context.Context, raws [][]byte, topic string, src 
 	}
 	reqs := make([]*applyReq, len(order))
 	for k, i := range order {
-		reqs[k] = &applyReq{rec: res[i].rec, src: src, received: received, done: make(chan error, 1)}
+		at := received
+		if o.received != nil {
+			at = o.received[i]
+		}
+		reqs[k] = &applyReq{rec: res[i].rec, src: src, from: o.peer, received: at, done: make(chan error, 1)}
 	}
 	sent := 0
 send:

@@ -16,10 +16,16 @@ type metrics struct {
 	ingest   prometheus.Histogram   // seconds from receipt to durable store
 	batch    prometheus.Histogram   // records per signature batch
 	pending  prometheus.GaugeFunc   // records waiting for their causal past
-	stored   prometheus.GaugeFunc   // records in the store
-	bytes    prometheus.GaugeFunc   // bytes of records in the store
-	peers    prometheus.GaugeFunc   // connected peers
-	info     *prometheus.GaugeVec   // constant 1 with network and role labels
+	// pendingBytes is the bytes of the records waiting; pendingDropped
+	// counts the records dropped from the pending set, by cause.
+	pendingBytes   prometheus.GaugeFunc
+	pendingDropped *prometheus.CounterVec
+	// penalties counts strikes against gossip peers' scores, by reason.
+	penalties *prometheus.CounterVec
+	stored    prometheus.GaugeFunc // records in the store
+	bytes     prometheus.GaugeFunc // bytes of records in the store
+	peers     prometheus.GaugeFunc // connected peers
+	info      *prometheus.GaugeVec // constant 1 with network and role labels
 	// bootstrapDials counts dials of bootstrap peers, by result.
 	bootstrapDials *prometheus.CounterVec
 	// netGauges are the gauges of NetStatus: reachability, relay
@@ -53,6 +59,14 @@ func newMetrics(reg *prometheus.Registry, n *Node) *metrics {
 			Help:    "Records validated together by one verifier (their signatures checked in one batch).",
 			Buckets: []float64{1, 2, 4, 8, 16, 32, 64},
 		}),
+		pendingDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "clearinghouse", Name: "pending_dropped_total",
+			Help: "Records dropped from the pending set without being stored, by cause (expired, evicted, restart).",
+		}, []string{"cause"}),
+		penalties: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "clearinghouse", Name: "gossip_penalties_total",
+			Help: "Application penalties of gossip peers' scores, by reason (pending-expired, stranger-quota).",
+		}, []string{"reason"}),
 		bootstrapDials: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "clearinghouse", Name: "bootstrap_dials_total",
 			Help: "Dials of bootstrap peers by the discovery loop, by result (ok, failed).",
@@ -66,6 +80,13 @@ func newMetrics(reg *prometheus.Registry, n *Node) *metrics {
 		Namespace: "clearinghouse", Name: "records_pending",
 		Help: "Records waiting for their causal past.",
 	}, func() float64 { return float64(n.ing.pendingCount()) })
+	m.pendingBytes = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "clearinghouse", Name: "pending_bytes",
+		Help: "Bytes of the records waiting for their causal past.",
+	}, func() float64 { return float64(n.ing.pendingB.Load()) })
+	for _, c := range []string{dropExpired, dropEvicted, dropRestart} {
+		m.pendingDropped.WithLabelValues(c)
+	}
 	m.stored = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Namespace: "clearinghouse", Name: "store_records",
 		Help: "Records held in the store.",
@@ -130,7 +151,7 @@ func countPeers(s NetStatus, direct bool) int {
 // register adds the metrics to the registry; duplicates (a shared
 // registry) are an error.
 func (m *metrics) register(withProcess bool) error {
-	cs := []prometheus.Collector{m.accepted, m.rejected, m.withheld, m.ingest, m.batch, m.pending, m.stored, m.bytes, m.peers, m.info, m.bootstrapDials}
+	cs := []prometheus.Collector{m.accepted, m.rejected, m.withheld, m.ingest, m.batch, m.pending, m.pendingBytes, m.pendingDropped, m.penalties, m.stored, m.bytes, m.peers, m.info, m.bootstrapDials}
 	cs = append(cs, m.netGauges...)
 	if withProcess {
 		cs = append(cs, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/ipfs/go-cid"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
@@ -62,8 +63,12 @@ type Node struct {
 	rejections rejectionHub
 	mesh       *meshTracker
 	sync       *syncer
-	net        *hostNet   // host.go
-	disc       *discovery // discovery.go; nil until New has started it
+	penalties  *penalties // score.go
+	// scores are the gossip peer scores, as of gossipsub's last report
+	// (GossipScore); never nil once New has started gossipsub.
+	scores atomic.Pointer[scoreReport]
+	net    *hostNet   // host.go
+	disc   *discovery // discovery.go; nil until New has started it
 	// peerWake is signalled (without blocking) when the set of connected
 	// peers changes; the discovery loop waits on it.
 	peerWake chan struct{}
@@ -209,8 +214,6 @@ func New(ctx context.Context, opts ...Option) (_ *Node, err error) {
 	// whether or not their publisher still waits.
 	n.gossipQ = make(chan *protocol.Record, gossipQueue)
 	n.wg.Go(func() { n.runGossip(n.ctx) })
-	// The apply loop owns the derived state; it runs until Close.
-	n.wg.Go(func() { n.ing.run(n.ctx) })
 
 	// 4. Metrics, before the host so libp2p can register its own.
 	reg := o.registry
@@ -228,6 +231,13 @@ func New(ctx context.Context, opts ...Option) (_ *Node, err error) {
 	// The syncer exists before any validator can report a gap to it; it
 	// starts serving and pulling in step 7.
 	n.sync = newSyncer(n)
+	// Penalties of peers whose records waited in vain (pending.go),
+	// part of their gossip score.
+	n.penalties = newPenalties(o.clock, func(reason string) { n.metrics.penalties.WithLabelValues(reason).Inc() })
+	// The apply loop owns the derived state; it runs until Close. It
+	// starts once the metrics, the syncer and the penalties it reports
+	// to exist.
+	n.wg.Go(func() { n.ing.run(n.ctx) })
 
 	// 5. The libp2p host (host.go): TCP and QUIC, default security (Noise,
 	// TLS), connection and resource managers, NAT traversal.
@@ -250,7 +260,9 @@ func New(ctx context.Context, opts ...Option) (_ *Node, err error) {
 
 	// 6. Gossipsub: message id = record CID, no gossipsub-level signing
 	// (the record signature is the authority).
-	n.ps, err = pubsub.NewGossipSub(n.ctx, n.host, append(GossipOptions(),
+	n.scores.Store(&scoreReport{next: make(chan struct{})})
+	n.ps, err = pubsub.NewGossipSub(n.ctx, n.host, append(gossipOptions(n.penalties.score),
+		pubsub.WithPeerScoreInspect(pubsub.PeerScoreInspectFn(n.inspectScores), time.Second),
 		pubsub.WithMessageIdFn(messageID),
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
 		pubsub.WithNoAuthor(),
@@ -296,8 +308,13 @@ func New(ctx context.Context, opts ...Option) (_ *Node, err error) {
 	}
 
 	// 9. Records that waited for their causal past when the node last
-	// stopped go through ingest again, in the background.
-	n.wg.Go(n.reingestPending)
+	// stopped: those past their TTL are dropped now, the others go
+	// through ingest again, in the background.
+	raws, times, err := n.loadPending()
+	if err != nil {
+		n.log.Warn("pending records not reloaded", "err", err)
+	}
+	n.wg.Go(func() { n.reingestPending(raws, times) })
 
 	// 9b. A member node witnesses the issue topics it follows
 	// (checkpoint.go); it needs the topics joined above.
@@ -380,38 +397,65 @@ func (n *Node) loadGenesis(key ed25519.PrivateKey) error {
 	return nil
 }
 
-// reingestPending feeds the store's pending area back into the ingest
-// path: each record is stored if its past has arrived since, or waits again.
-func (n *Node) reingestPending() {
-	var raws [][]byte
-	if err := n.store.Pending(func(_ cid.Cid, raw []byte) error {
-		raws = append(raws, raw)
+// loadPending reads the store's pending area: it drops the records that
+// have waited longer than the pending TTL and returns the others with
+// their receipt times.
+func (n *Node) loadPending() (raws [][]byte, times []time.Time, err error) {
+	var old []cid.Cid
+	now := n.opts.clock()
+	err = n.store.Pending(func(e store.PendingEntry) error {
+		at := now // written before receipt times were kept
+		if e.Received > 0 {
+			at = time.UnixMilli(e.Received)
+		}
+		if now.Sub(at) > n.opts.pending.TTL {
+			old = append(old, e.CID)
+			return nil
+		}
+		raws, times = append(raws, e.Raw), append(times, at)
 		return nil
-	}); err != nil {
-		n.log.Warn("pending records not reloaded", "err", err)
+	})
+	for _, c := range old {
+		if err := n.store.DeletePending(c); err != nil {
+			n.log.Warn("pending record not removed", "cid", c, "err", err)
+		}
+	}
+	n.metrics.pendingDropped.WithLabelValues(dropRestart).Add(float64(len(old)))
+	if len(old) > 0 {
+		n.log.Info("expired pending records dropped", "records", len(old), "ttl", n.opts.pending.TTL)
+	}
+	return raws, times, err
+}
+
+// reingestPending feeds the records loadPending kept back into the ingest
+// path: each is stored if its past has arrived since, waits again if it
+// still may (pending.go), or is dropped.
+func (n *Node) reingestPending(raws [][]byte, times []time.Time) {
+	if len(raws) == 0 {
 		return
 	}
 	// Through the one ingest path, as one batch (parents first).
-	wait, _ := n.ingestMany(n.ctx, raws, "", SourceSync, nil)
-	stored := 0
-	for _, r := range wait() {
+	wait, _ := n.ingestMany(n.ctx, raws, "", origin{src: SourceSync, received: times}, nil)
+	stored, dropped := 0, 0
+	for i, r := range wait() {
 		switch {
 		case r.err == nil:
 			stored++
-		case protocol.ReasonOf(r.err) == protocol.ReasonDuplicate && r.rec != nil:
-			_ = n.store.DeletePending(r.rec.CID)
+			_ = n.store.DeletePending(protocol.RecordCID(raws[i]))
+		case protocol.ReasonOf(r.err) == protocol.ReasonDuplicate:
+			_ = n.store.DeletePending(protocol.RecordCID(raws[i]))
 		case protocol.ReasonOf(r.err) == protocol.ReasonMissingDeps:
 		case n.ctx.Err() != nil:
 			return
 		default:
-			if r.rec != nil {
-				_ = n.store.DeletePending(r.rec.CID)
-			}
+			// Can no longer complete here (unknown-author), over a quota,
+			// or invalid.
+			_ = n.store.DeletePending(protocol.RecordCID(raws[i]))
+			dropped++
 		}
 	}
-	if len(raws) > 0 {
-		n.log.Info("pending records reloaded", "records", len(raws), "stored", stored)
-	}
+	n.metrics.pendingDropped.WithLabelValues(dropRestart).Add(float64(dropped))
+	n.log.Info("pending records reloaded", "records", len(raws), "stored", stored, "dropped", dropped)
 }
 
 // writeFileAtomic writes data to path through a synced temporary file and a
@@ -579,7 +623,7 @@ func (n *Node) validator(topic string) pubsub.ValidatorEx {
 		}
 		// Forwarded once checked, while its durable write is in flight
 		// (forward.go).
-		rec, err := n.ingestGossip(ctx, msg.Data, topic)
+		rec, err := n.ingestGossip(ctx, msg.Data, topic, msg.ReceivedFrom)
 		if err == nil {
 			if n.Withheld(rec) {
 				// Stored, but this node does not pass on the records

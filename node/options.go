@@ -50,30 +50,29 @@ var DefaultListenAddrs = []string{"/ip4/127.0.0.1/tcp/4001", "/ip4/127.0.0.1/udp
 type Option func(*options) error
 
 type options struct {
-	identity       crypto.PrivKey
-	dataDir        string
-	inMemory       bool
-	genesis        *protocol.Genesis
-	listen         []multiaddr.Multiaddr
-	bootstrap      []peer.AddrInfo
-	observer       bool
-	follow         []string
-	blocked        [][]byte // relaying keys blocked by the configuration (WithBlockedRelays)
-	logger         *slog.Logger
-	clock          func() time.Time
-	gater          connmgr.ConnectionGater
-	registry       *prometheus.Registry
-	pendingRecords int
-	pendingBytes   int
-	connLow        int
-	connHigh       int
-	org            string
-	syncInterval   time.Duration
-	syncPenalty    time.Duration
-	recoverChain   bool
-	storeCache     int64  // 0: the store's default
-	storeFS        vfs.FS // nil: the OS file system (or memory, WithInMemory)
-	netOptions            // options_net.go
+	identity     crypto.PrivKey
+	dataDir      string
+	inMemory     bool
+	genesis      *protocol.Genesis
+	listen       []multiaddr.Multiaddr
+	bootstrap    []peer.AddrInfo
+	observer     bool
+	follow       []string
+	blocked      [][]byte // relaying keys blocked by the configuration (WithBlockedRelays)
+	logger       *slog.Logger
+	clock        func() time.Time
+	gater        connmgr.ConnectionGater
+	registry     *prometheus.Registry
+	pending      PendingLimits
+	connLow      int
+	connHigh     int
+	org          string
+	syncInterval time.Duration
+	syncPenalty  time.Duration
+	recoverChain bool
+	storeCache   int64  // 0: the store's default
+	storeFS      vfs.FS // nil: the OS file system (or memory, WithInMemory)
+	netOptions          // options_net.go
 	// checkpointInterval: see WithCheckpointInterval (checkpoint.go).
 	checkpointInterval time.Duration
 	syncLimits         SyncLimits
@@ -83,16 +82,15 @@ type options struct {
 
 func defaults() options {
 	return options{
-		logger:         slog.Default(),
-		clock:          time.Now,
-		pendingRecords: DefaultPendingRecords,
-		pendingBytes:   DefaultPendingBytes,
-		connLow:        DefaultConnLow,
-		connHigh:       DefaultConnHigh,
-		syncInterval:   DefaultSyncInterval,
-		syncPenalty:    DefaultSyncPenalty,
-		netOptions:     netDefaults(),
-		syncLimits:     DefaultSyncLimits(),
+		logger:       slog.Default(),
+		clock:        time.Now,
+		pending:      DefaultPendingLimits(),
+		connLow:      DefaultConnLow,
+		connHigh:     DefaultConnHigh,
+		syncInterval: DefaultSyncInterval,
+		syncPenalty:  DefaultSyncPenalty,
+		netOptions:   netDefaults(),
+		syncLimits:   DefaultSyncLimits(),
 
 		checkpointInterval: DefaultCheckpointInterval,
 	}
@@ -255,13 +253,30 @@ func WithRegistry(reg *prometheus.Registry) Option {
 }
 
 // WithPendingLimits bounds the records waiting for their causal past, by
-// count and by bytes.
+// count and by bytes; the per-peer and per-author quotas are lowered to
+// records if they are above it.
 func WithPendingLimits(records, bytes int) Option {
 	return func(o *options) error {
-		if records < 1 || bytes < protocol.MaxRecordSize {
-			return fmt.Errorf("node: pending limits: need records >= 1 and bytes >= %d", protocol.MaxRecordSize)
+		l := o.pending
+		l.Records, l.Bytes = records, bytes
+		l.PerPeer, l.PerAuthor = min(l.PerPeer, max(records, 1)), min(l.PerAuthor, max(records, 1))
+		l.PerPeerStrangers = min(l.PerPeerStrangers, l.PerPeer)
+		if err := l.validate(); err != nil {
+			return err
 		}
-		o.pendingRecords, o.pendingBytes = records, bytes
+		o.pending = l
+		return nil
+	}
+}
+
+// WithPending sets every bound of the records waiting for their causal
+// past (PendingLimits, pending.go).
+func WithPending(l PendingLimits) Option {
+	return func(o *options) error {
+		if err := l.validate(); err != nil {
+			return err
+		}
+		o.pending = l
 		return nil
 	}
 }

@@ -83,6 +83,11 @@ const (
 	badBudget      = "session-budget" // a session the peer kept beyond SessionBudget
 	badFakeIDs     = "fake-ids"       // ids claimed in reconciliation and then not served
 	badRequest     = "bad-request"    // an inbound request no honest opener sends
+	// badPendingExpired: records the peer served waited for a past it
+	// never served until they expired (pending.go).
+	badPendingExpired = "pending-expired"
+	// badUnservedPast: the peer served records and not their parents.
+	badUnservedPast = "unserved-past"
 )
 
 // Reasons of the sync_refused_streams_total metric: inbound streams reset
@@ -751,6 +756,9 @@ type client struct {
 	// truncated reports whether a budget stopped the session with more to
 	// fetch.
 	truncated bool
+	// retry holds the records of the closure being fetched that were
+	// refused as unknown-author, to hand in again at its end.
+	retry [][]byte
 }
 
 // open opens a session with p: a sync stream attached to the sync
@@ -1065,12 +1073,16 @@ func joinRanges(out, more []protocol.Range) []protocol.Range {
 // fetchClosure fetches cids from the peer, then, level by level up to
 // depth levels, the parents of fetched records that are neither stored nor
 // among those already asked for (parents on other topics, or a gap below a
-// gossiped record). The peer's store is causally closed, so it holds them.
-// If strict, the records must be of topic. It returns how many records
-// were received and whether no parent was left missing.
+// gossiped record). The peer's store is causally closed, so it holds them:
+// a parent it does not serve penalises it (unserved-past). If strict, the
+// records must be of topic. Records refused as unknown-author (their
+// author's admission being in a past still to fetch) are handed in again
+// once the closure is fetched. It returns how many records were received
+// and whether no parent was left missing.
 func (c *client) fetchClosure(ctx context.Context, topic string, cids []cid.Cid, strict bool, depth int) (int, bool, error) {
 	total := 0
 	asked := map[cid.Cid]bool{}
+	defer func() { c.retry = nil }()
 	for level := 0; len(cids) > 0; level++ {
 		if level == depth {
 			return total, false, nil
@@ -1078,12 +1090,23 @@ func (c *client) fetchClosure(ctx context.Context, topic string, cids []cid.Cid,
 		for _, x := range cids {
 			asked[x] = true
 		}
-		got, outside, err := c.fetch(ctx, topic, cids, strict, asked)
+		got, outside, err := c.fetch(ctx, topic, cids, strict, level > 0, asked)
 		total += got
 		if err != nil {
 			return total, false, err
 		}
 		cids, strict = outside, false
+	}
+	if len(c.retry) > 0 {
+		wait, _ := c.s.n.ingestMany(ctx, c.retry, "", origin{src: SourceSync, peer: c.peer}, nil)
+		for _, r := range wait() {
+			if r.err == nil && r.rec != nil {
+				if c.stored == nil {
+					c.stored = map[cid.Cid]bool{}
+				}
+				c.stored[r.rec.CID] = true
+			}
+		}
 	}
 	return total, true, nil
 }
@@ -1098,7 +1121,7 @@ func (c *client) fetchClosure(ctx context.Context, topic string, cids []cid.Cid,
 // concurrent session with another peer) are not asked for. Once the
 // session has received MaxSessionBytes, no further batch is sent and the
 // session is marked truncated.
-func (c *client) fetch(ctx context.Context, topic string, cids []cid.Cid, strict bool, asked map[cid.Cid]bool) (int, []cid.Cid, error) {
+func (c *client) fetch(ctx context.Context, topic string, cids []cid.Cid, strict, parents bool, asked map[cid.Cid]bool) (int, []cid.Cid, error) {
 	var outside []cid.Cid
 	seen := map[cid.Cid]bool{}
 	ingestTopic := ""
@@ -1115,7 +1138,11 @@ func (c *client) fetch(ctx context.Context, topic string, cids []cid.Cid, strict
 				}
 				c.stored[r.rec.CID] = true
 			}
-			if protocol.ReasonOf(r.err) == protocol.ReasonMissingDeps && r.rec != nil {
+			reason := protocol.ReasonOf(r.err)
+			if reason == protocol.ReasonUnknownAuthor && r.rec != nil {
+				c.retry = append(c.retry, r.rec.Raw)
+			}
+			if (reason == protocol.ReasonMissingDeps || reason == protocol.ReasonUnknownAuthor) && r.rec != nil {
 				for _, l := range r.rec.Links() {
 					if asked[l] || seen[l] {
 						continue
@@ -1228,6 +1255,13 @@ func (c *client) fetch(ctx context.Context, topic string, cids []cid.Cid, strict
 			c.s.penalise(c.peer, badFakeIDs, err)
 			return received, outside, fmt.Errorf("%w: %w", ErrBadPeer, err)
 		}
+		if parents && len(requested) > 0 {
+			// Parents of records the peer served from its store, which is
+			// causally closed: it holds them.
+			err := fmt.Errorf("%d parents of records it served not served", len(requested))
+			c.s.penalise(c.peer, badUnservedPast, err)
+			return received, outside, fmt.Errorf("%w: %w", ErrBadPeer, err)
+		}
 		received += len(resp.Records)
 		c.s.fetched.WithLabelValues(topic).Add(float64(len(resp.Records)))
 		// Verify this batch while the apply loop writes the previous one.
@@ -1240,7 +1274,7 @@ func (c *client) fetch(ctx context.Context, topic string, cids []cid.Cid, strict
 		if last {
 			h = nil
 		}
-		wait, keep := c.s.n.ingestMany(ctx, raws, ingestTopic, SourceSync, h)
+		wait, keep := c.s.n.ingestMany(ctx, raws, ingestTopic, origin{src: SourceSync, peer: c.peer}, h)
 		held = keep
 		if prev != nil {
 			if err := check(prev()); err != nil {

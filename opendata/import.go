@@ -203,13 +203,24 @@ func Import(ctx context.Context, n *node.Node, cr *CARReader, progress func(Prog
 	return rep, readErr
 }
 
+// pastMissing reports whether err refuses a record for now because its
+// past is not stored yet: it waits (missing-deps), it could not wait
+// (unknown-author: a key admitted in that past), or there was no room.
+func pastMissing(err error) bool {
+	switch protocol.ReasonOf(err) {
+	case protocol.ReasonMissingDeps, protocol.ReasonUnknownAuthor, protocol.ReasonPendingFull:
+		return true
+	}
+	return false
+}
+
 // ingestOne ingests one record, waiting for its parents in the file and
 // trying again if it was held for them.
 func ingestOne(ctx context.Context, n *node.Node, b Block, parents []cid.Cid, it *item,
 	states map[cid.Cid]*item, mu *sync.Mutex, rep *ImportReport, fail func(*item, Failure)) {
 	_, err := n.Ingest(ctx, b.Data, "", SourceImport)
 	retried := false
-	if protocol.ReasonOf(err) == protocol.ReasonMissingDeps {
+	if pastMissing(err) {
 		// The parents in the file were read before this record; wait
 		// until each has been judged.
 		var absent []cid.Cid
@@ -243,7 +254,7 @@ func ingestOne(ctx context.Context, n *node.Node, b Block, parents []cid.Cid, it
 		}
 		retried = true
 		_, err = n.Ingest(ctx, b.Data, "", SourceImport)
-		if protocol.ReasonOf(err) == protocol.ReasonMissingDeps {
+		if pastMissing(err) {
 			var missing []cid.Cid
 			for _, p := range absent {
 				if ok, herr := n.Store().Has(p); herr == nil && !ok {

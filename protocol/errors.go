@@ -55,6 +55,12 @@ const (
 	ReasonMissingDeps  Reason = "missing-deps"  // ignore: prev or deps not yet known
 	ReasonFutureTime   Reason = "future-time"   // ignore: claimed time too far ahead of the receiver's clock
 	ReasonObserver     Reason = "observer"      // a write was attempted on a read-only observer node (local only)
+	// ReasonUnknownAuthor and ReasonPendingFull are a node's verdicts on a
+	// record whose causal past it lacks (docs/protocol.md 7.1): whether it
+	// may wait for that past depends on what the node holds, not on the
+	// record alone.
+	ReasonUnknownAuthor Reason = "unknown-author" // reject: past missing, and the author is no member, applicant or named new key, in a kind only members sign
+	ReasonPendingFull   Reason = "pending-full"   // ignore: past missing, and the sender's or the author's share of the pending set is used up
 )
 
 var reasonActions = map[Reason]Action{
@@ -76,6 +82,9 @@ var reasonActions = map[Reason]Action{
 	ReasonMissingDeps:  Ignore,
 	ReasonFutureTime:   Ignore,
 	ReasonObserver:     Reject,
+
+	ReasonUnknownAuthor: Reject,
+	ReasonPendingFull:   Ignore,
 }
 
 // Reasons returns every defined reason, for pre-registering metrics labels.
@@ -155,6 +164,14 @@ var (
 	ErrFutureTime = &Error{Reason: ReasonFutureTime}
 	// ErrObserver is returned by a read-only node asked to sign or publish.
 	ErrObserver = &Error{Reason: ReasonObserver, Detail: "this node is a read-only observer and never signs records"}
+	// ErrUnknownAuthor is returned by a node's ingest for a record whose
+	// causal past it lacks and whose author could not be a member in it as
+	// far as the node can tell (docs/protocol.md 7.1).
+	ErrUnknownAuthor = &Error{Reason: ReasonUnknownAuthor}
+	// ErrPendingFull is returned by a node's ingest for a record whose
+	// causal past it lacks when its sender's or its author's share of the
+	// pending set is used up.
+	ErrPendingFull = &Error{Reason: ReasonPendingFull}
 )
 
 // Errorf returns an *Error with the given reason and a formatted detail.

@@ -574,8 +574,8 @@ func TestPendingArea(t *testing.T) {
 	}
 	a := mkEntry(t, "a", author(1), "issue/x", 1, cid.Undef)
 	b := mkEntry(t, "b", author(1), "issue/x", 2, a.CID)
-	for _, e := range []Entry{a, b} {
-		if err := s.PutPending(e.CID, e.Data); err != nil {
+	for i, e := range []Entry{a, b} {
+		if err := s.PutPending(e.CID, e.Data, int64(1000+i)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -594,17 +594,30 @@ func TestPendingArea(t *testing.T) {
 	}
 	defer s.Close()
 	var got []cid.Cid
-	if err := s.Pending(func(c cid.Cid, raw []byte) error {
-		if string(raw) != string(b.Data) {
-			t.Fatalf("pending %s: bytes changed", c)
+	if err := s.Pending(func(e PendingEntry) error {
+		if string(e.Raw) != string(b.Data) || e.Received != 1001 {
+			t.Fatalf("pending %s: bytes or received time (%d) changed", e.CID, e.Received)
 		}
-		got = append(got, c)
+		got = append(got, e.CID)
 		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
 	if len(got) != 1 || !got[0].Equals(b.CID) {
 		t.Fatalf("pending after restart: %v, want [%s]", got, b.CID)
+	}
+	// A value written before receipt times were kept (the record's bytes
+	// alone) reads with received 0.
+	if err := s.db.Set(cidKey(pPending, a.CID), a.Data, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Pending(func(e PendingEntry) error {
+		if e.CID.Equals(a.CID) && (string(e.Raw) != string(a.Data) || e.Received != 0) {
+			t.Fatalf("old-format entry read as %d bytes, received %d", len(e.Raw), e.Received)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 }
 

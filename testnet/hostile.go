@@ -3,9 +3,11 @@ package testnet
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,6 +37,9 @@ const (
 	// FakeIDs claims, in every reconcile answer, ids of records it does
 	// not hold, as many as fit a frame, and serves none of them.
 	FakeIDs
+	// Orphans claims and serves records it was given (WithRecords),
+	// whose parents nobody has, and serves none of those parents.
+	Orphans
 )
 
 // String returns the kind's scenario name.
@@ -44,6 +49,8 @@ func (k HostileKind) String() string {
 		return "stalling"
 	case FakeIDs:
 		return "fake-ids"
+	case Orphans:
+		return "orphans"
 	}
 	return fmt.Sprintf("hostile(%d)", int(k))
 }
@@ -55,7 +62,8 @@ type HostileSyncPeer struct {
 	kind      HostileKind
 	delay     time.Duration
 	ids       int
-	fakeFrame []byte // the encoded reconcile answer of a FakeIDs peer
+	fakeFrame []byte             // the encoded reconcile answer of a FakeIDs or Orphans peer
+	records   map[cid.Cid][]byte // what an Orphans peer serves
 	closing   chan struct{}
 	mu        sync.Mutex // guards closed and wg.Add
 	closed    bool
@@ -85,12 +93,26 @@ func WithFakeIDs(n int) HostileOption {
 	}
 }
 
+// WithRecords gives an Orphans peer the records it claims and serves.
+func WithRecords(raws [][]byte) HostileOption {
+	return func(hp *HostileSyncPeer) error {
+		if len(raws) == 0 || len(raws) > MaxFakeIDs {
+			return fmt.Errorf("testnet: records: want 1 to %d", MaxFakeIDs)
+		}
+		hp.records = map[cid.Cid][]byte{}
+		for _, raw := range raws {
+			hp.records[protocol.RecordCID(raw)] = raw
+		}
+		return nil
+	}
+}
+
 // NewHostileSyncPeer starts a hostile sync peer of the network netID on a
 // loopback TCP port. delay is how long a Stalling peer waits before each
 // answer (give it just under the victims' request timeout); FakeIDs peers
 // answer at once.
 func NewHostileSyncPeer(netID cid.Cid, kind HostileKind, delay time.Duration, opts ...HostileOption) (*HostileSyncPeer, error) {
-	if kind != Stalling && kind != FakeIDs {
+	if kind != Stalling && kind != FakeIDs && kind != Orphans {
 		return nil, fmt.Errorf("testnet: unknown hostile kind %d", int(kind))
 	}
 	if kind == Stalling && delay <= 0 {
@@ -101,6 +123,41 @@ func NewHostileSyncPeer(netID cid.Cid, kind HostileKind, delay time.Duration, op
 		if err := o(hp); err != nil {
 			return nil, err
 		}
+	}
+	if kind == Orphans {
+		if hp.records == nil {
+			return nil, errors.New("testnet: an orphans peer needs WithRecords")
+		}
+		var items []protocol.Item
+		for c, raw := range hp.records {
+			r, err := protocol.Decode(raw)
+			if err != nil {
+				return nil, fmt.Errorf("testnet: orphans: %w", err)
+			}
+			it, err := protocol.ItemOf(c, r.Env.Time)
+			if err != nil {
+				return nil, err
+			}
+			items = append(items, it)
+		}
+		// In reconciliation order: time, then id.
+		slices.SortFunc(items, func(a, b protocol.Item) int {
+			if c := cmp.Compare(a.Time, b.Time); c != 0 {
+				return c
+			}
+			return bytes.Compare(a.ID[:], b.ID[:])
+		})
+		ids := make([][]byte, len(items))
+		for i := range items {
+			ids[i] = items[i].ID[:]
+		}
+		var frame bytes.Buffer
+		resp := protocol.SyncResponse{Type: protocol.SyncReconcile,
+			Ranges: []protocol.Range{{Upper: protocol.Infinity, Mode: protocol.ModeIDList, IDs: ids}}}
+		if err := protocol.WriteFrame(&frame, &resp); err != nil {
+			return nil, fmt.Errorf("testnet: orphans answer: %w", err)
+		}
+		hp.fakeFrame = frame.Bytes()
 	}
 	if kind == FakeIDs {
 		// One answer, encoded once: the peer is as fast as it can be.
@@ -201,6 +258,23 @@ func (hp *HostileSyncPeer) handle(s network.Stream) {
 				continue
 			}
 			// A fetch: as if it had looked at every CID and found none.
+			resp.Served = len(req.CIDs)
+		case Orphans:
+			if req.Type == protocol.SyncReconcile {
+				hp.claimed.Add(int64(len(hp.records)))
+				if _, err := s.Write(hp.fakeFrame); err != nil {
+					return
+				}
+				continue
+			}
+			// A fetch: what it has, and not the parents.
+			for _, b := range req.CIDs {
+				if c, err := cid.Cast(b); err == nil {
+					if raw, ok := hp.records[c]; ok {
+						resp.Records = append(resp.Records, raw)
+					}
+				}
+			}
 			resp.Served = len(req.CIDs)
 		}
 		if err := protocol.WriteFrame(s, &resp); err != nil {

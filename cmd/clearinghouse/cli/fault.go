@@ -47,14 +47,19 @@ scenario fails (records lost, a bound exceeded).
   http       event streams that never read, idle connections and slow bodies
              against a node process; GET /status must keep answering
   sync       a partition heal with a stalling and a fake-id sync peer
-             connected; the sets must converge and both peers be penalised`,
+             connected; the sets must converge and both peers be penalised
+  pending    a flood of non-members' records naming dependencies nobody
+             has; the pending set must stay bounded, an honest out-of-order
+             record be stored, the flooders graylisted, and nothing that
+             can never complete survive a restart`,
 		Example: `  clearinghouse testnet fault killnine --cycles 20
   clearinghouse testnet fault http --streams 2000 --idle 15000
-  clearinghouse testnet fault sync`,
+  clearinghouse testnet fault sync
+  clearinghouse testnet fault pending --records 100000`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	cmd.AddCommand(newKillNineCommand(a), newHTTPFaultCommand(a), newSyncFaultCommand(a))
+	cmd.AddCommand(newKillNineCommand(a), newHTTPFaultCommand(a), newSyncFaultCommand(a), newPendingFaultCommand(a))
 	return cmd
 }
 

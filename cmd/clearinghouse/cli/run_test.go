@@ -404,3 +404,14 @@ func TestRunLogsFirstCatchUp(t *testing.T) {
 		t.Fatalf("log:\n%s", out)
 	}
 }
+
+// TestPendingDefaultsAgree: the [pending] defaults of the config file are
+// the node's.
+func TestPendingDefaultsAgree(t *testing.T) {
+	c, n := config.Default().Pending, node.DefaultPendingLimits()
+	got := node.PendingLimits{Records: c.Records, Bytes: n.Bytes, PerPeer: c.PerPeer, PerPeerStrangers: c.PerPeerStrangers,
+		PerAuthor: c.PerAuthor, TTL: c.TTL.Std()}
+	if got != n {
+		t.Fatalf("config defaults %+v, node defaults %+v", got, n)
+	}
+}
