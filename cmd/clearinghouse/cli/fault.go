@@ -7,13 +7,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/clearinghouse-net/clearinghouse/internal/testports"
 	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,6 +23,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/clearinghouse-net/clearinghouse/config"
+	"github.com/clearinghouse-net/clearinghouse/internal/testports"
 	"github.com/clearinghouse-net/clearinghouse/protocol"
 )
 
@@ -74,10 +75,19 @@ type faultNode struct {
 	log      *os.File
 }
 
+// faultIssues names the n issues a fault node follows: fault, fault-2, ...
+func faultIssues(n int) []string {
+	issues := []string{"fault"}
+	for i := 2; i <= n; i++ {
+		issues = append(issues, fmt.Sprintf("fault-%d", i))
+	}
+	return issues
+}
+
 // prepareFaultDir makes dir the data directory of a node that listens on
-// free loopback ports and follows the issue "fault", and returns its API
-// token.
-func prepareFaultDir(dir string) (string, error) {
+// free loopback ports and follows issues (on its first use only), and
+// returns its API token.
+func prepareFaultDir(dir string, issues []string) (string, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
 	}
@@ -93,7 +103,7 @@ func prepareFaultDir(dir string) (string, error) {
 		cfg := "# A node of the fault harness (clearinghouse testnet fault).\n" +
 			fmt.Sprintf("[api]\nlisten = \"127.0.0.1:%d\"\n\n", port) +
 			"[network]\nlisten = [\"/ip4/127.0.0.1/tcp/0\"]\n\n" +
-			"[topics]\nfollow = [\"fault\"]\n\n[log]\nlevel = \"warn\"\n"
+			fmt.Sprintf("[topics]\nfollow = [\"%s\"]\n\n[log]\nlevel = \"warn\"\n", strings.Join(issues, `", "`))
 		if err := os.WriteFile(dd.ConfigPath(), []byte(cfg), 0o644); err != nil {
 			return "", err
 		}
@@ -242,6 +252,7 @@ func (f *faultNode) has(ctx context.Context, cl *http.Client, c string) (bool, e
 func newKillNineCommand(a *app) *cobra.Command {
 	var (
 		cycles, writers  int
+		issues           int
 		minLoad, maxLoad time.Duration
 		dir, bin         string
 		seed             uint64
@@ -251,8 +262,12 @@ func newKillNineCommand(a *app) *cobra.Command {
 		Short: "Kill -9 a node under API write load, N cycles; count acknowledged records lost",
 		Long: `Killnine starts a node process (this binary, or --binary) on a data directory
 of its own, publishes statements through POST /api/v1/records from --writers
-concurrent clients, and after a random time between --min-load and --max-load
-kills the process with SIGKILL (by pid). It restarts the node on the same
+concurrent clients, and a random time between --min-load and --max-load after
+the cycle's first acknowledged record kills the process with SIGKILL (by pid).
+The wait for that first record is part of the start (the first write to an
+issue loads that issue's history, see docs/operations.md) and is printed per
+cycle as "first write"; a cycle with no acknowledged record within 2 minutes
+fails the run. It restarts the node on the same
 data directory and checks that every record acknowledged with 201 in the cycle
 before is served, and repeats for --cycles cycles. At the end it restarts the
 node once more and checks every record acknowledged in the whole run.
@@ -260,11 +275,11 @@ node once more and checks every record acknowledged in the whole run.
 It prints one line per cycle and a summary; it fails if any acknowledged
 record is lost.`,
 		Example: `  clearinghouse testnet fault killnine --cycles 20
-  clearinghouse testnet fault killnine --cycles 1000 --writers 8 --dir /tmp/ch-kill9`,
+  clearinghouse testnet fault killnine --cycles 1000 --issues 50 --dir /tmp/ch-kill9`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if cycles < 1 || writers < 1 || minLoad <= 0 || maxLoad < minLoad {
-				return &usageError{errors.New("want --cycles >= 1, --writers >= 1 and 0 < --min-load <= --max-load")}
+			if cycles < 1 || writers < 1 || issues < 1 || minLoad <= 0 || maxLoad < minLoad {
+				return &usageError{errors.New("want --cycles >= 1, --writers >= 1, --issues >= 1 and 0 < --min-load <= --max-load")}
 			}
 			b, err := faultBinary(bin)
 			if err != nil {
@@ -276,11 +291,12 @@ record is lost.`,
 				}
 				defer os.RemoveAll(dir)
 			}
-			return killNine(cmd.Context(), a.stdout, b, dir, cycles, writers, minLoad, maxLoad, seed)
+			return killNine(cmd.Context(), a.stdout, b, dir, cycles, writers, issues, minLoad, maxLoad, seed)
 		},
 	}
 	cmd.Flags().IntVar(&cycles, "cycles", 20, "kill -9 cycles")
 	cmd.Flags().IntVar(&writers, "writers", 4, "concurrent API clients publishing")
+	cmd.Flags().IntVar(&issues, "issues", 1, "issues the cycles write to in turn (fault, fault-2, ...): the first write of a cycle loads its issue's history, so long runs spread it")
 	cmd.Flags().DurationVar(&minLoad, "min-load", 200*time.Millisecond, "least write load before a kill")
 	cmd.Flags().DurationVar(&maxLoad, "max-load", 800*time.Millisecond, "most write load before a kill")
 	cmd.Flags().StringVar(&dir, "dir", "", "data directory of the node (default: a temporary one, removed after)")
@@ -289,19 +305,23 @@ record is lost.`,
 	return cmd
 }
 
+// firstWriteLimit bounds the wait for a cycle's first acknowledged record.
+const firstWriteLimit = 2 * time.Minute
+
 // killNine runs the kill -9 scenario.
-func killNine(ctx context.Context, out io.Writer, bin, dir string, cycles, writers int, minLoad, maxLoad time.Duration, seed uint64) error {
-	token, err := prepareFaultDir(dir)
+func killNine(ctx context.Context, out io.Writer, bin, dir string, cycles, writers, issues int, minLoad, maxLoad time.Duration, seed uint64) error {
+	names := faultIssues(issues)
+	token, err := prepareFaultDir(dir, names)
 	if err != nil {
 		return err
 	}
 	f := &faultNode{bin: bin, dir: dir, token: token}
 	defer f.kill()
 	rng := rand.New(rand.NewPCG(seed, 0))
-	topic := protocol.IssueTopic("fault")
 	cl := &http.Client{Timeout: 30 * time.Second}
 	var all, prev []string
 	var lost []string
+	var firstWrites []time.Duration
 	errorsSeen := 0
 	start := time.Now()
 	check := func(cids []string) (found int, err error) {
@@ -327,12 +347,16 @@ func killNine(ctx context.Context, out io.Writer, bin, dir string, cycles, write
 			return fmt.Errorf("cycle %d: %w", cycle, err)
 		}
 		load := minLoad + time.Duration(rng.Int64N(int64(maxLoad-minLoad)+1))
+		topic := protocol.IssueTopic(names[(cycle-1)%len(names)])
 		var (
-			mu     sync.Mutex
-			acked  []string
-			wg     sync.WaitGroup
-			killed atomic.Bool
+			mu       sync.Mutex
+			acked    []string
+			wg       sync.WaitGroup
+			killed   atomic.Bool
+			firstAck = make(chan struct{})
+			ackOnce  sync.Once
 		)
+		started := time.Now()
 		wctx, cancel := context.WithCancel(ctx)
 		for w := range writers {
 			wg.Go(func() {
@@ -352,12 +376,30 @@ func killNine(ctx context.Context, out io.Writer, bin, dir string, cycles, write
 					mu.Lock()
 					acked = append(acked, c)
 					mu.Unlock()
+					ackOnce.Do(func() { close(firstAck) })
 				}
 			})
 		}
-		timer := time.NewTimer(load)
+		// The load runs from the first acknowledged record, so that every
+		// cycle kills the node under write load however long the start is.
+		var firstWrite time.Duration
+		noAck := time.NewTimer(firstWriteLimit)
 		select {
-		case <-timer.C:
+		case <-firstAck:
+			firstWrite = time.Since(started)
+			noAck.Stop()
+			timer := time.NewTimer(load)
+			select {
+			case <-timer.C:
+			case <-ctx.Done():
+			}
+		case <-noAck.C:
+			killed.Store(true)
+			f.kill()
+			cancel()
+			wg.Wait()
+			return fmt.Errorf("%w: cycle %d: no record acknowledged within %v of the start (%d requests refused)",
+				ErrFaultFailed, cycle, firstWriteLimit, errorsSeen)
 		case <-ctx.Done():
 		}
 		killed.Store(true)
@@ -367,8 +409,9 @@ func killNine(ctx context.Context, out io.Writer, bin, dir string, cycles, write
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		fmt.Fprintf(out, "cycle %d: load %v, acknowledged %d; found %d of the %d acknowledged in the cycle before\n",
-			cycle, load.Round(time.Millisecond), len(acked), found, len(prev))
+		firstWrites = append(firstWrites, firstWrite)
+		fmt.Fprintf(out, "cycle %d: first write %v, load %v, acknowledged %d; found %d of the %d acknowledged in the cycle before\n",
+			cycle, firstWrite.Round(time.Millisecond), load.Round(time.Millisecond), len(acked), found, len(prev))
 		all = append(all, acked...)
 		prev = acked
 	}
@@ -384,6 +427,9 @@ func killNine(ctx context.Context, out io.Writer, bin, dir string, cycles, write
 	f.stop()
 	fmt.Fprintf(out, "killnine: %d cycles in %v, %d acknowledged, %d found, %d lost (requests refused before a kill: %d)\n",
 		cycles, time.Since(start).Round(time.Millisecond), len(all), found, len(lost), errorsSeen)
+	slices.Sort(firstWrites)
+	fmt.Fprintf(out, "first write after a start: median %v, max %v\n",
+		firstWrites[len(firstWrites)/2].Round(time.Millisecond), firstWrites[len(firstWrites)-1].Round(time.Millisecond))
 	if len(lost) > 0 {
 		return fmt.Errorf("%w: %d acknowledged records lost, first %s", ErrFaultFailed, len(lost), lost[0])
 	}

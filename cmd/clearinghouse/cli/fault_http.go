@@ -137,7 +137,7 @@ func httpFault(ctx context.Context, out io.Writer, bin, dir string, streams, idl
 	if need := uint64(streams+idle+slow) + 256; need > limit {
 		return &usageError{fmt.Errorf("%d connections need about %d open files, the limit is %d", streams+idle+slow, need, limit)}
 	}
-	token, err := prepareFaultDir(dir)
+	token, err := prepareFaultDir(dir, faultIssues(1))
 	if err != nil {
 		return err
 	}
