@@ -190,8 +190,10 @@ func TestFlights(t *testing.T) {
 	if !f.begin("k", a) {
 		t.Fatal("first trigger of a key did not start")
 	}
-	if f.begin("k", a) || f.begin("k", a) {
-		t.Fatal("trigger started beside a running session of its key")
+	for range 2 {
+		if f.begin("k", a) {
+			t.Fatal("trigger started beside a running session of its key")
+		}
 	}
 	if !f.begin("other", a) {
 		t.Fatal("a running key held up another")
