@@ -28,12 +28,17 @@ import (
 //     syncFallbackRounds intervals as a safety net.
 //
 // A node that missed a record and stores nothing itself would then never
-// ask; so the side that serves a reconciliation which finds the two sets
-// different asks the opener in return (reverseSync), at most once per
-// interval per peer and topic. Between them, a record stored on one node
-// reaches a connected node that missed it: the holder changed, so it
-// syncs with all its peers when the topic settles, and the peer that
-// lacks the record answers that reconciliation by pulling from the holder.
+// ask before the fallback round; so the side that serves a reconciliation
+// which finds the two sets different asks the opener in return
+// (reverseSync), for a topic it follows, at most once per half interval
+// per peer and topic. Between them, a record stored on one node reaches a
+// connected node that missed it: the holder changed, so it syncs with all
+// its peers when the topic settles, and the peer that lacks the record
+// answers that reconciliation by pulling from the holder; failing that,
+// the node that lacks it pulls it at its next fallback round, at most
+// syncFallbackRounds intervals later. A trigger that comes while a session
+// of the same peer and topic runs is run again after it (dispatch), so the
+// pull-back and a Follow never stand in for each other.
 // Syncs on connection and on gossip gaps are unchanged.
 
 // syncFallbackRounds is how many sync intervals pass between full rounds
