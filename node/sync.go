@@ -1490,7 +1490,7 @@ func (s *syncer) handle(st network.Stream) {
 		}
 		resp := s.serve(&req, in)
 		if req.Type == protocol.SyncReconcile && resp.Error == "" {
-			s.reverseSync(p, req.Topic, resp.Ranges)
+			s.reverseSync(p, req.Topic, req.Ranges, resp.Ranges)
 		}
 		_ = st.SetWriteDeadline(time.Now().Add(timeout))
 		if err := protocol.WriteFrame(w, resp); err != nil {

@@ -220,3 +220,45 @@ func TestFlights(t *testing.T) {
 		t.Fatalf("%d keys left, want 1 (other)", len(f))
 	}
 }
+
+// TestOpenerMayHoldMore: the responder of a reconciliation pulls back
+// when the opener may hold items it lacks, and not when the opener holds
+// nothing (a catch-up from scratch) or the sets are equal.
+func TestOpenerMayHoldMore(t *testing.T) {
+	all := randomItems(3000, 7)
+	extra := randomItems(1, 8)
+	for _, tc := range []struct {
+		name              string
+		opener, responder []protocol.Item
+		want              bool
+	}{
+		{"opener empty", nil, all, false},
+		{"equal", all, all, false},
+		{"opener holds one more", append(slices.Clone(all), extra...), all, true},
+		{"opener holds one the empty responder lacks", extra, nil, true},
+		{"opener behind", all[:2000], all, true}, // the responder cannot tell
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opener, responder := protocol.NewItemSet(slices.Clone(tc.opener)), protocol.NewItemSet(slices.Clone(tc.responder))
+			got := false
+			msg := opener.Initiate()
+			for rounds := 0; msg != nil; rounds++ {
+				if rounds > 100 {
+					t.Fatal("reconciliation does not end")
+				}
+				answer, err := responder.Respond(msg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = got || openerMayHoldMore(msg, answer)
+				_, msg, err = opener.Continue(answer)
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got != tc.want {
+				t.Errorf("openerMayHoldMore = %v over the reconciliation, want %v", got, tc.want)
+			}
+		})
+	}
+}

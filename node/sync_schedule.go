@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -113,14 +114,15 @@ func appendAll(plan []syncTrigger, peers []peer.ID, topic string) []syncTrigger 
 }
 
 // reverseSync is called after serving p a reconciliation step of topic:
-// if the answer shows the two sets differ and this node follows topic, it
+// if the step shows p may hold records this node lacks
+// (openerMayHoldMore) and this node follows topic, it
 // may lack records p holds, so it reconciles the topic with p itself, at
 // most once per reverseInterval per peer and topic. A topic the node does
 // not follow is never pulled: any peer may ask about any topic name, and
 // the answer must not make this node fetch and store what it does not
 // follow.
-func (s *syncer) reverseSync(p peer.ID, topic string, answer []protocol.Range) {
-	if !slices.ContainsFunc(answer, func(r protocol.Range) bool { return r.Mode != protocol.ModeSkip }) {
+func (s *syncer) reverseSync(p peer.ID, topic string, req, answer []protocol.Range) {
+	if !openerMayHoldMore(req, answer) {
 		return
 	}
 	if !s.n.hasTopic(topic) {
@@ -156,4 +158,33 @@ func (s *syncer) reverseSync(p peer.ID, topic string, answer []protocol.Range) {
 // answered, and at least syncGapInterval, also with periodic sync off.
 func (s *syncer) reverseInterval() time.Duration {
 	return max(s.n.opts.syncInterval/2, syncGapInterval)
+}
+
+// emptyFP is the fingerprint of a range that holds nothing.
+var emptyFP = protocol.NewItemSet(nil).Initiate()[0].FP
+
+// openerMayHoldMore reports whether a reconciliation step (the opener's
+// request and this node's answer) leaves open that the opener holds
+// records this node lacks: some range of the answer is not a skip, and the
+// request's range it answers is not the fingerprint of nothing. An opener
+// that catches up from nothing, or has nothing in part of the range,
+// sends that fingerprint; answering it with this node's ids is the opener's
+// gain only, and pulling back would reconcile against a set still being
+// filled.
+func openerMayHoldMore(req, answer []protocol.Range) bool {
+	i := 0
+	for _, a := range answer {
+		// The request's range that a belongs to: the first whose upper
+		// bound is not below a's (answers split ranges, never cross them).
+		for i < len(req) && protocol.CompareBounds(req[i].Upper, a.Upper) < 0 {
+			i++
+		}
+		if a.Mode == protocol.ModeSkip {
+			continue
+		}
+		if i == len(req) || req[i].Mode != protocol.ModeFingerprint || !bytes.Equal(req[i].FP, emptyFP) {
+			return true
+		}
+	}
+	return false
 }
