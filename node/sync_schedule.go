@@ -113,14 +113,13 @@ func appendAll(plan []syncTrigger, peers []peer.ID, topic string) []syncTrigger 
 	return plan
 }
 
-// reverseSync is called after serving p a reconciliation step of topic:
-// if the step shows p may hold records this node lacks
-// (openerMayHoldMore) and this node follows topic, it
-// may lack records p holds, so it reconciles the topic with p itself, at
-// most once per reverseInterval per peer and topic. A topic the node does
-// not follow is never pulled: any peer may ask about any topic name, and
-// the answer must not make this node fetch and store what it does not
-// follow.
+// reverseSync is called after serving p a reconciliation step of topic
+// (req, and this node's answer): if the step leaves open that p holds
+// records this node lacks (openerMayHoldMore) and this node follows topic,
+// it reconciles the topic with p itself, at most once per reverseInterval
+// per peer and topic. A topic the node does not follow is never pulled:
+// any peer may ask about any topic name, and the answer must not make this
+// node fetch and store what it does not follow.
 func (s *syncer) reverseSync(p peer.ID, topic string, req, answer []protocol.Range) {
 	if !openerMayHoldMore(req, answer) {
 		return
