@@ -3,6 +3,7 @@ package node_test
 import (
 	"context"
 	"crypto/ed25519"
+	"fmt"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -38,7 +39,7 @@ func benchGenesis(b *testing.B, keys []ed25519.PrivateKey) *protocol.Genesis {
 	var founders []protocol.Member
 	for i, k := range keys {
 		founders = append(founders, protocol.Member{
-			Key: k.Public().(ed25519.PublicKey), Org: "bench org",
+			Key: k.Public().(ed25519.PublicKey), Org: fmt.Sprintf("bench org %d", i), // one organisation is one member
 			Group: protocol.DefaultGroups[i%5], Region: protocol.DefaultRegions[i/5%5],
 		})
 	}

@@ -2,6 +2,8 @@ package node
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -57,4 +59,19 @@ func CachedItemSets(n *Node) []string {
 // SyncTopicWith runs one sync session of topic with p.
 func SyncTopicWith(ctx context.Context, n *Node, p peer.ID, topic string) (SyncReport, error) {
 	return n.sync.syncTopic(ctx, p, topic)
+}
+
+// PullBackTopics returns the topics this node pulled back from a peer
+// after serving its reconciliation (reverseSync), sorted.
+func PullBackTopics(n *Node) []string {
+	sc := &n.sync.sched
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	var out []string
+	for k := range sc.reverse {
+		_, t, _ := strings.Cut(k, "|")
+		out = append(out, t)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }

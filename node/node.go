@@ -785,6 +785,14 @@ func (n *Node) Topics() []string {
 	return out
 }
 
+// hasTopic reports whether the node has joined record topic t.
+func (n *Node) hasTopic(t string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	_, ok := n.topics[t]
+	return ok
+}
+
 // PubsubPeers returns the peers the node sees on a record topic.
 func (n *Node) PubsubPeers(topic string) []peer.ID {
 	return n.ps.ListPeers(protocol.PubsubTopic(n.network, topic))

@@ -309,9 +309,11 @@ func WithOrganisation(name string) Option {
 	return func(o *options) error { o.org = name; return nil }
 }
 
-// WithSyncInterval sets how often the node syncs every joined topic with
-// every connected peer (default DefaultSyncInterval); 0 disables periodic
-// sync. Sync on connection and Node.Sync are not affected.
+// WithSyncInterval sets the period of the node's sync rounds (default
+// DefaultSyncInterval): each round syncs the joined topics that changed
+// (sync_schedule.go), and every syncFallbackRounds-th round every joined
+// topic with every connected peer; 0 disables periodic sync. Sync on
+// connection, on follow, the pull-back and Node.Sync are not affected.
 func WithSyncInterval(d time.Duration) Option {
 	return func(o *options) error {
 		if d < 0 {

@@ -194,10 +194,12 @@ type syncer struct {
 	banned   map[peer.ID]time.Time
 	strikes  map[peer.ID]stallStrikes
 	inbound  map[peer.ID]*inboundSlots
-	inflight map[string]bool      // trigger keys being handled
+	inflight flights              // the sessions running, by trigger key
 	chainOK  map[string]bool      // topics whose own chain head is confirmed
 	lastGap  map[string]time.Time // peer|topic -> last gossip-gap fetch
 	sets     map[string]cachedSet // followed topic -> its latest item set
+
+	sched syncSchedule // the periodic rounds (sync_schedule.go)
 
 	sessions map[string]*sessionLock // peer|topic -> the lock of its sessions
 }
@@ -291,7 +293,7 @@ func newSyncer(n *Node) *syncer {
 		banned:   map[peer.ID]time.Time{},
 		strikes:  map[peer.ID]stallStrikes{},
 		inbound:  map[peer.ID]*inboundSlots{},
-		inflight: map[string]bool{},
+		inflight: flights{},
 		chainOK:  map[string]bool{},
 		lastGap:  map[string]time.Time{},
 		sets:     map[string]cachedSet{},
@@ -346,28 +348,63 @@ func (s *syncer) loop(identified <-chan any) {
 				s.dispatch(syncTrigger{peer: e.Peer})
 			}
 		case <-tick:
-			for _, p := range s.syncPeers() {
-				s.dispatch(syncTrigger{peer: p})
-			}
+			s.periodic()
 		case t := <-s.triggers:
 			s.dispatch(t)
 		}
 	}
 }
 
-// dispatch starts a session for t unless an identical one runs.
+// flights are the sessions of trigger keys while they run, each with the
+// latest trigger of the same key that arrived meanwhile (nil if none), to
+// run once it ends. Guarded by syncer.mu.
+type flights map[string]*syncTrigger
+
+// begin reports whether a session for t may start now under key; if one
+// runs, t is kept for when it ends. Triggers of one key differ only in
+// the CIDs of a fetch, which add up.
+func (f flights) begin(key string, t syncTrigger) bool {
+	if again, ok := f[key]; ok {
+		if again != nil && again.cids != nil {
+			cids := slices.Clip(again.cids)
+			for _, c := range t.cids {
+				if !slices.Contains(cids, c) {
+					cids = append(cids, c)
+				}
+			}
+			t.cids = cids
+		}
+		f[key] = &t
+		return false
+	}
+	f[key] = nil
+	return true
+}
+
+// end ends the session of key and returns the trigger to run next, or nil.
+func (f flights) end(key string) *syncTrigger {
+	again := f[key]
+	delete(f, key)
+	return again
+}
+
+// dispatch starts a session for t, or, if a session of the same key (peer,
+// topic, fetch or not) runs, has t run once that one ends. A trigger is
+// never dropped for a running session: that session may have reconciled
+// before the cause of t (a record stored, a topic followed, a peer's
+// reconciliation that showed a difference), and would miss what t is for.
+// Triggers that arrive during one session collapse into one rerun.
 func (s *syncer) dispatch(t syncTrigger) {
 	key := t.peer.String() + "|" + t.topic
 	if t.cids != nil {
 		key += "|fetch"
 	}
 	s.mu.Lock()
-	if s.inflight[key] {
-		s.mu.Unlock()
+	start := s.inflight.begin(key, t)
+	s.mu.Unlock()
+	if !start {
 		return
 	}
-	s.inflight[key] = true
-	s.mu.Unlock()
 	s.n.wg.Go(func() {
 		// Sessions with different peers run concurrently and hold no lock
 		// across peers: each is bounded by its own budgets (SyncLimits), so
@@ -387,11 +424,18 @@ func (s *syncer) dispatch(t syncTrigger) {
 			s.n.log.Debug("sync failed", "peer", t.peer, "topic", t.topic, "err", err)
 		}
 		s.mu.Lock()
-		delete(s.inflight, key)
+		again := s.inflight.end(key)
 		s.mu.Unlock()
-		if err == nil && rep.Truncated > 0 && s.n.ctx.Err() == nil {
+		if s.n.ctx.Err() != nil {
+			return
+		}
+		if again != nil {
+			s.dispatch(*again)
+		}
+		if err == nil && rep.Truncated > 0 && (again == nil || again.cids != nil) {
 			// A budget stopped the session with everything claimed
-			// served: continue where it stopped.
+			// served: continue where it stopped (unless the rerun above
+			// is that same sync).
 			s.dispatch(syncTrigger{peer: t.peer, topic: t.topic})
 		}
 	})
@@ -1479,6 +1523,9 @@ func (s *syncer) handle(st network.Stream) {
 			return
 		}
 		resp := s.serve(&req, in)
+		if req.Type == protocol.SyncReconcile && resp.Error == "" {
+			s.reverseSync(p, req.Topic, req.Ranges, resp.Ranges)
+		}
 		_ = st.SetWriteDeadline(time.Now().Add(timeout))
 		if err := protocol.WriteFrame(w, resp); err != nil {
 			return

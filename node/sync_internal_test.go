@@ -11,6 +11,8 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/ipfs/go-cid"
+
 	"github.com/clearinghouse-net/clearinghouse/protocol"
 )
 
@@ -176,5 +178,87 @@ func TestMemBudget(t *testing.T) {
 	}
 	if b.release(5); used != 0 {
 		t.Fatalf("used %d after every release", used)
+	}
+}
+
+// TestFlights: a trigger that arrives while a session of its key runs is
+// not dropped but kept, once, for when that session ends; fetch triggers
+// add their CIDs up.
+func TestFlights(t *testing.T) {
+	f := flights{}
+	a := syncTrigger{topic: "issue/a"}
+	if !f.begin("k", a) {
+		t.Fatal("first trigger of a key did not start")
+	}
+	for range 2 {
+		if f.begin("k", a) {
+			t.Fatal("trigger started beside a running session of its key")
+		}
+	}
+	if !f.begin("other", a) {
+		t.Fatal("a running key held up another")
+	}
+	if again := f.end("k"); again == nil || again.topic != a.topic {
+		t.Fatalf("end returned %v, want the trigger kept while the session ran", again)
+	}
+	if !f.begin("k", a) {
+		t.Fatal("key still busy after its session ended")
+	}
+	if again := f.end("k"); again != nil {
+		t.Fatalf("end returned %v with nothing kept", again)
+	}
+
+	c1, c2, c3 := protocol.Item{ID: [32]byte{1}}.CID(), protocol.Item{ID: [32]byte{2}}.CID(), protocol.Item{ID: [32]byte{3}}.CID()
+	f.begin("fetch", syncTrigger{cids: []cid.Cid{c1}})
+	f.begin("fetch", syncTrigger{cids: []cid.Cid{c2, c1}})
+	f.begin("fetch", syncTrigger{cids: []cid.Cid{c3, c2}})
+	again := f.end("fetch")
+	if again == nil || !slices.Equal(again.cids, []cid.Cid{c2, c1, c3}) {
+		t.Fatalf("kept fetch %v, want the CIDs of the triggers that waited, once each", again)
+	}
+	if len(f) != 1 {
+		t.Fatalf("%d keys left, want 1 (other)", len(f))
+	}
+}
+
+// TestOpenerMayHoldMore: the responder of a reconciliation pulls back
+// when the opener may hold items it lacks, and not when the opener holds
+// nothing (a catch-up from scratch) or the sets are equal.
+func TestOpenerMayHoldMore(t *testing.T) {
+	all := randomItems(3000, 7)
+	extra := randomItems(1, 8)
+	for _, tc := range []struct {
+		name              string
+		opener, responder []protocol.Item
+		want              bool
+	}{
+		{"opener empty", nil, all, false},
+		{"equal", all, all, false},
+		{"opener holds one more", append(slices.Clone(all), extra...), all, true},
+		{"opener holds one the empty responder lacks", extra, nil, true},
+		{"opener behind", all[:2000], all, true}, // the responder cannot tell
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opener, responder := protocol.NewItemSet(slices.Clone(tc.opener)), protocol.NewItemSet(slices.Clone(tc.responder))
+			got := false
+			msg := opener.Initiate()
+			for rounds := 0; msg != nil; rounds++ {
+				if rounds > 100 {
+					t.Fatal("reconciliation does not end")
+				}
+				answer, err := responder.Respond(msg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = got || openerMayHoldMore(msg, answer)
+				_, msg, err = opener.Continue(answer)
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got != tc.want {
+				t.Errorf("openerMayHoldMore = %v over the reconciliation, want %v", got, tc.want)
+			}
+		})
 	}
 }

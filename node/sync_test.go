@@ -596,3 +596,59 @@ func TestSyncPeriodic(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSyncPullBackFollowedOnly: a node that serves a reconciliation which
+// shows the two sets differ pulls the topic back from the opener if it
+// follows the topic, and never if it does not: any peer may ask about any
+// topic, and the answer must not make the node fetch what it does not
+// follow. (A pull-back of a topic not yet followed also used to run in
+// place of the sync of a Follow that came while it ran, leaving the node
+// without the records published after it reconciled.)
+func TestSyncPullBackFollowedOnly(t *testing.T) {
+	ctx := testContext(t)
+	const other = "beta"
+	net := testnet.New(t, 2, testnet.WithNodeOptions(func(i int) []node.Option {
+		follow := []string{other}
+		if i == 0 {
+			follow = append(follow, slug)
+		}
+		return append(noPeriodicSync(i), node.WithFollow(follow))
+	}))
+	// Records that gossip never carries: only sync can move them.
+	key := net.SigningKey(0)
+	var unfollowed, followed []cid.Cid
+	for _, tc := range []struct {
+		topic string
+		out   *[]cid.Cid
+	}{{topic, &unfollowed}, {protocol.IssueTopic(other), &followed}} {
+		var prev cid.Cid
+		for i := range 5 {
+			r, err := protocol.Build(key, protocol.Draft{Network: net.Nodes[0].NetworkID(), Kind: protocol.KindStatement,
+				Topic: tc.topic, Seq: uint64(i + 1), Prev: prev, Time: time.Now(), Body: statement(i)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := net.Nodes[0].Ingest(ctx, r.Raw, "", node.SourceLocal); err != nil {
+				t.Fatal(err)
+			}
+			prev = r.CID
+			*tc.out = append(*tc.out, r.CID)
+		}
+	}
+	// Node 0 reconciles every topic it follows with node 1; node 1 has
+	// answered, and so decided on its pull-backs, when Sync returns.
+	if _, err := net.Nodes[0].Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := node.PullBackTopics(net.Nodes[1]), []string{protocol.IssueTopic(other)}; !slices.Equal(got, want) {
+		t.Fatalf("node 1 pulled back %q, want %q", got, want)
+	}
+	if err := net.Nodes[1].WaitRecords(ctx, followed...); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range unfollowed {
+		if ok, err := net.Nodes[1].Store().Has(c); err != nil || ok {
+			t.Fatalf("node 1 holds %s of a topic it does not follow (err %v)", c, err)
+		}
+	}
+}

@@ -61,3 +61,25 @@ func TestBenchConfigInvalid(t *testing.T) {
 		}
 	}
 }
+
+// TestRunDiskBench: the raw pebble side writes every record to every
+// database and reports ordered latencies.
+func TestRunDiskBench(t *testing.T) {
+	cfg := testnet.BenchConfig{Nodes: 3, Size: 200, Rate: 50, Duration: 200 * time.Millisecond, Dir: t.TempDir()}
+	d, err := testnet.RunDiskBench(t.Context(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.DBs != 3 || d.Records != 10 {
+		t.Fatalf("%d DBs, %d records; want 3, 10", d.DBs, d.Records)
+	}
+	if d.CommitP50 <= 0 || d.CommitP50 > d.CommitP99 || d.CommitP99 > d.CommitMax || d.CommitMax > d.Max ||
+		d.P50 <= 0 || d.P50 > d.P99 || d.P99 > d.Max {
+		t.Errorf("commit %v/%v/%v, on all %v/%v/%v: want 0 < p50 <= p99 <= max, commits within on-all", d.CommitP50, d.CommitP99, d.CommitMax, d.P50, d.P99, d.Max)
+	}
+	var out bytes.Buffer
+	testnet.FormatDisk(&out, d, testnet.BenchResult{P99: d.P99})
+	if !strings.Contains(out.String(), "durable on all") || !strings.Contains(out.String(), "1.00x") {
+		t.Errorf("output:\n%s", out.String())
+	}
+}

@@ -14,6 +14,7 @@ func newTestnetBenchCommand(a *app) *cobra.Command {
 	var (
 		cfg  testnet.BenchConfig
 		runs int
+		disk bool
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -32,10 +33,17 @@ share of (record, node) deliveries made; the deliveries made by sync instead
 of gossip; the CPU per delivery; the resident memory per node; and the CPU
 of the N connected, idle nodes. With --runs > 1 it also prints the median
 of each figure over the runs. The machine's other load shows in the
-figures: compare the ratio, not the absolute values.`,
+figures: compare the ratio, not the absolute values.
+
+With --disk, each run then also writes every record, at the same rate, to N
+plain pebble databases on disk at once, each with a synced commit (no
+network, no validation): the synced commit latency of this disk under the
+nodes' write load, and the time until a record is durable in all N, the
+floor under the nodes' "on all" that the disk alone sets.`,
 		Example: `  clearinghouse testnet bench
   clearinghouse testnet bench --nodes 100 --rate 10 --duration 60s --runs 3
-  clearinghouse testnet bench --nodes 100 --rate 35 --in-memory --idle -1s`,
+  clearinghouse testnet bench --nodes 100 --rate 35 --in-memory --idle -1s
+  clearinghouse testnet bench --nodes 100 --rate 10 --duration 30s --runs 3 --disk`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if runs < 1 || runs > 100 {
@@ -53,7 +61,11 @@ figures: compare the ratio, not the absolute values.`,
 			if cfg.Rate == 0 || cfg.Duration == 0 {
 				cfg.Duration = -1 // no records: the idle CPU only
 			}
+			if disk && (cfg.InMemory || cfg.Duration < 0) {
+				return &usageError{fmt.Errorf("--disk needs stores on disk and records (--rate and --duration above 0)")}
+			}
 			var raws, chs []testnet.BenchResult
+			var disks []testnet.DiskResult
 			for r := range runs {
 				if runs > 1 {
 					fmt.Fprintf(a.stderr, "run %d of %d\n", r+1, runs)
@@ -65,6 +77,14 @@ figures: compare the ratio, not the absolute values.`,
 				fmt.Fprintf(a.stdout, "run %d: %d nodes, degree %d, %d-byte text, %g records/s for %s, stores %s\n",
 					r+1, cfg.Nodes, cfg.Degree, cfg.Size, cfg.Rate, cfg.Duration, storeKind(cfg.InMemory))
 				testnet.FormatBench(a.stdout, raw, ch)
+				if disk {
+					d, err := testnet.RunDiskBench(cmd.Context(), cfg, a.stderr)
+					if err != nil {
+						return err
+					}
+					testnet.FormatDisk(a.stdout, d, ch)
+					disks = append(disks, d)
+				}
 				fmt.Fprintln(a.stdout)
 				raws, chs = append(raws, raw), append(chs, ch)
 			}
@@ -77,6 +97,9 @@ figures: compare the ratio, not the absolute values.`,
 				}
 				slices.Sort(p99)
 				fmt.Fprintf(a.stdout, "median of the per-run p99 ratios: %.2fx\n", p99[runs/2])
+				if disk {
+					testnet.FormatDisk(a.stdout, testnet.MedianDisk(disks), medianResult(chs))
+				}
 			}
 			return nil
 		},
@@ -94,6 +117,7 @@ figures: compare the ratio, not the absolute values.`,
 	f.StringVar(&cfg.Dir, "dir", "", "directory for the nodes' on-disk stores (default: a temporary directory, removed afterwards)")
 	f.Uint64Var(&cfg.Seed, "seed", 1, "seed of the topology and of the choice of publishers")
 	f.IntVar(&runs, "runs", 1, "number of runs")
+	f.BoolVar(&disk, "disk", false, "also measure N plain pebble databases writing every record with a synced commit at the same rate (the disk's floor)")
 	return cmd
 }
 

@@ -32,6 +32,8 @@ func TestTestnetBenchFlags(t *testing.T) {
 		{"--rate", "-1"},
 		{"--degree", "0"},
 		{"--sync-interval", "0s"},
+		{"--disk", "--in-memory"},
+		{"--disk", "--rate", "0"},
 	} {
 		r := runCLI(t, append([]string{"testnet", "bench"}, args...)...)
 		if r.code == 0 {

@@ -1,0 +1,189 @@
+package node
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/clearinghouse-net/clearinghouse/protocol"
+)
+
+// Periodic sync, scheduled by change. A node used to reconcile every
+// joined topic with every connected peer each sync interval: with the
+// testnet's 2 s interval, 100 idle nodes of degree 8 opened about 1,200
+// sync streams a second between them and used a quarter to a whole core
+// doing nothing (docs/benchmarks.md, "Idle cost"). Now each interval, per
+// topic:
+//
+//   - if the topic changed (a record was stored) during the last interval,
+//     the node reconciles it with one connected peer chosen at random:
+//     random pull anti-entropy, which repairs a lost gossip delivery within
+//     a few intervals while records flow, at 1/degree of the cost;
+//   - once the topic is quiet again, having changed since the last full
+//     round, it reconciles it with every connected peer, once;
+//   - otherwise it does nothing, except a full round every
+//     syncFallbackRounds intervals as a safety net.
+//
+// A node that missed a record and stores nothing itself would then never
+// ask before the fallback round; so the side that serves a reconciliation
+// which finds the two sets different asks the opener in return
+// (reverseSync), for a topic it follows, at most once per half interval
+// per peer and topic. Between them, a record stored on one node reaches a
+// connected node that missed it: the holder changed, so it syncs with all
+// its peers when the topic settles, and the peer that lacks the record
+// answers that reconciliation by pulling from the holder; failing that,
+// the node that lacks it pulls it at its next fallback round, at most
+// syncFallbackRounds intervals later. A trigger that comes while a session
+// of the same peer and topic runs is run again after it (dispatch), so the
+// pull-back and a Follow never stand in for each other.
+// Syncs on connection and on gossip gaps are unchanged.
+
+// syncFallbackRounds is how many sync intervals pass between full rounds
+// of an unchanged topic.
+const syncFallbackRounds = 20
+
+// syncSchedule is the periodic sync's memory; its zero value is ready.
+type syncSchedule struct {
+	mu       sync.Mutex
+	rounds   int
+	tickSeen map[string]uint64    // topic -> last arrival at the previous interval
+	fullSeen map[string]uint64    // topic -> last arrival at the last full round
+	reverse  map[string]time.Time // peer|topic -> last reverse sync
+	rng      *rand.Rand
+}
+
+// periodic runs one interval's syncs.
+func (s *syncer) periodic() {
+	peers := s.syncPeers()
+	if len(peers) == 0 {
+		return
+	}
+	last := map[string]uint64{}
+	stats, err := s.n.store.Topics()
+	if err != nil {
+		s.n.log.Warn("sync: topic stats unavailable; syncing every topic", "err", err)
+	}
+	for _, ts := range stats {
+		last[ts.Topic] = ts.LastArrival
+	}
+	topics := s.n.Topics()
+	slices.Sort(topics)
+	// Membership first: the validity of other records depends on it.
+	if i := slices.Index(topics, protocol.TopicMembers); i > 0 {
+		topics = append(append([]string{protocol.TopicMembers}, topics[:i]...), topics[i+1:]...)
+	}
+	var plan []syncTrigger
+	sc := &s.sched
+	sc.mu.Lock()
+	if sc.tickSeen == nil {
+		sc.tickSeen, sc.fullSeen = map[string]uint64{}, map[string]uint64{}
+		sc.rng = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+	}
+	sc.rounds++
+	fallback := sc.rounds%syncFallbackRounds == 0
+	for _, t := range topics {
+		cur := last[t]
+		prev, seen := sc.tickSeen[t]
+		sc.tickSeen[t] = cur
+		switch {
+		case err != nil || fallback:
+			sc.fullSeen[t] = cur
+			plan = appendAll(plan, peers, t)
+		case !seen || cur != prev:
+			plan = append(plan, syncTrigger{peer: peers[sc.rng.IntN(len(peers))], topic: t})
+		case cur != sc.fullSeen[t]:
+			sc.fullSeen[t] = cur
+			plan = appendAll(plan, peers, t)
+		}
+	}
+	sc.mu.Unlock()
+	for _, t := range plan {
+		s.dispatch(t)
+	}
+}
+
+func appendAll(plan []syncTrigger, peers []peer.ID, topic string) []syncTrigger {
+	for _, p := range peers {
+		plan = append(plan, syncTrigger{peer: p, topic: topic})
+	}
+	return plan
+}
+
+// reverseSync is called after serving p a reconciliation step of topic
+// (req, and this node's answer): if the step leaves open that p holds
+// records this node lacks (openerMayHoldMore) and this node follows topic,
+// it reconciles the topic with p itself, at most once per reverseInterval
+// per peer and topic. A topic the node does not follow is never pulled:
+// any peer may ask about any topic name, and the answer must not make this
+// node fetch and store what it does not follow.
+func (s *syncer) reverseSync(p peer.ID, topic string, req, answer []protocol.Range) {
+	if !openerMayHoldMore(req, answer) {
+		return
+	}
+	if !s.n.hasTopic(topic) {
+		return
+	}
+	key := p.String() + "|" + topic
+	now := s.n.opts.clock()
+	every := s.reverseInterval()
+	sc := &s.sched
+	sc.mu.Lock()
+	if sc.reverse == nil {
+		sc.reverse = map[string]time.Time{}
+	}
+	if last, ok := sc.reverse[key]; ok && now.Sub(last) < every {
+		sc.mu.Unlock()
+		return
+	}
+	if len(sc.reverse) > 4096 {
+		for k, t := range sc.reverse {
+			if now.Sub(t) >= every {
+				delete(sc.reverse, k)
+			}
+		}
+	}
+	sc.reverse[key] = now
+	sc.mu.Unlock()
+	s.trigger(syncTrigger{peer: p, topic: topic})
+}
+
+// reverseInterval is the least time between two pull-backs from one peer
+// on one topic: half the sync interval, so that the reconciliation of a
+// holder's settled round (one interval after its previous one) is always
+// answered, and at least syncGapInterval, also with periodic sync off.
+func (s *syncer) reverseInterval() time.Duration {
+	return max(s.n.opts.syncInterval/2, syncGapInterval)
+}
+
+// emptyFP is the fingerprint of a range that holds nothing.
+var emptyFP = protocol.NewItemSet(nil).Initiate()[0].FP
+
+// openerMayHoldMore reports whether a reconciliation step (the opener's
+// request and this node's answer) leaves open that the opener holds
+// records this node lacks: some range of the answer is not a skip, and the
+// request's range it answers is not the fingerprint of nothing. An opener
+// that catches up from nothing, or has nothing in part of the range,
+// sends that fingerprint; answering it with this node's ids is the opener's
+// gain only, and pulling back would reconcile against a set still being
+// filled.
+func openerMayHoldMore(req, answer []protocol.Range) bool {
+	i := 0
+	for _, a := range answer {
+		// The request's range that a belongs to: the first whose upper
+		// bound is not below a's (answers split ranges, never cross them).
+		for i < len(req) && protocol.CompareBounds(req[i].Upper, a.Upper) < 0 {
+			i++
+		}
+		if a.Mode == protocol.ModeSkip {
+			continue
+		}
+		if i == len(req) || req[i].Mode != protocol.ModeFingerprint || !bytes.Equal(req[i].FP, emptyFP) {
+			return true
+		}
+	}
+	return false
+}
