@@ -20,6 +20,7 @@ const (
 	pStats      byte = 0x09
 	pPending    byte = 0x0a // | cid: a record waiting for its causal past (raw bytes)
 	pFollow     byte = 0x0b // | slug: an issue followed at runtime (empty value)
+	pFork       byte = 0x0c // | author | topic | 0x00 | seq | cid: a second record at a chain slot
 	nameEnd     byte = 0x00 // terminates a topic or kind inside a key
 	nameEndNext byte = 0x01 // nameEnd+1, the exclusive upper bound of a name's keys
 )
@@ -78,6 +79,14 @@ func chainPrefix(author []byte, topic string) []byte {
 
 func chainKey(author []byte, topic string, seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(chainPrefix(author, topic), seq)
+}
+
+// forkKey returns the key of a record stored at a chain slot another
+// record already holds (an equivocation): the chain key followed by the CID.
+func forkKey(author []byte, topic string, seq uint64, c cid.Cid) []byte {
+	k := chainKey(author, topic, seq)
+	k[0] = pFork
+	return append(k, c.KeyString()...)
 }
 
 func headKey(topic string, c cid.Cid) []byte {
