@@ -134,6 +134,9 @@ type Issue struct {
 
 	dag
 	members Roster // membership of the whole record set, or nil
+	// void caches the authors whose records count for nothing in the
+	// whole set (voidAuthors); nil when it must be computed again.
+	void map[string]bool
 	procs   map[cid.Cid]*Process
 	cps     []int32 // the checkpoints applied, by node index
 	plist   []*Process
@@ -199,7 +202,46 @@ func Derive(g *protocol.Genesis, slug string, records []*protocol.Record, roster
 // every key a current member ever held. nil (the default) takes each
 // author as the roster of its own record knew it. It does not change which
 // records are valid.
-func (is *Issue) SetMembers(members Roster) { is.members = members }
+func (is *Issue) SetMembers(members Roster) { is.members, is.void = members, nil }
+
+// Equivocations returns the forks on the issue's topic: every pair of
+// records one author signed at one seq, sorted by author, seq and CIDs.
+// Both records of a fork are valid (kept, forwarded, synced); their
+// author's records count for nothing in any effect (docs/protocol.md,
+// "Equivocation").
+func (is *Issue) Equivocations() []Equivocation { return is.equivocations() }
+
+// voidAuthors returns the authors whose records count for nothing in the
+// universe u (nil: the whole set): those with two records at one seq in
+// u and, in the whole set, those the EquivocatorRoster set with
+// SetMembers says equivocated on any topic.
+func (is *Issue) voidAuthors(u bitset) map[string]bool {
+	if u != nil {
+		return is.forkedIn(u)
+	}
+	if is.void != nil {
+		return is.void
+	}
+	v := is.forkedIn(nil)
+	if v == nil {
+		v = map[string]bool{}
+	}
+	if er, ok := is.members.(EquivocatorRoster); ok {
+		for _, n := range is.nodes {
+			a := n.author()
+			if _, seen := v[a]; !seen {
+				v[a] = er.Equivocated(n.rec.Env.Author)
+			}
+		}
+		for a, ok := range v {
+			if !ok {
+				delete(v, a)
+			}
+		}
+	}
+	is.void = v
+	return v
+}
 
 // Has reports whether the record with CID c has been applied.
 func (is *Issue) Has(c cid.Cid) bool { return is.has(c) }
@@ -327,6 +369,7 @@ func (is *Issue) check(r *protocol.Record, roster Roster) (*pending, error) {
 
 func (is *Issue) commit(pd *pending) {
 	r := pd.r
+	is.void = nil
 	n := &node{rec: r, links: pd.links, member: pd.member, sums: pd.sums, cp: -1}
 	is.add(n)
 	if r.Env.Kind == protocol.KindCheckpoint {
