@@ -165,6 +165,7 @@ func (d *dag) equivocations() []Equivocation {
 	})
 	return out
 }
+
 // walk calls visit for every applied record in the causal past of the
 // given links, once each.
 func (d *dag) walk(links []int32, visit func(*node)) {

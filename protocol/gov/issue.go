@@ -136,11 +136,11 @@ type Issue struct {
 	members Roster // membership of the whole record set, or nil
 	// void caches the authors whose records count for nothing in the
 	// whole set (voidAuthors); nil when it must be computed again.
-	void map[string]bool
-	procs   map[cid.Cid]*Process
-	cps     []int32 // the checkpoints applied, by node index
-	plist   []*Process
-	bits    map[string]uint // stakeholder group -> bit in procSum.moves
+	void  map[string]bool
+	procs map[cid.Cid]*Process
+	cps   []int32 // the checkpoints applied, by node index
+	plist []*Process
+	bits  map[string]uint // stakeholder group -> bit in procSum.moves
 }
 
 // NewIssue returns the empty state of the issue with the given slug in the
