@@ -571,6 +571,12 @@ func (e *memFold) apply(r *Record, f memFact) {
 		}
 	case *MemberEquivocation:
 		setMap(st, st.flags, f.flag, append(slices.Clone(st.flags[f.flag]), r.CID))
+		// Evidence suspends the member that holds or held the key at
+		// once: a key that signed two histories is trusted for neither
+		// (docs/protocol.md, 9.6).
+		if id := st.owner[f.flag]; id != nil && !id.removed.Defined() {
+			st.remove(id, r.CID)
+		}
 	}
 }
 
