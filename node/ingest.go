@@ -294,6 +294,7 @@ func (in *ingester) serveReads(ctx context.Context, r *readReq, commits chan<- *
 type staged struct {
 	req  *applyReq
 	meta protocol.Parent
+	fork bool // another record holds the chain slot: an equivocation kept
 }
 
 // apply checks and writes one batch. Released pending records are appended
@@ -314,16 +315,19 @@ func (in *ingester) apply(ctx context.Context, work []*applyReq, commits chan<- 
 			req.rec = rec
 		}
 		rec := req.rec
-		if missing, err := in.check(rec, inBatch, slots); err != nil {
+		fork, missing, err := in.check(rec, inBatch, slots)
+		if err != nil {
 			if len(missing) > 0 {
 				err = in.addPending(req, missing)
 			}
 			in.finish(req, err)
 			continue
 		}
-		s := &staged{req: req, meta: parentOf(rec)}
+		s := &staged{req: req, meta: parentOf(rec), fork: fork}
 		inBatch[rec.CID] = s
-		slots[slotKey(rec.Env.Author, rec.Env.Topic, rec.Env.Seq)] = rec.CID
+		if sk := slotKey(rec.Env.Author, rec.Env.Topic, rec.Env.Seq); !fork {
+			slots[sk] = rec.CID
+		}
 		accepted = append(accepted, s)
 		if in.self != nil && bytes.Equal(rec.Env.Author, in.self) {
 			if err := in.raiseOwn(s.meta); err != nil {
@@ -338,6 +342,8 @@ func (in *ingester) apply(ctx context.Context, work []*applyReq, commits chan<- 
 	entries := make([]store.Entry, len(accepted))
 	for i, s := range accepted {
 		entries[i] = entryOf(s.req.rec)
+		// The checks above kept any record at a held slot on purpose.
+		entries[i].Fork = s.fork
 	}
 	wait, err := in.w.EnqueueBatch(ctx, entries, n.opts.clock().UnixMilli())
 	if err != nil {
@@ -354,7 +360,9 @@ func (in *ingester) apply(ctx context.Context, work []*applyReq, commits chan<- 
 	for _, s := range accepted {
 		r := s.req.rec
 		in.inflight[r.CID] = s.meta
-		in.inflightSlots[slotKey(r.Env.Author, r.Env.Topic, r.Env.Seq)] = r.CID
+		if !s.fork {
+			in.inflightSlots[slotKey(r.Env.Author, r.Env.Topic, r.Env.Seq)] = r.CID
+		}
 	}
 	in.inflightMu.Unlock()
 	forwardOnStaged(accepted)
@@ -413,7 +421,9 @@ func (in *ingester) complete(ctx context.Context, commits <-chan *commitBatch) {
 		for _, s := range c.staged {
 			r := s.req.rec
 			delete(in.inflight, r.CID)
-			delete(in.inflightSlots, slotKey(r.Env.Author, r.Env.Topic, r.Env.Seq))
+			if !s.fork {
+				delete(in.inflightSlots, slotKey(r.Env.Author, r.Env.Topic, r.Env.Seq))
+			}
 			if err == nil {
 				in.remember(s.meta)
 			}
@@ -423,9 +433,11 @@ func (in *ingester) complete(ctx context.Context, commits <-chan *commitBatch) {
 }
 
 // check decides whether rec can join the batch: not a duplicate, every
-// parent stored or staged, links and times consistent with the parents, and
-// no other record by the author in the same chain slot.
-func (in *ingester) check(rec *protocol.Record, inBatch map[cid.Cid]*staged, slots map[string]cid.Cid) (missing []cid.Cid, err error) {
+// parent stored or staged, links and times consistent with the parents,
+// and valid given its causal past. fork reports that the author already
+// has another record in rec's chain slot: rec is kept beside it (an
+// equivocation).
+func (in *ingester) check(rec *protocol.Record, inBatch map[cid.Cid]*staged, slots map[string]cid.Cid) (fork bool, missing []cid.Cid, err error) {
 	st := in.n.store
 	in.inflightMu.Lock()
 	defer in.inflightMu.Unlock()
@@ -434,7 +446,7 @@ func (in *ingester) check(rec *protocol.Record, inBatch map[cid.Cid]*staged, slo
 	_, recent := in.recent[rec.CID]
 	_, waiting := in.pending[rec.CID]
 	if err := heldVerdict(rec, staged || flying || recent, waiting, cid.Undef); err != nil {
-		return nil, err
+		return false, nil, err
 	}
 	// The record's chain slot says both whether it is stored (a stored
 	// record holds its slot) and whether the author signed another record
@@ -452,11 +464,22 @@ func (in *ingester) check(rec *protocol.Record, inBatch map[cid.Cid]*staged, slo
 		case err == nil:
 			other, ok = c, true
 		case !errors.Is(err, store.ErrNotFound):
-			return nil, fmt.Errorf("node: store: %w", err)
+			return false, nil, fmt.Errorf("node: store: %w", err)
 		}
 	}
 	if ok && other.Equals(rec.CID) {
-		return nil, heldVerdict(rec, true, false, cid.Undef)
+		return false, nil, heldVerdict(rec, true, false, cid.Undef)
+	}
+	if ok {
+		// The slot holds another record: rec is either stored already,
+		// as the other side of a fork, or a fork to keep.
+		held, err := st.Has(rec.CID)
+		if err != nil {
+			return false, nil, fmt.Errorf("node: store: %w", err)
+		}
+		if held {
+			return false, nil, heldVerdict(rec, true, false, cid.Undef)
+		}
 	}
 	links := rec.Links()
 	parents := make([]protocol.Parent, 0, len(links))
@@ -479,25 +502,32 @@ func (in *ingester) check(rec *protocol.Record, inBatch map[cid.Cid]*staged, slo
 			missing = append(missing, c)
 			continue
 		case err != nil:
-			return nil, fmt.Errorf("node: store: %w", err)
+			return false, nil, fmt.Errorf("node: store: %w", err)
 		}
 		parents = append(parents, protocol.Parent{CID: c, Author: m.Author, Topic: m.Topic, Seq: m.Seq, Time: m.Time})
 	}
 	if len(missing) > 0 {
-		return missing, protocol.Errorf(protocol.ReasonMissingDeps, "record %s lacks %d of its parents", rec.CID, len(missing))
+		return false, missing, protocol.Errorf(protocol.ReasonMissingDeps, "record %s lacks %d of its parents", rec.CID, len(missing))
 	}
 	if err := protocol.CheckParents(rec, parents); err != nil {
-		return nil, err
-	}
-	if ok {
-		in.n.log.Warn("equivocation", "author", fmt.Sprintf("%x", rec.Env.Author[:8]), "topic", rec.Env.Topic,
-			"seq", rec.Env.Seq, "held", other, "new", rec.CID)
-		in.n.reportEquivocation(other, rec)
-		return nil, heldVerdict(rec, false, false, other)
+		return false, nil, err
 	}
 	// Last, the rules of the causal past: membership, issues, processes.
 	// admit applies the record to the derived state when it passes.
-	return nil, in.n.state.admit(rec)
+	if err := in.n.state.admit(rec); err != nil {
+		return false, nil, err
+	}
+	if ok {
+		// An equivocation: both records are valid, so both are kept,
+		// forwarded and synced, and every node ends with the same set;
+		// the author's records count for nothing in any effect
+		// (docs/protocol.md, "Equivocation").
+		in.n.metrics.equivocations.WithLabelValues(rec.Env.Topic).Inc()
+		in.n.log.Warn("equivocation kept", "author", fmt.Sprintf("%x", rec.Env.Author[:8]), "topic", rec.Env.Topic,
+			"seq", rec.Env.Seq, "held", other, "new", rec.CID)
+		in.n.reportEquivocation(other, rec)
+	}
+	return ok, nil, nil
 }
 
 // heldVerdict is the node's one answer to "already held?", in the

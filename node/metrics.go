@@ -12,6 +12,9 @@ import (
 type metrics struct {
 	accepted *prometheus.CounterVec // by topic and source
 	rejected *prometheus.CounterVec // by reason and topic
+	// equivocations counts records kept at a chain slot another record
+	// of their author holds (a fork), by topic.
+	equivocations *prometheus.CounterVec
 	ingest   prometheus.Histogram   // seconds from receipt to durable store
 	batch    prometheus.Histogram   // records per signature batch
 	pending  prometheus.GaugeFunc   // records waiting for their causal past
@@ -38,6 +41,10 @@ func newMetrics(reg *prometheus.Registry, n *Node) *metrics {
 			Namespace: "clearinghouse", Name: "records_rejected_total",
 			Help: "Records refused, by protocol reason and record topic (\"-\" when the topic is unknown). Reasons with action ignore are counted too.",
 		}, []string{"reason", "topic"}),
+		equivocations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "clearinghouse", Name: "equivocations_total",
+			Help: "Records stored although their author already had another record at their chain slot (an equivocation: both are kept, the author's records count for nothing), by record topic.",
+		}, []string{"topic"}),
 		ingest: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "clearinghouse", Name: "ingest_seconds",
 			Help:    "Time from receipt of a valid record to its durable store.",
@@ -125,7 +132,7 @@ func countPeers(s NetStatus, direct bool) int {
 // register adds the metrics to the registry; duplicates (a shared
 // registry) are an error.
 func (m *metrics) register(withProcess bool) error {
-	cs := []prometheus.Collector{m.accepted, m.rejected, m.ingest, m.batch, m.pending, m.stored, m.bytes, m.peers, m.info, m.bootstrapDials}
+	cs := []prometheus.Collector{m.accepted, m.rejected, m.equivocations, m.ingest, m.batch, m.pending, m.stored, m.bytes, m.peers, m.info, m.bootstrapDials}
 	cs = append(cs, m.netGauges...)
 	if withProcess {
 		cs = append(cs, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -3,6 +3,7 @@ package node
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/ipfs/go-cid"
@@ -37,6 +38,12 @@ type fedState struct {
 	// (gov.Issue.SetMembers) lags a members-topic record or a new issue;
 	// refreshMembers brings it up to date.
 	staleMembers bool
+	// memberSeqs holds the members-topic chain slots applied, to find
+	// forks there (issue and index topics find their own).
+	memberSeqs map[string]bool
+	// equivocators are the keys with two valid records at one chain slot
+	// (author, topic, seq) among the records applied.
+	equivocators map[string]bool
 }
 
 // refreshMembers gives every issue the membership of every record applied,
@@ -46,9 +53,9 @@ func (s *fedState) refreshMembers() {
 	if !s.staleMembers {
 		return
 	}
-	set := s.members.Members()
+	ros := newWholeRoster(s.members.Members(), s.equivocators)
 	for slug, is := range s.issues {
-		is.SetMembers(wholeRoster{set})
+		is.SetMembers(ros)
 		s.dirtyIssues[slug] = true
 	}
 	s.staleMembers = false
@@ -57,18 +64,69 @@ func (s *fedState) refreshMembers() {
 // wholeRoster adapts the membership of every record applied to the
 // gov.Issue.SetMembers contract: Lookup resolves every key a current
 // member ever held, so a rotation does not make its holder's earlier
-// records count for nothing.
-type wholeRoster struct{ set *protocol.MemberSet }
+// records count for nothing. A member any of whose keys equivocated (two
+// records at one chain slot in the set, on any topic) is not in it, and
+// Equivocated says so (gov.EquivocatorRoster): its records count for
+// nothing in any effect.
+type wholeRoster struct {
+	set             *protocol.MemberSet
+	eq              map[string]bool
+	groups, regions []string
+}
+
+// newWholeRoster returns the whole-set roster of set less the members
+// that equivocated with a key in eq (which it does not modify).
+func newWholeRoster(set *protocol.MemberSet, eq map[string]bool) wholeRoster {
+	r := wholeRoster{set: set, eq: maps.Clone(eq)}
+	if len(eq) == 0 {
+		r.groups, r.regions = set.Groups(), set.Regions()
+		return r
+	}
+	g, rg := map[string]bool{}, map[string]bool{}
+	for _, m := range set.Members() {
+		if !r.equivocated(m) {
+			g[m.Group], rg[m.Region] = true, true
+		}
+	}
+	for k := range g {
+		r.groups = append(r.groups, k)
+	}
+	for k := range rg {
+		r.regions = append(r.regions, k)
+	}
+	slices.Sort(r.groups)
+	slices.Sort(r.regions)
+	return r
+}
+
+func (r wholeRoster) equivocated(m protocol.MemberInfo) bool {
+	for _, k := range m.Keys {
+		if r.eq[string(k.Key)] {
+			return true
+		}
+	}
+	return false
+}
 
 func (r wholeRoster) Lookup(key []byte) (protocol.Member, bool) {
 	m, ok := r.set.KeyHistory(key)
-	if !ok || m.Removed != nil {
+	if !ok || m.Removed != nil || r.equivocated(m) {
 		return protocol.Member{}, false
 	}
 	return m.Member, true
 }
-func (r wholeRoster) Groups() []string  { return r.set.Groups() }
-func (r wholeRoster) Regions() []string { return r.set.Regions() }
+func (r wholeRoster) Groups() []string  { return slices.Clone(r.groups) }
+func (r wholeRoster) Regions() []string { return slices.Clone(r.regions) }
+
+// Equivocated reports whether key, or another key of its member, signed
+// two records at one chain slot among the records applied.
+func (r wholeRoster) Equivocated(key []byte) bool {
+	if r.eq[string(key)] {
+		return true
+	}
+	m, ok := r.set.KeyHistory(key)
+	return ok && r.equivocated(m)
+}
 
 func newFedState(g *protocol.Genesis) (*fedState, error) {
 	idx, err := gov.NewIndex(g)
@@ -82,6 +140,7 @@ func newFedState(g *protocol.Genesis) (*fedState, error) {
 	return &fedState{
 		g: g, members: eng, index: idx, issues: map[string]*gov.Issue{},
 		dirtyMembers: true, dirtyIndex: true, dirtyProcs: map[cid.Cid]string{}, dirtyIssues: map[string]bool{},
+		memberSeqs: map[string]bool{}, equivocators: map[string]bool{},
 	}, nil
 }
 
@@ -92,10 +151,15 @@ func (s *fedState) admit(r *protocol.Record) error {
 	if err := s.members.Check(r); err != nil {
 		return err
 	}
+	fork := false
 	switch protocol.ClassOf(r.Env.Topic) {
 	case protocol.ClassMembers:
 		s.dirtyMembers, s.staleMembers = true, true
+		sk := slotKey(r.Env.Author, r.Env.Topic, r.Env.Seq)
+		fork = s.memberSeqs[sk]
+		s.memberSeqs[sk] = true
 	case protocol.ClassIndex:
+		fork = s.index.HasSeq(r.Env.Author, r.Env.Seq)
 		if err := s.index.Apply(r, roster{s.members.RosterAt(r)}); err != nil {
 			return err
 		}
@@ -111,6 +175,7 @@ func (s *fedState) admit(r *protocol.Record) error {
 			s.issues[slug] = is
 			s.staleMembers = true
 		}
+		fork = is.HasSeq(r.Env.Author, r.Env.Seq)
 		if err := is.Apply(r, roster{s.members.RosterAt(r)}); err != nil {
 			return err
 		}
@@ -123,6 +188,10 @@ func (s *fedState) admit(r *protocol.Record) error {
 		}
 	}
 	s.members.Add(r)
+	if fork && !s.equivocators[string(r.Env.Author)] {
+		s.equivocators[string(r.Env.Author)] = true
+		s.staleMembers = true
+	}
 	return nil
 }
 

@@ -102,6 +102,13 @@ func (d *dag) add(n *node) {
 	d.seqs[k] = n.rec.CID
 }
 
+// HasSeq reports whether a record of author at seq has been applied: one
+// more would be an equivocation.
+func (d *dag) HasSeq(author []byte, seq uint64) bool {
+	_, ok := d.seqs[seqKey{string(author), seq}]
+	return ok
+}
+
 // forkedOrTaken reports whether author has a fork among the records
 // applied or already has a record at seq (so one at seq would fork).
 func (d *dag) forkedOrTaken(author string, seq uint64) bool {
@@ -145,9 +152,12 @@ type Equivocation struct {
 	A, B   cid.Cid // by CID bytes, A first
 }
 
-// equivocations returns the forks among the records applied, one per
-// pair of records at a slot, sorted by author, seq and CIDs.
-func (d *dag) equivocations() []Equivocation {
+// Equivocations returns the forks among the records applied: every pair
+// of records one author signed at one seq, sorted by author, seq and
+// CIDs. Both records of a fork are valid (kept, forwarded, synced); their
+// author's records count for nothing in any effect (docs/protocol.md,
+// "Equivocation").
+func (d *dag) Equivocations() []Equivocation {
 	var out []Equivocation
 	for k, at := range d.forks {
 		for i, x := range at {

@@ -204,13 +204,6 @@ func Derive(g *protocol.Genesis, slug string, records []*protocol.Record, roster
 // records are valid.
 func (is *Issue) SetMembers(members Roster) { is.members, is.void = members, nil }
 
-// Equivocations returns the forks on the issue's topic: every pair of
-// records one author signed at one seq, sorted by author, seq and CIDs.
-// Both records of a fork are valid (kept, forwarded, synced); their
-// author's records count for nothing in any effect (docs/protocol.md,
-// "Equivocation").
-func (is *Issue) Equivocations() []Equivocation { return is.equivocations() }
-
 // voidAuthors returns the authors whose records count for nothing in the
 // universe u (nil: the whole set): those with two records at one seq in
 // u and, in the whole set, those the EquivocatorRoster set with
