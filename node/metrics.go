@@ -15,13 +15,13 @@ type metrics struct {
 	// equivocations counts records kept at a chain slot another record
 	// of their author holds (a fork), by topic.
 	equivocations *prometheus.CounterVec
-	ingest   prometheus.Histogram   // seconds from receipt to durable store
-	batch    prometheus.Histogram   // records per signature batch
-	pending  prometheus.GaugeFunc   // records waiting for their causal past
-	stored   prometheus.GaugeFunc   // records in the store
-	bytes    prometheus.GaugeFunc   // bytes of records in the store
-	peers    prometheus.GaugeFunc   // connected peers
-	info     *prometheus.GaugeVec   // constant 1 with network and role labels
+	ingest        prometheus.Histogram // seconds from receipt to durable store
+	batch         prometheus.Histogram // records per signature batch
+	pending       prometheus.GaugeFunc // records waiting for their causal past
+	stored        prometheus.GaugeFunc // records in the store
+	bytes         prometheus.GaugeFunc // bytes of records in the store
+	peers         prometheus.GaugeFunc // connected peers
+	info          *prometheus.GaugeVec // constant 1 with network and role labels
 	// bootstrapDials counts dials of bootstrap peers, by result.
 	bootstrapDials *prometheus.CounterVec
 	// netGauges are the gauges of NetStatus: reachability, relay
