@@ -20,7 +20,8 @@ import (
 // Sync then brings both records to every node: every node ends with the
 // same record set, the same outcome (adopted: the equivocator's records
 // count for nothing, neither its endorsement nor its objection) and a
-// byte-identical audit that lists the equivocator's records apart.
+// byte-identical audit that lists the equivocator's records apart; the
+// evidence the members publish suspends the equivocator on every node.
 func TestEquivocationConverges(t *testing.T) {
 	ctx := testContext(t)
 	t0 := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
@@ -31,7 +32,11 @@ func TestEquivocationConverges(t *testing.T) {
 	net := testnet.New(t, n,
 		testnet.WithFollow(slug),
 		testnet.WithAffiliation(func(i int) (string, string) { return groups[i%3], regions[i%3] }),
-		testnet.WithNodeOptions(func(int) []node.Option { return []node.Option{node.WithClock(clock.Now)} }))
+		// No periodic sync: the test runs the sync round that heals the
+		// split itself, after checking that each half holds one side.
+		testnet.WithNodeOptions(func(int) []node.Option {
+			return []node.Option{node.WithClock(clock.Now), node.WithSyncInterval(time.Hour)}
+		}))
 	for _, tp := range []string{protocol.TopicIndex, topic} {
 		if err := net.WaitTopicMesh(ctx, tp); err != nil {
 			t.Fatal(err)
@@ -90,6 +95,13 @@ func TestEquivocationConverges(t *testing.T) {
 		}
 		return r
 	}
+	// Evidence, published by the members that see both sides, suspends
+	// the cheat everywhere (subscribed before the records go out).
+	evidence := make([]*node.Subscription, n)
+	for i, nd := range net.Nodes {
+		evidence[i] = nd.Subscribe(func(e node.Event) bool { return e.Record.Env.Kind == protocol.KindMemberEquivocation })
+		t.Cleanup(evidence[i].Close)
+	}
 	a := mk(protocol.KindEndorse, &protocol.Endorse{Process: proc, Proposal: link(prop.CID)})
 	b := mk(protocol.KindFeedback, &protocol.Feedback{Process: proc, Proposal: link(prop.CID), Stance: protocol.StanceObjection,
 		Reason: "Against it after all."})
@@ -102,10 +114,34 @@ func TestEquivocationConverges(t *testing.T) {
 			t.Fatalf("node %d: %v", i, err)
 		}
 	}
+	for i, nd := range net.Nodes {
+		other := b
+		if i >= n/2 {
+			other = a
+		}
+		if ok, err := nd.Store().Has(other.CID); err != nil || ok {
+			t.Fatalf("node %d holds the other side before sync (%v)", i, err)
+		}
+	}
 	// Sync brings the other side to every node: both are kept.
+	for i, nd := range net.Nodes {
+		if _, err := nd.Sync(ctx); err != nil {
+			t.Fatalf("node %d: sync: %v", i, err)
+		}
+	}
 	for i, nd := range net.Nodes {
 		if err := nd.WaitRecords(ctx, a.CID, b.CID); err != nil {
 			t.Fatalf("node %d never held both sides of the equivocation: %v", i, err)
+		}
+	}
+
+	for i, nd := range net.Nodes {
+		for nd.MemberSet().IsMember(pub(cheat)) {
+			select {
+			case <-evidence[i].C:
+			case <-ctx.Done():
+				t.Fatalf("node %d: the cheat is still a member: no equivocation evidence arrived", i)
+			}
 		}
 	}
 
