@@ -121,6 +121,9 @@ func (r wholeRoster) Regions() []string { return slices.Clone(r.regions) }
 // Equivocated reports whether key, or another key of its member, signed
 // two records at one chain slot among the records applied.
 func (r wholeRoster) Equivocated(key []byte) bool {
+	if len(r.eq) == 0 {
+		return false
+	}
 	if r.eq[string(key)] {
 		return true
 	}
