@@ -664,7 +664,7 @@ func abs(x int64) int64 {
 // member in the membership of the whole set (or no such membership was
 // set).
 func (p *Process) counts(author string) bool {
-	if p.is.voidAuthors(nil)[author] {
+	if v := p.is.voidAuthors(nil); len(v) > 0 && v[author] {
 		return false
 	}
 	if p.is.members == nil {

@@ -111,7 +111,8 @@ func (p *Process) effects(u bitset, members Roster) *effects {
 	// moves, conclusions or delegations, not as endorsements, objections
 	// or withdrawals (docs/protocol.md, "Equivocation").
 	void := p.is.voidAuthors(u)
-	in := func(n *node) bool { return (u == nil || u.has(n.at)) && !void[n.author()] }
+	voided := func(n *node) bool { return len(void) > 0 && void[n.author()] }
+	in := func(n *node) bool { return (u == nil || u.has(n.at)) && !voided(n) }
 	ef := &effects{contested: map[*node][]string{}, delegations: map[*node]bool{}, counted: map[*decision]*Tally{}, endorsements: map[*decision][]*node{}}
 	if u == nil {
 		ef.public = p.is.witnessed()
@@ -136,7 +137,7 @@ func (p *Process) effects(u bitset, members Roster) *effects {
 		if u != nil && !u.has(n.at) {
 			continue
 		}
-		if void[n.author()] {
+		if voided(n) {
 			if _, ok := byNode[n]; ok || n.rec.Env.Kind == protocol.KindStage || n.rec.Env.Kind == protocol.KindConclusion {
 				ef.contested[n] = []string{voidReason}
 			}
@@ -406,7 +407,7 @@ func (p *Process) delegationEffects(ef *effects, u bitset, void map[string]bool,
 	for _, dl := range p.delegations {
 		n := dl.n
 		if !in(n) {
-			if void[n.author()] && (u == nil || u.has(n.at)) {
+			if len(void) > 0 && void[n.author()] && (u == nil || u.has(n.at)) {
 				ef.contested[n] = []string{voidReason}
 			}
 			continue
