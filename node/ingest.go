@@ -445,7 +445,7 @@ func (in *ingester) check(rec *protocol.Record, inBatch map[cid.Cid]*staged, slo
 	_, flying := in.inflight[rec.CID]
 	_, recent := in.recent[rec.CID]
 	_, waiting := in.pending[rec.CID]
-	if err := heldVerdict(rec, staged || flying || recent, waiting, cid.Undef); err != nil {
+	if err := heldVerdict(rec, staged || flying || recent, waiting); err != nil {
 		return false, nil, err
 	}
 	// The record's chain slot says both whether it is stored (a stored
@@ -468,7 +468,7 @@ func (in *ingester) check(rec *protocol.Record, inBatch map[cid.Cid]*staged, slo
 		}
 	}
 	if ok && other.Equals(rec.CID) {
-		return false, nil, heldVerdict(rec, true, false, cid.Undef)
+		return false, nil, heldVerdict(rec, true, false)
 	}
 	if ok {
 		// The slot holds another record: rec is either stored already,
@@ -478,7 +478,7 @@ func (in *ingester) check(rec *protocol.Record, inBatch map[cid.Cid]*staged, slo
 			return false, nil, fmt.Errorf("node: store: %w", err)
 		}
 		if held {
-			return false, nil, heldVerdict(rec, true, false, cid.Undef)
+			return false, nil, heldVerdict(rec, true, false)
 		}
 	}
 	links := rec.Links()
@@ -533,18 +533,15 @@ func (in *ingester) check(rec *protocol.Record, inBatch map[cid.Cid]*staged, slo
 // heldVerdict is the node's one answer to "already held?", in the
 // protocol's reasons: a record the node holds (stored, in flight or staged
 // in the batch) is a duplicate; one that waits for its causal past is
-// missing-deps; one whose author's chain slot holds another record
-// (slotHolder) is an equivocation. It returns nil if none applies. Only
-// the apply loop, which alone knows what is in flight, decides these.
-func heldVerdict(rec *protocol.Record, held, waiting bool, slotHolder cid.Cid) error {
+// missing-deps. It returns nil if neither applies. Only the apply loop,
+// which alone knows what is in flight, decides these. (A record at a chain
+// slot its author already used is no refusal: it is kept, check.)
+func heldVerdict(rec *protocol.Record, held, waiting bool) error {
 	switch {
 	case held:
 		return protocol.Errorf(protocol.ReasonDuplicate, "record %s already stored", rec.CID)
 	case waiting:
 		return protocol.Errorf(protocol.ReasonMissingDeps, "record %s already waits for its causal past", rec.CID)
-	case slotHolder.Defined() && !slotHolder.Equals(rec.CID):
-		return protocol.Errorf(protocol.ReasonEquivocation, "author %x already signed %s at %s seq %d; %s conflicts",
-			rec.Env.Author[:8], slotHolder, rec.Env.Topic, rec.Env.Seq, rec.CID)
 	}
 	return nil
 }
@@ -568,7 +565,7 @@ func parentOf(r *protocol.Record) protocol.Parent {
 func (in *ingester) addPending(req *applyReq, missing []cid.Cid) error {
 	rec := req.rec
 	if _, dup := in.pending[rec.CID]; dup {
-		return heldVerdict(rec, false, true, cid.Undef)
+		return heldVerdict(rec, false, true)
 	}
 	o := in.n.opts
 	if len(in.pending) >= o.pendingRecords || in.pendingBytes+len(rec.Raw) > o.pendingBytes {

@@ -61,7 +61,7 @@ func (d *dag) has(c cid.Cid) bool { _, ok := d.byCID[c]; return ok }
 // admit runs the checks common to every record: not a duplicate and not
 // claiming a time before a record it links to. It returns the applied
 // records r links to. A second record of an author at one seq is valid
-// (an equivocation: both are kept, see Issue.Equivocators); add records
+// (an equivocation: both are kept, see Equivocations); add records
 // the fork.
 func (d *dag) admit(r *protocol.Record) ([]int32, []*node, error) {
 	env := &r.Env

@@ -273,16 +273,17 @@ func (is *Issue) Check(r *protocol.Record, roster Roster) error {
 // (nil means nobody is a member).
 //
 // The error is a [protocol.Error]: duplicate (already applied),
-// wrong-network, wrong-topic, equivocation, bad-time (r claims a time
-// before a record it links to), bad-links (a record its body references is
-// not among its deps), not-member (process records by non-members) or
-// not-allowed (the causal past does not allow r; the detail says why).
-// On error the state is unchanged.
+// wrong-network, wrong-topic, bad-time (r claims a time before a record it
+// links to), bad-links (a record its body references is not among its
+// deps), not-member (process records by non-members) or not-allowed (the
+// causal past does not allow r; the detail says why). On error the state
+// is unchanged.
 //
 // The state depends only on the set of records applied, not on their
-// order, with one exception that the node must prevent: of two records an
-// author signed at the same seq (equivocation), the one applied first
-// wins, so the node should reject the second before it reaches Apply.
+// order. A second record of an author at a seq it already used is valid
+// if its causal past allows it: both are kept (an equivocation, see
+// Equivocations), and the author's records count for nothing in any
+// effect.
 func (is *Issue) Apply(r *protocol.Record, roster Roster) error {
 	pd, err := is.check(r, roster)
 	if err != nil {
