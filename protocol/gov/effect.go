@@ -138,7 +138,12 @@ func (p *Process) effects(u bitset, members Roster) *effects {
 			continue
 		}
 		if voided(n) {
-			if _, ok := byNode[n]; ok || n.rec.Env.Kind == protocol.KindStage || n.rec.Env.Kind == protocol.KindConclusion {
+			if d, ok := byNode[n]; ok {
+				// The audit still shows the tally the decision would have.
+				t, counted, _ := p.contestDecision(d, in, members)
+				ef.counted[d], ef.endorsements[d] = t, counted
+				ef.contested[n] = []string{voidReason}
+			} else if n.rec.Env.Kind == protocol.KindStage || n.rec.Env.Kind == protocol.KindConclusion {
 				ef.contested[n] = []string{voidReason}
 			}
 			continue
