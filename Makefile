@@ -57,6 +57,7 @@ bench:
 	go test -run '^$$' -bench 'BenchmarkDeriveMembers|BenchmarkCheckMembership' ./protocol/
 	go test -run '^$$' -bench 'BenchmarkSyncCatchUp|BenchmarkReconcile' -benchtime 3x ./node/
 	go test -run '^$$' -bench 'BenchmarkExport|BenchmarkImport' -benchtime 3x ./opendata/
+	go test -run '^$$' -bench BenchmarkRestart -benchtime 3x ./node/
 	go run ./cmd/clearinghouse testnet bench --nodes 50 --rate 10 --duration 20s
 
 ## sim: the full simulated network (500 nodes, 100 records, virtual time;

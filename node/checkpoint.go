@@ -63,7 +63,11 @@ func (n *Node) Checkpoint(ctx context.Context, interval time.Duration) ([]*proto
 			if !ok {
 				continue
 			}
-			if is := s.issues[slug]; is != nil && is.Due(m.Group, now, interval.Milliseconds()) {
+			is, err := s.issue(slug)
+			if err != nil {
+				return err
+			}
+			if is != nil && is.Due(m.Group, now, interval.Milliseconds()) {
 				due = append(due, topic)
 			}
 		}

@@ -91,7 +91,7 @@ type deliverer struct {
 }
 
 func newDeliverer(t *testing.T, g *protocol.Genesis) *deliverer {
-	st, err := newFedState(g)
+	st, err := newFedState(g, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

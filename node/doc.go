@@ -47,6 +47,13 @@
 // wraps [ErrStopped]): the working state is then ahead of the store, and
 // the next start rebuilds it from the store.
 //
+// A start does not replay the whole store (lazy.go): the state is built
+// from the members and index topics, and each other topic is loaded from
+// the store, in its arrival order, when the apply loop first needs it (a
+// record on it or linking into it, a read of one of its processes; a
+// reader of an issue not loaded yet waits for the loop to load it and
+// publish the snapshot that includes it).
+//
 // Sync (sync.go) guarantees what gossip only announces: on every connection,
 // periodically, on following a topic, on a gossip gap and on [Node.Sync],
 // the node reconciles each joined topic's record set with its peers

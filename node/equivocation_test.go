@@ -30,7 +30,7 @@ func TestEquivocationConverges(t *testing.T) {
 	regions := []string{"africa", "asia-pacific", "western-europe-others"}
 	const n, cheat = 10, 9
 	net := testnet.New(t, n,
-		testnet.WithFollow(slug),
+		testnet.WithFollow(slug), testnet.WithDataDir(t.TempDir()),
 		testnet.WithAffiliation(func(i int) (string, string) { return groups[i%3], regions[i%3] }),
 		// No periodic sync: the test runs the sync round that heals the
 		// split itself, after checking that each half holds one side.
@@ -203,5 +203,17 @@ func TestEquivocationConverges(t *testing.T) {
 		if !bytes.Equal(js, wantAudit) {
 			t.Fatalf("node %d's audit differs from node 0's:\n%s\n---\n%s", i, js, wantAudit)
 		}
+	}
+	// A restart loads the state from the store (the fork index included)
+	// and gives the same audit.
+	if err := net.Restart(ctx, 5); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := net.Nodes[5].Audit(charter.CID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if js, err := rep.JSON(); err != nil || !bytes.Equal(js, wantAudit) {
+		t.Fatalf("after a restart node 5's audit differs (%v):\n%s\n---\n%s", err, js, wantAudit)
 	}
 }

@@ -280,7 +280,15 @@ func (in *ingester) serveReads(ctx context.Context, r *readReq, commits chan<- *
 		if in.n.Err() != nil {
 			r.done <- errClosed
 		} else {
-			r.done <- r.fn(in.n.state)
+			err := r.fn(in.n.state)
+			// A read may have loaded part of the state from the store
+			// (lazy.go): readers see it before the caller goes on. Every
+			// batch is durable, so the snapshot may be published here.
+			if next := in.n.state.snapshot(in.last); next != in.last {
+				in.last = next
+				in.n.snap.Store(next)
+			}
+			r.done <- err
 		}
 		select {
 		case r = <-in.reads:
@@ -438,6 +446,34 @@ func (in *ingester) complete(ctx context.Context, commits <-chan *commitBatch) {
 // has another record in rec's chain slot: rec is kept beside it (an
 // equivocation).
 func (in *ingester) check(rec *protocol.Record, inBatch map[cid.Cid]*staged, slots map[string]cid.Cid) (fork bool, missing []cid.Cid, err error) {
+	fork, other, missing, err := in.checkLinks(rec, inBatch, slots)
+	if missing != nil || err != nil {
+		return false, missing, err
+	}
+	// Last, the rules of the causal past: membership, issues, processes.
+	// admit applies the record to the derived state when it passes. It
+	// runs outside inflightMu: it may first load part of the state from
+	// the store (lazy.go).
+	if err := in.n.state.admit(rec); err != nil {
+		return false, nil, err
+	}
+	if fork {
+		// An equivocation: both records are valid, so both are kept,
+		// forwarded and synced, and every node ends with the same set;
+		// the author's records count for nothing in any effect
+		// (docs/protocol.md 8.10).
+		in.n.metrics.equivocations.WithLabelValues(rec.Env.Topic).Inc()
+		in.n.log.Warn("equivocation kept", "author", fmt.Sprintf("%x", rec.Env.Author[:8]), "topic", rec.Env.Topic,
+			"seq", rec.Env.Seq, "held", other, "new", rec.CID)
+		in.n.reportEquivocation(other, rec)
+	}
+	return fork, nil, nil
+}
+
+// checkLinks is check up to the rules of the causal past: held, chain
+// slot, parents stored and consistent. fork reports that other, another
+// record of the author, holds rec's chain slot.
+func (in *ingester) checkLinks(rec *protocol.Record, inBatch map[cid.Cid]*staged, slots map[string]cid.Cid) (fork bool, other cid.Cid, missing []cid.Cid, err error) {
 	st := in.n.store
 	in.inflightMu.Lock()
 	defer in.inflightMu.Unlock()
@@ -446,7 +482,7 @@ func (in *ingester) check(rec *protocol.Record, inBatch map[cid.Cid]*staged, slo
 	_, recent := in.recent[rec.CID]
 	_, waiting := in.pending[rec.CID]
 	if err := heldVerdict(rec, staged || flying || recent, waiting); err != nil {
-		return false, nil, err
+		return false, cid.Undef, nil, err
 	}
 	// The record's chain slot says both whether it is stored (a stored
 	// record holds its slot) and whether the author signed another record
@@ -454,7 +490,8 @@ func (in *ingester) check(rec *protocol.Record, inBatch map[cid.Cid]*staged, slo
 	// lookup (the writer's handle keeps the top of recently used chains
 	// in memory, exact for the loop, which knows what is in flight).
 	slot := slotKey(rec.Env.Author, rec.Env.Topic, rec.Env.Seq)
-	other, ok := slots[slot]
+	var ok bool
+	other, ok = slots[slot]
 	if !ok {
 		other, ok = in.inflightSlots[slot]
 	}
@@ -464,21 +501,21 @@ func (in *ingester) check(rec *protocol.Record, inBatch map[cid.Cid]*staged, slo
 		case err == nil:
 			other, ok = c, true
 		case !errors.Is(err, store.ErrNotFound):
-			return false, nil, fmt.Errorf("node: store: %w", err)
+			return false, cid.Undef, nil, fmt.Errorf("node: store: %w", err)
 		}
 	}
 	if ok && other.Equals(rec.CID) {
-		return false, nil, heldVerdict(rec, true, false)
+		return false, cid.Undef, nil, heldVerdict(rec, true, false)
 	}
 	if ok {
 		// The slot holds another record: rec is either stored already,
 		// as the other side of a fork, or a fork to keep.
 		held, err := st.Has(rec.CID)
 		if err != nil {
-			return false, nil, fmt.Errorf("node: store: %w", err)
+			return false, cid.Undef, nil, fmt.Errorf("node: store: %w", err)
 		}
 		if held {
-			return false, nil, heldVerdict(rec, true, false)
+			return false, cid.Undef, nil, heldVerdict(rec, true, false)
 		}
 	}
 	links := rec.Links()
@@ -502,32 +539,17 @@ func (in *ingester) check(rec *protocol.Record, inBatch map[cid.Cid]*staged, slo
 			missing = append(missing, c)
 			continue
 		case err != nil:
-			return false, nil, fmt.Errorf("node: store: %w", err)
+			return false, cid.Undef, nil, fmt.Errorf("node: store: %w", err)
 		}
 		parents = append(parents, protocol.Parent{CID: c, Author: m.Author, Topic: m.Topic, Seq: m.Seq, Time: m.Time})
 	}
 	if len(missing) > 0 {
-		return false, missing, protocol.Errorf(protocol.ReasonMissingDeps, "record %s lacks %d of its parents", rec.CID, len(missing))
+		return false, cid.Undef, missing, protocol.Errorf(protocol.ReasonMissingDeps, "record %s lacks %d of its parents", rec.CID, len(missing))
 	}
 	if err := protocol.CheckParents(rec, parents); err != nil {
-		return false, nil, err
+		return false, cid.Undef, nil, err
 	}
-	// Last, the rules of the causal past: membership, issues, processes.
-	// admit applies the record to the derived state when it passes.
-	if err := in.n.state.admit(rec); err != nil {
-		return false, nil, err
-	}
-	if ok {
-		// An equivocation: both records are valid, so both are kept,
-		// forwarded and synced, and every node ends with the same set;
-		// the author's records count for nothing in any effect
-		// (docs/protocol.md, "Equivocation").
-		in.n.metrics.equivocations.WithLabelValues(rec.Env.Topic).Inc()
-		in.n.log.Warn("equivocation kept", "author", fmt.Sprintf("%x", rec.Env.Author[:8]), "topic", rec.Env.Topic,
-			"seq", rec.Env.Seq, "held", other, "new", rec.CID)
-		in.n.reportEquivocation(other, rec)
-	}
-	return ok, nil, nil
+	return ok, other, nil, nil
 }
 
 // heldVerdict is the node's one answer to "already held?", in the

@@ -168,12 +168,18 @@ func New(ctx context.Context, opts ...Option) (_ *Node, err error) {
 	cleanup = append(cleanup, n.store.Close)
 
 	// 3. Derived state (membership, issues, processes), from the records
-	// already stored, before the apply loop adds new ones.
-	if n.state, err = newFedState(n.genesis); err != nil {
+	// already stored, before the apply loop adds new ones: the members and
+	// index topics now, every other topic when the apply loop first needs
+	// it (lazy.go), so the start does not grow with the store.
+	if n.state, err = newFedState(n.genesis, o.logger); err != nil {
 		return nil, err
 	}
-	if err := n.loadState(); err != nil {
+	loaded, err := n.state.openStore(n.store)
+	if err != nil {
 		return nil, err
+	}
+	if loaded > 0 {
+		n.log.Info("state loaded", "records", loaded, "topics_deferred", len(n.state.loads))
 	}
 	// The apply loop is the store's one writer: it alone holds the
 	// writer's handle.
@@ -399,41 +405,6 @@ func (n *Node) reingestPending() {
 	if len(raws) > 0 {
 		n.log.Info("pending records reloaded", "records", len(raws), "stored", stored)
 	}
-}
-
-// loadState replays the stored records, in arrival order (which is a
-// causal order: the store is causally closed), into the derived state.
-func (n *Node) loadState() error {
-	var after uint64
-	count := 0
-	for {
-		metas, err := n.store.Since(after, 1000)
-		if err != nil {
-			return fmt.Errorf("node: load state: %w", err)
-		}
-		if len(metas) == 0 {
-			break
-		}
-		for _, m := range metas {
-			after = m.Arrival
-			raw, err := n.store.Get(m.CID)
-			if err != nil {
-				return fmt.Errorf("node: load state: %w", err)
-			}
-			r, err := protocol.Decode(raw)
-			if err != nil {
-				return fmt.Errorf("node: load state: stored record %s: %w", m.CID, err)
-			}
-			if err := n.state.admit(r); err != nil {
-				n.log.Warn("stored record no longer valid", "cid", m.CID, "err", err)
-			}
-			count++
-		}
-	}
-	if count > 0 {
-		n.log.Info("state loaded", "records", count)
-	}
-	return nil
 }
 
 // writeFileAtomic writes data to path through a synced temporary file and a

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"maps"
 	"slices"
 	"sync"
 
@@ -20,6 +21,10 @@ type snapshot struct {
 	issues  []gov.IssueInfo
 	procs   map[cid.Cid]*ProcessState
 	bySlug  map[string][]*ProcessState // sorted by charter CID
+	// unloaded are the issues with stored records the apply loop has not
+	// loaded yet (lazy.go): their processes are not in procs and bySlug
+	// until a reader asks the loop for them (Node.issueSnapshot).
+	unloaded map[string]bool
 }
 
 // ProcessState is the derived state of one process as of the node's last
@@ -68,19 +73,28 @@ func processState(p *gov.Process, topic string) *ProcessState {
 func (s *fedState) snapshot(prev *snapshot) *snapshot {
 	if prev == nil {
 		prev = &snapshot{procs: map[cid.Cid]*ProcessState{}, bySlug: map[string][]*ProcessState{}}
-		s.dirtyMembers, s.dirtyIndex = true, true
+		s.dirtyMembers, s.dirtyIndex, s.dirtyUnloaded = true, true, true
 	}
 	s.refreshMembers()
 	for slug := range s.dirtyIssues {
-		for _, p := range s.issues[slug].Processes() {
-			s.dirtyProcs[p.CID()] = slug
+		if s.unloaded[slug] {
+			continue // partly loaded (lazy.go): marked again once whole
+		}
+		if is := s.issues[slug]; is != nil {
+			for _, p := range is.Processes() {
+				s.dirtyProcs[p.CID()] = slug
+			}
 		}
 	}
 	clear(s.dirtyIssues)
-	if !s.dirtyMembers && !s.dirtyIndex && len(s.dirtyProcs) == 0 {
+	if !s.dirtyMembers && !s.dirtyIndex && !s.dirtyUnloaded && len(s.dirtyProcs) == 0 {
 		return prev
 	}
 	next := *prev
+	if s.dirtyUnloaded {
+		next.unloaded = maps.Clone(s.unloaded)
+		s.dirtyUnloaded = false
+	}
 	if s.dirtyMembers {
 		next.members = s.members.Members()
 	}

@@ -3,6 +3,7 @@ package node
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 
@@ -44,6 +45,20 @@ type fedState struct {
 	// equivocators are the keys with two valid records at one chain slot
 	// (author, topic, seq) among the records applied.
 	equivocators map[string]bool
+
+	// Lazy loading from the store (lazy.go). st is nil for a state fed by
+	// admit alone.
+	st  *store.Store
+	log *slog.Logger
+	// loads holds the topics with stored records not all applied yet.
+	loads map[string]*topicLoad
+	// unloaded are the issues whose stored records are not applied yet
+	// (readers ask the apply loop to load them); dirtyUnloaded says the
+	// set changed since the last snapshot.
+	unloaded      map[string]bool
+	dirtyUnloaded bool
+	// applied counts the stored records applied by loads.
+	applied int
 }
 
 // refreshMembers gives every issue the membership of every record applied,
@@ -131,7 +146,12 @@ func (r wholeRoster) Equivocated(key []byte) bool {
 	return ok && r.equivocated(m)
 }
 
-func newFedState(g *protocol.Genesis) (*fedState, error) {
+// newFedState returns the state of the genesis alone. log receives the
+// warnings of lazy loads (nil: slog's default).
+func newFedState(g *protocol.Genesis, log *slog.Logger) (*fedState, error) {
+	if log == nil {
+		log = slog.Default()
+	}
 	idx, err := gov.NewIndex(g)
 	if err != nil {
 		return nil, err
@@ -144,13 +164,31 @@ func newFedState(g *protocol.Genesis) (*fedState, error) {
 		g: g, members: eng, index: idx, issues: map[string]*gov.Issue{},
 		dirtyMembers: true, dirtyIndex: true, dirtyProcs: map[cid.Cid]string{}, dirtyIssues: map[string]bool{},
 		memberSeqs: map[string]bool{}, equivocators: map[string]bool{},
+		log: log, loads: map[string]*topicLoad{}, unloaded: map[string]bool{},
 	}, nil
 }
 
 // admit checks r against the state of its causal past and, if it is valid,
 // applies it. It is called by the apply loop once r's parents are stored or
-// staged. The error is a protocol error (not-member, not-allowed, ...).
+// staged. First it applies the stored records r's check needs and the
+// state lacks (lazy.go): its topic's, and those of its parents' topics up
+// to the parents. The error is a protocol error (not-member, not-allowed,
+// ...), or a store error from that load.
 func (s *fedState) admit(r *protocol.Record) error {
+	if len(s.loads) > 0 {
+		if err := s.loadParents(r); err != nil {
+			return err
+		}
+		if err := s.loadTopic(r.Env.Topic); err != nil {
+			return err
+		}
+	}
+	return s.apply(r)
+}
+
+// apply checks r against the state of its causal past, which holds every
+// record r links to, and applies it if it is valid.
+func (s *fedState) apply(r *protocol.Record) error {
 	if err := s.members.Check(r); err != nil {
 		return err
 	}
@@ -182,20 +220,34 @@ func (s *fedState) admit(r *protocol.Record) error {
 		if err := is.Apply(r, roster{s.members.RosterAt(r)}); err != nil {
 			return err
 		}
-		if r.Env.Kind == protocol.KindCheckpoint {
+		switch {
+		case s.unloaded[slug]:
+			// Part of a load: readers see the issue once it is whole
+			// (loaded marks all its processes).
+		case r.Env.Kind == protocol.KindCheckpoint:
 			s.dirtyIssues[slug] = true
-		} else if _, ok := r.Body.(*protocol.Charter); ok {
-			s.dirtyProcs[r.CID] = slug
-		} else if proc, _, ok := protocol.ProcessRefs(r.Body); ok {
-			s.dirtyProcs[proc] = slug
+		default:
+			if _, ok := r.Body.(*protocol.Charter); ok {
+				s.dirtyProcs[r.CID] = slug
+			} else if proc, _, ok := protocol.ProcessRefs(r.Body); ok {
+				s.dirtyProcs[proc] = slug
+			}
 		}
 	}
 	s.members.Add(r)
-	if fork && !s.equivocators[string(r.Env.Author)] {
-		s.equivocators[string(r.Env.Author)] = true
-		s.staleMembers = true
+	if fork {
+		s.noteEquivocator(r.Env.Author)
 	}
 	return nil
+}
+
+// noteEquivocator adds key to the equivocators: every issue's whole-set
+// roster voids its member from the next refresh on.
+func (s *fedState) noteEquivocator(key []byte) {
+	if !s.equivocators[string(key)] {
+		s.equivocators[string(key)] = true
+		s.staleMembers = true
+	}
 }
 
 // roster adapts a MemberSet to gov.Roster.
@@ -208,19 +260,68 @@ func (r roster) Lookup(key []byte) (protocol.Member, bool) {
 func (r roster) Groups() []string  { return r.set.Groups() }
 func (r roster) Regions() []string { return r.set.Regions() }
 
-// process returns the live process chartered by charter.
-func (s *fedState) process(charter cid.Cid) (*gov.Process, bool) {
-	for _, is := range s.issues {
+// process returns the live process chartered by charter, loading its
+// issue from the store first if need be.
+func (s *fedState) process(charter cid.Cid) (*gov.Process, bool, error) {
+	for slug, is := range s.issues {
+		if s.unloaded[slug] {
+			continue // partly loaded: loadIssueOf completes it
+		}
 		if p, ok := is.Process(charter); ok {
-			return p, true
+			return p, true, nil
 		}
 	}
-	return nil, false
+	if len(s.unloaded) == 0 {
+		return nil, false, nil
+	}
+	slug, err := s.loadIssueOf(charter)
+	if err != nil || slug == "" {
+		return nil, false, err
+	}
+	p, ok := s.issues[slug].Process(charter)
+	return p, ok, nil
+}
+
+// loadIssueOf loads the issue of the stored record c, if c is stored on an
+// issue topic not loaded yet, and returns its slug ("" if it loaded none).
+func (s *fedState) loadIssueOf(c cid.Cid) (string, error) {
+	if s.st == nil {
+		return "", nil
+	}
+	m, err := s.st.Meta(c)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return "", nil
+	case err != nil:
+		return "", fmt.Errorf("node: %w", err)
+	}
+	slug, ok := protocol.IssueSlug(m.Topic)
+	if !ok || !s.unloaded[slug] {
+		return "", nil
+	}
+	if _, err := s.issue(slug); err != nil {
+		return "", err
+	}
+	if s.issues[slug] == nil {
+		return "", nil // no record of the issue was valid
+	}
+	return slug, nil
 }
 
 // ErrUnknownProcess is returned by Node.Process and Node.Audit when no
 // charter with that CID has been applied.
 var ErrUnknownProcess = fmt.Errorf("node: unknown process: %w", store.ErrNotFound)
+
+// issue returns the live state of an issue, loading it from the store
+// first if need be; nil if the issue has no record.
+func (s *fedState) issue(slug string) (*gov.Issue, error) {
+	if s.unloaded[slug] {
+		if err := s.loadIssue(slug); err != nil {
+			return nil, err
+		}
+	}
+	return s.issues[slug], nil
+}
 
 // Members returns the federation's current members, derived from every
 // stored membership record.
@@ -240,14 +341,53 @@ func (n *Node) Processes(slug string) ([]*ProcessState, error) {
 	if !protocol.ValidSlug(slug) {
 		return nil, fmt.Errorf("node: invalid issue slug %q", slug)
 	}
-	return slices.Clone(n.snapshot().bySlug[slug]), nil
+	snap, err := n.issueSnapshot(slug)
+	if err != nil {
+		return nil, err
+	}
+	return slices.Clone(snap.bySlug[slug]), nil
+}
+
+// issueSnapshot returns a snapshot that includes the state of issue slug:
+// the current one, or, if the issue is not loaded yet, the one the apply
+// loop publishes once it has loaded it.
+func (n *Node) issueSnapshot(slug string) (*snapshot, error) {
+	snap := n.snapshot()
+	if !snap.unloaded[slug] {
+		return snap, nil
+	}
+	if err := n.ing.read(n.ctx, func(s *fedState) error {
+		_, err := s.issue(slug)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	return n.snapshot(), nil
 }
 
 // Process returns the derived state of the process chartered by charter,
 // as of the last durable write.
 func (n *Node) Process(charter cid.Cid) (*ProcessState, error) {
-	if p, ok := n.snapshot().procs[charter]; ok {
+	snap := n.snapshot()
+	if p, ok := snap.procs[charter]; ok {
 		return p, nil
+	}
+	if len(snap.unloaded) > 0 {
+		// The charter may be on an issue not loaded yet.
+		m, err := n.store.Meta(charter)
+		switch {
+		case err == nil:
+			if slug, ok := protocol.IssueSlug(m.Topic); ok && snap.unloaded[slug] {
+				if snap, err = n.issueSnapshot(slug); err != nil {
+					return nil, err
+				}
+				if p, ok := snap.procs[charter]; ok {
+					return p, nil
+				}
+			}
+		case !errors.Is(err, store.ErrNotFound):
+			return nil, fmt.Errorf("node: %w", err)
+		}
 	}
 	return nil, fmt.Errorf("%w: %s", ErrUnknownProcess, charter)
 }
@@ -260,7 +400,10 @@ func (n *Node) Process(charter cid.Cid) (*ProcessState, error) {
 func (n *Node) Audit(charter cid.Cid) (*gov.Report, error) {
 	var rep *gov.Report
 	err := n.ing.read(n.ctx, func(s *fedState) error {
-		p, ok := s.process(charter)
+		p, ok, err := s.process(charter)
+		if err != nil {
+			return err
+		}
 		if !ok {
 			return fmt.Errorf("%w: %s", ErrUnknownProcess, charter)
 		}
@@ -279,7 +422,10 @@ func (n *Node) Audit(charter cid.Cid) (*gov.Report, error) {
 func (n *Node) AuditLocal(charter cid.Cid) (*gov.Report, error) {
 	var rep *gov.Report
 	err := n.ing.read(n.ctx, func(s *fedState) error {
-		p, ok := s.process(charter)
+		p, ok, err := s.process(charter)
+		if err != nil {
+			return err
+		}
 		if !ok {
 			return fmt.Errorf("%w: %s", ErrUnknownProcess, charter)
 		}

@@ -680,6 +680,19 @@ func TestForkEntry(t *testing.T) {
 	if st.Records != 2 {
 		t.Fatalf("Stats.Records = %d, want 2", st.Records)
 	}
+	b := author(0x01)
+	mustPut(t, s, mkEntry(t, "b one", b, "issue/x", 1, cid.Undef))
+	fb := mkEntry(t, "b two", b, "issue/x", 1, cid.Undef)
+	fb.Fork = true
+	mustPut(t, s, fb)
+	fb2 := mkEntry(t, "b three", b, "issue/x", 1, cid.Undef)
+	fb2.Fork = true
+	mustPut(t, s, fb2)
+	forked, err := s.ForkAuthors()
+	wantNoErr(t, err)
+	if len(forked) != 2 || !bytes.Equal(forked[0], b) || !bytes.Equal(forked[1], a) {
+		t.Fatalf("ForkAuthors = %x, want [%x %x]", forked, b, a)
+	}
 
 	// Both sides of a fork in one group commit.
 	s2 := openMem(t)
