@@ -187,13 +187,44 @@ func derive(t *testing.T, g *protocol.Genesis, recs []*protocol.Record) derived 
 			slugs[s] = true
 		}
 	}
+	// Equivocators: two valid records at one chain slot, on any topic.
+	members := protocol.DeriveMembers(g, recs)
+	eq := map[string]bool{}
+	slot := map[string]bool{}
+	for _, r := range gov.Order(recs) {
+		if r.Env.Topic != protocol.TopicMembers {
+			continue
+		}
+		if known, err := members.Verdict(r.CID); !known || err != nil {
+			continue
+		}
+		sk := slotKey(r.Env.Author, r.Env.Topic, r.Env.Seq)
+		if slot[sk] {
+			eq[string(r.Env.Author)] = true
+		}
+		slot[sk] = true
+	}
+	var issues []*gov.Issue
 	for slug := range slugs {
 		is, _, err := gov.Derive(g, slug, recs, rosterAt)
 		if err != nil {
 			t.Fatal(err)
 		}
+		for _, e := range is.Equivocations() {
+			eq[string(e.Author)] = true
+		}
+		issues = append(issues, is)
+	}
+	x, _, err := gov.DeriveIndex(g, recs, rosterAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range x.Equivocations() {
+		eq[string(e.Author)] = true
+	}
+	for _, is := range issues {
 		// Effects count members of the whole set (docs/protocol.md 8.7).
-		is.SetMembers(wholeRoster{protocol.DeriveMembers(g, recs)})
+		is.SetMembers(newWholeRoster(members, eq))
 		for _, p := range is.Processes() {
 			js, err := p.Audit(nil).JSON()
 			if err != nil {
@@ -201,10 +232,6 @@ func derive(t *testing.T, g *protocol.Genesis, recs []*protocol.Record) derived 
 			}
 			out.audits[p.CID()] = js
 		}
-	}
-	x, _, err := gov.DeriveIndex(g, recs, rosterAt)
-	if err != nil {
-		t.Fatal(err)
 	}
 	out.issues = x.Issues()
 	return out

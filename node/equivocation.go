@@ -11,14 +11,19 @@ import (
 )
 
 // reportEquivocation publishes member.equivocation evidence when the node
-// sees an author sign two records at one topic and seq: held is the record
-// it stored, conflicting the one it refused. Observers only log. Evidence
-// is published once per (author, topic, seq) by this node, in the
-// background, because the apply loop that detects it also applies the
-// evidence.
+// stores a second record of an author at one topic and seq: held is the
+// record it stored first, conflicting the new one (both are kept).
+// Observers only log. Evidence is published once per (author, topic, seq)
+// by this node, and not at all once the node holds evidence against the
+// key, in the background, because the apply loop that detects it also
+// applies the evidence. Valid evidence suspends the member
+// (docs/protocol.md 9.6).
 func (n *Node) reportEquivocation(held cid.Cid, conflicting *protocol.Record) {
 	if n.key == nil {
 		return
+	}
+	if len(n.snapshot().members.Flagged(conflicting.Env.Author)) > 0 {
+		return // evidence against the key is held already
 	}
 	slot := slotKey(conflicting.Env.Author, conflicting.Env.Topic, conflicting.Env.Seq)
 	n.mu.Lock()

@@ -314,6 +314,7 @@ func (in *ingester) serveReads(ctx context.Context, r *readReq, commits chan<- *
 type staged struct {
 	req  *applyReq
 	meta protocol.Parent
+	fork bool // another record holds the chain slot: an equivocation kept
 }
 
 // apply checks and writes one batch. Released pending records are appended
@@ -334,16 +335,19 @@ func (in *ingester) apply(ctx context.Context, work []*applyReq, commits chan<- 
 			req.rec = rec
 		}
 		rec := req.rec
-		if missing, err := in.check(rec, inBatch, slots); err != nil {
+		fork, missing, err := in.check(rec, inBatch, slots)
+		if err != nil {
 			if len(missing) > 0 {
 				err = in.addPending(req, missing)
 			}
 			in.finish(req, err)
 			continue
 		}
-		s := &staged{req: req, meta: parentOf(rec)}
+		s := &staged{req: req, meta: parentOf(rec), fork: fork}
 		inBatch[rec.CID] = s
-		slots[slotKey(rec.Env.Author, rec.Env.Topic, rec.Env.Seq)] = rec.CID
+		if sk := slotKey(rec.Env.Author, rec.Env.Topic, rec.Env.Seq); !fork {
+			slots[sk] = rec.CID
+		}
 		accepted = append(accepted, s)
 		if in.self != nil && bytes.Equal(rec.Env.Author, in.self) {
 			if err := in.raiseOwn(s.meta); err != nil {
@@ -358,6 +362,8 @@ func (in *ingester) apply(ctx context.Context, work []*applyReq, commits chan<- 
 	entries := make([]store.Entry, len(accepted))
 	for i, s := range accepted {
 		entries[i] = entryOf(s.req.rec)
+		// The checks above kept any record at a held slot on purpose.
+		entries[i].Fork = s.fork
 	}
 	wait, err := in.w.EnqueueBatch(ctx, entries, n.opts.clock().UnixMilli())
 	if err != nil {
@@ -374,7 +380,9 @@ func (in *ingester) apply(ctx context.Context, work []*applyReq, commits chan<- 
 	for _, s := range accepted {
 		r := s.req.rec
 		in.inflight[r.CID] = s.meta
-		in.inflightSlots[slotKey(r.Env.Author, r.Env.Topic, r.Env.Seq)] = r.CID
+		if !s.fork {
+			in.inflightSlots[slotKey(r.Env.Author, r.Env.Topic, r.Env.Seq)] = r.CID
+		}
 	}
 	in.inflightMu.Unlock()
 	forwardOnStaged(accepted)
@@ -440,7 +448,9 @@ func (in *ingester) complete(ctx context.Context, commits <-chan *commitBatch) {
 		for _, s := range c.staged {
 			r := s.req.rec
 			delete(in.inflight, r.CID)
-			delete(in.inflightSlots, slotKey(r.Env.Author, r.Env.Topic, r.Env.Seq))
+			if !s.fork {
+				delete(in.inflightSlots, slotKey(r.Env.Author, r.Env.Topic, r.Env.Seq))
+			}
 			if err == nil {
 				in.remember(s.meta)
 			}
@@ -450,22 +460,39 @@ func (in *ingester) complete(ctx context.Context, commits <-chan *commitBatch) {
 }
 
 // check decides whether rec can join the batch: not a duplicate, every
-// parent stored or staged, links and times consistent with the parents, and
-// no other record by the author in the same chain slot.
-func (in *ingester) check(rec *protocol.Record, inBatch map[cid.Cid]*staged, slots map[string]cid.Cid) (missing []cid.Cid, err error) {
-	if missing, err := in.checkLinks(rec, inBatch, slots); missing != nil || err != nil {
-		return missing, err
+// parent stored or staged, links and times consistent with the parents,
+// and valid given its causal past. fork reports that the author already
+// has another record in rec's chain slot: rec is kept beside it (an
+// equivocation).
+func (in *ingester) check(rec *protocol.Record, inBatch map[cid.Cid]*staged, slots map[string]cid.Cid) (fork bool, missing []cid.Cid, err error) {
+	fork, other, missing, err := in.checkLinks(rec, inBatch, slots)
+	if missing != nil || err != nil {
+		return false, missing, err
 	}
 	// Last, the rules of the causal past: membership, issues, processes.
 	// admit applies the record to the derived state when it passes. It
 	// runs outside inflightMu: it may first load part of the state from
 	// the store (lazy.go).
-	return nil, in.n.state.admit(rec)
+	if err := in.n.state.admit(rec); err != nil {
+		return false, nil, err
+	}
+	if fork {
+		// An equivocation: both records are valid, so both are kept,
+		// forwarded and synced, and every node ends with the same set;
+		// the author's records count for nothing in any effect
+		// (docs/protocol.md 8.10).
+		in.n.metrics.equivocations.WithLabelValues(rec.Env.Topic).Inc()
+		in.n.log.Warn("equivocation kept", "author", fmt.Sprintf("%x", rec.Env.Author[:8]), "topic", rec.Env.Topic,
+			"seq", rec.Env.Seq, "held", other, "new", rec.CID)
+		in.n.reportEquivocation(other, rec)
+	}
+	return fork, nil, nil
 }
 
 // checkLinks is check up to the rules of the causal past: held, chain
-// slot, parents stored and consistent.
-func (in *ingester) checkLinks(rec *protocol.Record, inBatch map[cid.Cid]*staged, slots map[string]cid.Cid) (missing []cid.Cid, err error) {
+// slot, parents stored and consistent. fork reports that other, another
+// record of the author, holds rec's chain slot.
+func (in *ingester) checkLinks(rec *protocol.Record, inBatch map[cid.Cid]*staged, slots map[string]cid.Cid) (fork bool, other cid.Cid, missing []cid.Cid, err error) {
 	st := in.n.store
 	in.inflightMu.Lock()
 	defer in.inflightMu.Unlock()
@@ -473,8 +500,8 @@ func (in *ingester) checkLinks(rec *protocol.Record, inBatch map[cid.Cid]*staged
 	_, flying := in.inflight[rec.CID]
 	_, recent := in.recent[rec.CID]
 	waiting := in.pend.has(rec.CID)
-	if err := heldVerdict(rec, staged || flying || recent, waiting, cid.Undef); err != nil {
-		return nil, err
+	if err := heldVerdict(rec, staged || flying || recent, waiting); err != nil {
+		return false, cid.Undef, nil, err
 	}
 	// The record's chain slot says both whether it is stored (a stored
 	// record holds its slot) and whether the author signed another record
@@ -482,7 +509,8 @@ func (in *ingester) checkLinks(rec *protocol.Record, inBatch map[cid.Cid]*staged
 	// lookup (the writer's handle keeps the top of recently used chains
 	// in memory, exact for the loop, which knows what is in flight).
 	slot := slotKey(rec.Env.Author, rec.Env.Topic, rec.Env.Seq)
-	other, ok := slots[slot]
+	var ok bool
+	other, ok = slots[slot]
 	if !ok {
 		other, ok = in.inflightSlots[slot]
 	}
@@ -492,11 +520,22 @@ func (in *ingester) checkLinks(rec *protocol.Record, inBatch map[cid.Cid]*staged
 		case err == nil:
 			other, ok = c, true
 		case !errors.Is(err, store.ErrNotFound):
-			return nil, fmt.Errorf("node: store: %w", err)
+			return false, cid.Undef, nil, fmt.Errorf("node: store: %w", err)
 		}
 	}
 	if ok && other.Equals(rec.CID) {
-		return nil, heldVerdict(rec, true, false, cid.Undef)
+		return false, cid.Undef, nil, heldVerdict(rec, true, false)
+	}
+	if ok {
+		// The slot holds another record: rec is either stored already,
+		// as the other side of a fork, or a fork to keep.
+		held, err := st.Has(rec.CID)
+		if err != nil {
+			return false, cid.Undef, nil, fmt.Errorf("node: store: %w", err)
+		}
+		if held {
+			return false, cid.Undef, nil, heldVerdict(rec, true, false)
+		}
 	}
 	links := rec.Links()
 	parents := make([]protocol.Parent, 0, len(links))
@@ -519,40 +558,31 @@ func (in *ingester) checkLinks(rec *protocol.Record, inBatch map[cid.Cid]*staged
 			missing = append(missing, c)
 			continue
 		case err != nil:
-			return nil, fmt.Errorf("node: store: %w", err)
+			return false, cid.Undef, nil, fmt.Errorf("node: store: %w", err)
 		}
 		parents = append(parents, protocol.Parent{CID: c, Author: m.Author, Topic: m.Topic, Seq: m.Seq, Time: m.Time})
 	}
 	if len(missing) > 0 {
-		return missing, protocol.Errorf(protocol.ReasonMissingDeps, "record %s lacks %d of its parents", rec.CID, len(missing))
+		return false, cid.Undef, missing, protocol.Errorf(protocol.ReasonMissingDeps, "record %s lacks %d of its parents", rec.CID, len(missing))
 	}
 	if err := protocol.CheckParents(rec, parents); err != nil {
-		return nil, err
+		return false, cid.Undef, nil, err
 	}
-	if ok {
-		in.n.log.Warn("equivocation", "author", fmt.Sprintf("%x", rec.Env.Author[:8]), "topic", rec.Env.Topic,
-			"seq", rec.Env.Seq, "held", other, "new", rec.CID)
-		in.n.reportEquivocation(other, rec)
-		return nil, heldVerdict(rec, false, false, other)
-	}
-	return nil, nil
+	return ok, other, nil, nil
 }
 
 // heldVerdict is the node's one answer to "already held?", in the
 // protocol's reasons: a record the node holds (stored, in flight or staged
 // in the batch) is a duplicate; one that waits for its causal past is
-// missing-deps; one whose author's chain slot holds another record
-// (slotHolder) is an equivocation. It returns nil if none applies. Only
-// the apply loop, which alone knows what is in flight, decides these.
-func heldVerdict(rec *protocol.Record, held, waiting bool, slotHolder cid.Cid) error {
+// missing-deps. It returns nil if neither applies. Only the apply loop,
+// which alone knows what is in flight, decides these. (A record at a chain
+// slot its author already used is no refusal: it is kept, check.)
+func heldVerdict(rec *protocol.Record, held, waiting bool) error {
 	switch {
 	case held:
 		return protocol.Errorf(protocol.ReasonDuplicate, "record %s already stored", rec.CID)
 	case waiting:
 		return protocol.Errorf(protocol.ReasonMissingDeps, "record %s already waits for its causal past", rec.CID)
-	case slotHolder.Defined() && !slotHolder.Equals(rec.CID):
-		return protocol.Errorf(protocol.ReasonEquivocation, "author %x already signed %s at %s seq %d; %s conflicts",
-			rec.Env.Author[:8], slotHolder, rec.Env.Topic, rec.Env.Seq, rec.CID)
 	}
 	return nil
 }
@@ -578,7 +608,7 @@ func parentOf(r *protocol.Record) protocol.Parent {
 func (in *ingester) addPending(req *applyReq, missing []cid.Cid) error {
 	rec := req.rec
 	if in.pend.has(rec.CID) {
-		return heldVerdict(rec, false, true, cid.Undef)
+		return heldVerdict(rec, false, true)
 	}
 	stranger, err := in.mayWait(rec)
 	if err != nil {

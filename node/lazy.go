@@ -59,6 +59,16 @@ func (s *fedState) openStore(st *store.Store) (int, error) {
 		}
 	}
 	s.dirtyUnloaded = true
+	// Equivocators void their records in every issue's effects, so every
+	// issue must know them, loaded or not: the store's fork index has
+	// every fork stored (docs/protocol.md 8.10).
+	forked, err := st.ForkAuthors()
+	if err != nil {
+		return 0, fmt.Errorf("node: load state: %w", err)
+	}
+	for _, a := range forked {
+		s.noteEquivocator(a)
+	}
 	before := s.applied
 	for _, t := range []string{protocol.TopicMembers, protocol.TopicIndex} {
 		if err := s.loadTopic(t); err != nil {

@@ -249,8 +249,8 @@ func TestKeyRotation(t *testing.T) {
 }
 
 // TestEquivocationEvidence: an author signs two records with the same
-// seq; every node flags the author, and the evidence record verifies on a
-// node that saw only the evidence.
+// seq; the node keeps both, every node flags and suspends the author, and
+// the evidence record verifies on a node that saw only the evidence.
 func TestEquivocationEvidence(t *testing.T) {
 	ctx := testContext(t)
 	net := testnet.New(t, 3, testnet.WithFollow(slug))
@@ -273,8 +273,13 @@ func TestEquivocationEvidence(t *testing.T) {
 	if _, err := net.Nodes[0].Ingest(ctx, a.Raw, "", node.SourceSync); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := net.Nodes[0].Ingest(ctx, b.Raw, "", node.SourceSync); protocol.ReasonOf(err) != protocol.ReasonEquivocation {
-		t.Fatalf("second record at the same seq: %v, want equivocation", err)
+	// The second record at the same seq is kept too (both sides of an
+	// equivocation are stored, forwarded and synced).
+	if _, err := net.Nodes[0].Ingest(ctx, b.Raw, "", node.SourceSync); err != nil {
+		t.Fatalf("second record at the same seq: %v, want it kept", err)
+	}
+	if got := counter(t, net.Nodes[0], "clearinghouse_equivocations_total", topic); got != 1 {
+		t.Fatalf("equivocations counted: %v, want 1", got)
 	}
 	// Node 0 publishes the evidence; every node applies it and flags the author.
 	sub := make([]*node.Subscription, len(net.Nodes))
@@ -295,6 +300,12 @@ func TestEquivocationEvidence(t *testing.T) {
 		}
 		if len(nd.MemberSet().Flagged(pub)) == 0 {
 			t.Fatalf("node %d applied the evidence but did not flag the author", i)
+		}
+	}
+	// The evidence suspends the author on every node.
+	for i, nd := range net.Nodes {
+		if nd.MemberSet().IsMember(pub) {
+			t.Fatalf("node %d: the equivocator is still a member after the evidence", i)
 		}
 	}
 	if evidence == nil {

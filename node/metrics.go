@@ -26,6 +26,9 @@ type metrics struct {
 	bytes     prometheus.GaugeFunc // bytes of records in the store
 	peers     prometheus.GaugeFunc // connected peers
 	info      *prometheus.GaugeVec // constant 1 with network and role labels
+	// equivocations counts records kept at a chain slot another record
+	// of their author holds (a fork), by topic.
+	equivocations *prometheus.CounterVec
 	// bootstrapDials counts dials of bootstrap peers, by result.
 	bootstrapDials *prometheus.CounterVec
 	// netGauges are the gauges of NetStatus: reachability, relay
@@ -49,6 +52,10 @@ func newMetrics(reg *prometheus.Registry, n *Node) *metrics {
 			Namespace: "clearinghouse", Name: "public_withheld_total",
 			Help: "Records on public topics by a relaying key this node blocks, stored but neither forwarded nor shown, by source (gossip, sync, local).",
 		}, []string{"source"}),
+		equivocations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "clearinghouse", Name: "equivocations_total",
+			Help: "Records stored although their author already had another record at their chain slot (an equivocation: both are kept, the author's records count for nothing), by record topic.",
+		}, []string{"topic"}),
 		ingest: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "clearinghouse", Name: "ingest_seconds",
 			Help:    "Time from receipt of a valid record to its durable store.",
@@ -151,7 +158,7 @@ func countPeers(s NetStatus, direct bool) int {
 // register adds the metrics to the registry; duplicates (a shared
 // registry) are an error.
 func (m *metrics) register(withProcess bool) error {
-	cs := []prometheus.Collector{m.accepted, m.rejected, m.withheld, m.ingest, m.batch, m.pending, m.pendingBytes, m.pendingDropped, m.penalties, m.stored, m.bytes, m.peers, m.info, m.bootstrapDials}
+	cs := []prometheus.Collector{m.accepted, m.rejected, m.withheld, m.equivocations, m.ingest, m.batch, m.pending, m.pendingBytes, m.pendingDropped, m.penalties, m.stored, m.bytes, m.peers, m.info, m.bootstrapDials}
 	cs = append(cs, m.netGauges...)
 	if withProcess {
 		cs = append(cs, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 
 	"github.com/ipfs/go-cid"
@@ -38,6 +39,12 @@ type fedState struct {
 	// (gov.Issue.SetMembers) lags a members-topic record or a new issue;
 	// refreshMembers brings it up to date.
 	staleMembers bool
+	// memberSeqs holds the members-topic chain slots applied, to find
+	// forks there (issue and index topics find their own).
+	memberSeqs map[string]bool
+	// equivocators are the keys with two valid records at one chain slot
+	// (author, topic, seq) among the records applied.
+	equivocators map[string]bool
 
 	// Lazy loading from the store (lazy.go). st is nil for a state fed by
 	// admit alone.
@@ -61,9 +68,9 @@ func (s *fedState) refreshMembers() {
 	if !s.staleMembers {
 		return
 	}
-	set := s.members.Members()
+	ros := newWholeRoster(s.members.Members(), s.equivocators)
 	for slug, is := range s.issues {
-		is.SetMembers(wholeRoster{set})
+		is.SetMembers(ros)
 		s.dirtyIssues[slug] = true
 	}
 	s.staleMembers = false
@@ -72,18 +79,72 @@ func (s *fedState) refreshMembers() {
 // wholeRoster adapts the membership of every record applied to the
 // gov.Issue.SetMembers contract: Lookup resolves every key a current
 // member ever held, so a rotation does not make its holder's earlier
-// records count for nothing.
-type wholeRoster struct{ set *protocol.MemberSet }
+// records count for nothing. A member any of whose keys equivocated (two
+// records at one chain slot in the set, on any topic) is not in it, and
+// Equivocated says so (gov.EquivocatorRoster): its records count for
+// nothing in any effect.
+type wholeRoster struct {
+	set             *protocol.MemberSet
+	eq              map[string]bool
+	groups, regions []string
+}
+
+// newWholeRoster returns the whole-set roster of set less the members
+// that equivocated with a key in eq (which it does not modify).
+func newWholeRoster(set *protocol.MemberSet, eq map[string]bool) wholeRoster {
+	r := wholeRoster{set: set, eq: maps.Clone(eq)}
+	if len(eq) == 0 {
+		r.groups, r.regions = set.Groups(), set.Regions()
+		return r
+	}
+	g, rg := map[string]bool{}, map[string]bool{}
+	for _, m := range set.Members() {
+		if !r.equivocated(m) {
+			g[m.Group], rg[m.Region] = true, true
+		}
+	}
+	for k := range g {
+		r.groups = append(r.groups, k)
+	}
+	for k := range rg {
+		r.regions = append(r.regions, k)
+	}
+	slices.Sort(r.groups)
+	slices.Sort(r.regions)
+	return r
+}
+
+func (r wholeRoster) equivocated(m protocol.MemberInfo) bool {
+	for _, k := range m.Keys {
+		if r.eq[string(k.Key)] {
+			return true
+		}
+	}
+	return false
+}
 
 func (r wholeRoster) Lookup(key []byte) (protocol.Member, bool) {
 	m, ok := r.set.KeyHistory(key)
-	if !ok || m.Removed != nil {
+	if !ok || m.Removed != nil || r.equivocated(m) {
 		return protocol.Member{}, false
 	}
 	return m.Member, true
 }
-func (r wholeRoster) Groups() []string  { return r.set.Groups() }
-func (r wholeRoster) Regions() []string { return r.set.Regions() }
+func (r wholeRoster) Groups() []string  { return slices.Clone(r.groups) }
+func (r wholeRoster) Regions() []string { return slices.Clone(r.regions) }
+
+// Equivocated reports whether key, or another key of its member, signed
+// two records at one chain slot among the records applied.
+func (r wholeRoster) Equivocated(key []byte) bool {
+	if len(r.eq) == 0 {
+		return false
+	}
+	if r.eq[string(key)] {
+		return true
+	}
+	m, ok := r.set.KeyHistory(key)
+	return ok && r.equivocated(m)
+}
 
 // newFedState returns the state of the genesis alone. log receives the
 // warnings of lazy loads (nil: slog's default).
@@ -102,6 +163,7 @@ func newFedState(g *protocol.Genesis, log *slog.Logger) (*fedState, error) {
 	return &fedState{
 		g: g, members: eng, index: idx, issues: map[string]*gov.Issue{},
 		dirtyMembers: true, dirtyIndex: true, dirtyProcs: map[cid.Cid]string{}, dirtyIssues: map[string]bool{},
+		memberSeqs: map[string]bool{}, equivocators: map[string]bool{},
 		log: log, loads: map[string]*topicLoad{}, unloaded: map[string]bool{},
 	}, nil
 }
@@ -130,10 +192,15 @@ func (s *fedState) apply(r *protocol.Record) error {
 	if err := s.members.Check(r); err != nil {
 		return err
 	}
+	fork := false
 	switch protocol.ClassOf(r.Env.Topic) {
 	case protocol.ClassMembers:
 		s.dirtyMembers, s.staleMembers = true, true
+		sk := slotKey(r.Env.Author, r.Env.Topic, r.Env.Seq)
+		fork = s.memberSeqs[sk]
+		s.memberSeqs[sk] = true
 	case protocol.ClassIndex:
+		fork = s.index.HasSeq(r.Env.Author, r.Env.Seq)
 		if err := s.index.Apply(r, roster{s.members.RosterAt(r)}); err != nil {
 			return err
 		}
@@ -149,6 +216,7 @@ func (s *fedState) apply(r *protocol.Record) error {
 			s.issues[slug] = is
 			s.staleMembers = true
 		}
+		fork = is.HasSeq(r.Env.Author, r.Env.Seq)
 		if err := is.Apply(r, roster{s.members.RosterAt(r)}); err != nil {
 			return err
 		}
@@ -167,7 +235,19 @@ func (s *fedState) apply(r *protocol.Record) error {
 		}
 	}
 	s.members.Add(r)
+	if fork {
+		s.noteEquivocator(r.Env.Author)
+	}
 	return nil
+}
+
+// noteEquivocator adds key to the equivocators: every issue's whole-set
+// roster voids its member from the next refresh on.
+func (s *fedState) noteEquivocator(key []byte) {
+	if !s.equivocators[string(key)] {
+		s.equivocators[string(key)] = true
+		s.staleMembers = true
+	}
 }
 
 // roster adapts a MemberSet to gov.Roster.

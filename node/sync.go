@@ -1201,9 +1201,9 @@ func (c *client) fetch(ctx context.Context, topic string, cids []cid.Cid, strict
 				continue
 			}
 			if !validationReason(protocol.ReasonOf(r.err)) {
-				// Judged against this node's store (e.g. an equivocation
-				// it already holds the other side of): not the server's
-				// fault alone.
+				// Judged against the record's causal past and this
+				// node's state (not-member, not-allowed, ...): not the
+				// server's fault alone.
 				continue
 			}
 			c.s.penalise(c.peer, string(protocol.ReasonOf(r.err)), r.err)

@@ -341,7 +341,7 @@ func TestSyncRecoverChain(t *testing.T) {
 	if err := net.Nodes[1].WaitRecords(ctx, r.CID); err != nil {
 		t.Fatal(err)
 	}
-	if got := counter(t, net.Nodes[1], "clearinghouse_records_rejected_total", string(protocol.ReasonEquivocation)); got != 0 {
+	if got := counter(t, net.Nodes[1], "clearinghouse_equivocations_total", r.Env.Topic); got != 0 {
 		t.Fatalf("%v equivocations", got)
 	}
 }

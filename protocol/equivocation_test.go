@@ -86,14 +86,22 @@ func TestEquivocationEvidence(t *testing.T) {
 	}
 
 	// A fresh fold of the genesis and the evidence (whose past is empty)
-	// flags gov1, who stays a member.
+	// flags gov1 and suspends it: the evidence is the removal.
 	set := protocol.DeriveMembers(f.g, []*protocol.Record{ev})
 	if fl := set.Flagged(pub(gov1)); len(fl) != 1 || !fl[0].Equals(ev.CID) {
 		t.Fatalf("flags of gov1: %v", fl)
 	}
-	m, ok := set.Lookup(pub(gov1))
-	if !ok || len(m.Flags) != 1 || !m.Flags[0].Equals(ev.CID) {
-		t.Fatalf("gov1 after evidence: member %v, info %+v", ok, m)
+	if set.IsMember(pub(gov1)) {
+		t.Fatal("gov1 is still a member after evidence of its equivocation")
+	}
+	m, ok := set.KeyHistory(pub(gov1))
+	if !ok || len(m.Flags) != 1 || !m.Flags[0].Equals(ev.CID) || m.Removed == nil || !m.Removed.Equals(ev.CID) {
+		t.Fatalf("gov1 after evidence: known %v, info %+v", ok, m)
+	}
+	// A record of gov1 whose causal past holds the evidence is refused.
+	later := f.publish(gov1, protocol.TopicMembers, protocol.KindMemberWithdraw, &protocol.MemberWithdraw{Statement: "leaving"}, ev)
+	if err := protocol.CheckMembership(f.g, later, []*protocol.Record{ev}); protocol.ReasonOf(err) != protocol.ReasonNotMember {
+		t.Fatalf("gov1 after the evidence: %v, want not-member", err)
 	}
 	if n, _ := set.Lookup(pub(civ)); len(n.Flags) != 0 {
 		t.Fatal("the publisher of the evidence is flagged")

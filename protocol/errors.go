@@ -47,7 +47,7 @@ const (
 	ReasonBadBody      Reason = "bad-body"      // reject: body does not match the kind's schema
 	ReasonBadLinks     Reason = "bad-links"     // reject: seq/prev inconsistent, deps unsorted, duplicated, too many or not record CIDs
 	ReasonBadSignature Reason = "bad-signature" // reject: signature does not verify with the author key
-	ReasonEquivocation Reason = "equivocation"  // reject: author signed another record at the same topic and seq
+	ReasonEquivocation Reason = "equivocation"  // author signed another record at the same topic and seq; no longer a refusal (both are kept, docs/protocol.md 8.10), kept in the list of reasons for peers of older versions
 	ReasonNotMember    Reason = "not-member"    // reject: author is not a member in the record's causal past
 	ReasonNotAllowed   Reason = "not-allowed"   // reject: the causal past does not allow this record (rule violation)
 	ReasonBadTime      Reason = "bad-time"      // reject: claimed time before a dependency's claimed time

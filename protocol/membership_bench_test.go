@@ -12,15 +12,15 @@ import (
 // federation would: in rounds of width concurrent records, each depending
 // on the heads of the previous round. Each round's records apply, endorse
 // pending applications (two endorsers from different groups, one of them
-// from the applicant's group, admit), or
+// from the applicant's group and one from its region, admit), or
 // rotate a member's key. It returns the federation and how many applicants
 // it expects to be admitted.
 func growingFederation(tb testing.TB, rng *rand.Rand, n, width int) (*fed, int) {
 	tb.Helper()
 	type member struct {
-		key   ed25519.PrivateKey
-		group string
-		since int // first round in which records may rely on the membership
+		key           ed25519.PrivateKey
+		group, region string
+		since         int // first round in which records may rely on the membership
 	}
 	var founders []founder
 	var members []*member
@@ -28,7 +28,7 @@ func growingFederation(tb testing.TB, rng *rand.Rand, n, width int) (*fed, int) 
 		k := randKey(rng)
 		g, r := protocol.DefaultGroups[i%5], protocol.DefaultRegions[(i/2)%5]
 		founders = append(founders, founder{k, g, r})
-		members = append(members, &member{key: k, group: g})
+		members = append(members, &member{key: k, group: g, region: r})
 	}
 	f := newFed(tb, protocol.DefaultRules, founders...)
 	type pending struct {
@@ -54,11 +54,14 @@ func growingFederation(tb testing.TB, rng *rand.Rand, n, width int) (*fed, int) 
 			switch {
 			case p != nil:
 				// An endorser that is a member in the past of this round,
-				// from a group the application does not have yet.
+				// from a group the application does not have yet; the
+				// second is from the applicant's region if the first is
+				// not.
 				var e *member
-				for range 20 {
+				for range 40 {
 					c := members[rng.IntN(len(members))]
-					if c.since <= round && !busy[c] && (len(p.endorsed) == 0 && c.group == p.m.group || len(p.endorsed) == 1 && c.group != p.endorsed[0].group) {
+					if c.since <= round && !busy[c] && (len(p.endorsed) == 0 && c.group == p.m.group ||
+						len(p.endorsed) == 1 && c.group != p.endorsed[0].group && (p.endorsed[0].region == p.m.region || c.region == p.m.region)) {
 						e = c
 						break
 					}
@@ -84,8 +87,8 @@ func growingFederation(tb testing.TB, rng *rand.Rand, n, width int) (*fed, int) 
 				next = append(next, f.publish(m.key, protocol.TopicMembers, protocol.KindMemberRotate, &protocol.MemberRotate{NewKey: pub(nk)}, heads...))
 				m.key, m.since = nk, round+1
 			default:
-				m := &member{key: randKey(rng), group: protocol.DefaultGroups[rng.IntN(5)], since: 1 << 30}
-				app := f.apply(m.key, m.group, protocol.DefaultRegions[rng.IntN(5)], heads...)
+				m := &member{key: randKey(rng), group: protocol.DefaultGroups[rng.IntN(5)], region: protocol.DefaultRegions[rng.IntN(5)], since: 1 << 30}
+				app := f.apply(m.key, m.group, m.region, heads...)
 				next = append(next, app)
 				queue = append(queue, &pending{app: app, m: m, round: round})
 			}

@@ -526,7 +526,7 @@ func (e *memFold) apply(r *Record, f memFact) {
 			return
 		}
 		setMap(st, app.voters, f.voter, f.memVoter)
-		if !e.meets(app.voters, app.body.Group, "") || st.owner[app.key] != nil || st.sameOrg(app.body.Org) != nil {
+		if !e.meets(app.voters, app.body.Group, app.body.Region, "") || st.owner[app.key] != nil || st.sameOrg(app.body.Org) != nil {
 			return
 		}
 		setVal(st, &app.admitted, true)
@@ -571,6 +571,12 @@ func (e *memFold) apply(r *Record, f memFact) {
 		}
 	case *MemberEquivocation:
 		setMap(st, st.flags, f.flag, append(slices.Clone(st.flags[f.flag]), r.CID))
+		// Evidence suspends the member that holds or held the key at
+		// once: a key that signed two histories is trusted for neither
+		// (docs/protocol.md, 9.6).
+		if id := st.owner[f.flag]; id != nil && !id.removed.Defined() {
+			st.remove(id, r.CID)
+		}
 	}
 }
 
@@ -588,23 +594,24 @@ func (e *memFold) vote(t *memTally, target []byte, f memFact) *memTally {
 	}
 	setMap(e.st, t.voters, f.voter, f.memVoter)
 	id := e.st.owner[string(target)]
-	if id == nil || !e.meets(t.voters, id.info.Group, id.id) {
+	if id == nil || !e.meets(t.voters, id.info.Group, id.info.Region, id.id) {
 		return nil
 	}
 	setVal(e.st, &t.done, true)
 	return t
 }
 
-// meets reports whether voters may change the membership of group: add
-// a member to it (an admission) or remove one from it (a revocation or
-// suspension of the identity except, "" for an admission). They must meet
-// the genesis threshold, at least AdmitEndorsements distinct members from
-// at least AdmitGroups groups and AdmitRegions regions, and (membership
-// obeys P4 too) no coalition short of the concurrent majority may change
-// another group: a current member of group (other than except) must be
+// meets reports whether voters may change the membership of group and
+// region: add a member to them (an admission) or remove one from them (a
+// revocation or suspension of the identity except, "" for an admission).
+// They must meet the genesis threshold, at least AdmitEndorsements
+// distinct members from at least AdmitGroups groups and AdmitRegions
+// regions, and (membership obeys P4 too, for groups and for regions) no
+// coalition short of the concurrent majority may change another group or
+// another region: a current member of group (other than except) must be
 // among them, or, if group has no such member, a member of every group
-// that has current members.
-func (e *memFold) meets(voters map[string]memVoter, group, except string) bool {
+// that has current members; and the same for region.
+func (e *memFold) meets(voters map[string]memVoter, group, region, except string) bool {
 	if len(voters) < e.rules.AdmitEndorsements {
 		return false
 	}
@@ -620,18 +627,28 @@ func (e *memFold) meets(voters map[string]memVoter, group, except string) bool {
 	if len(groups) < e.rules.AdmitGroups || len(regions) < e.rules.AdmitRegions {
 		return false
 	}
-	if slices.Contains(groups, group) {
+	return e.consents(groups, group, except, func(m *Member) string { return m.Group }) &&
+		e.consents(regions, region, except, func(m *Member) string { return m.Region })
+}
+
+// consents reports whether voters, the classes (groups, or regions: of
+// returns a member's) of the voting members, may change class: one of
+// them is class, or class has no current member (but except) and they
+// cover every class that has current members.
+func (e *memFold) consents(voters []string, class, except string, of func(*Member) string) bool {
+	if slices.Contains(voters, class) {
 		return true
 	}
 	for _, id := range e.st.ids {
 		if id.removed.Defined() || id.id == except {
 			continue
 		}
-		if id.info.Group == group {
-			return false // the group has members, and none of them agrees
+		c := of(&id.info)
+		if c == class {
+			return false // the class has members, and none of them agrees
 		}
-		if !slices.Contains(groups, id.info.Group) {
-			return false // the group has none: every group must agree
+		if !slices.Contains(voters, c) {
+			return false // the class has none: every class must agree
 		}
 	}
 	return true

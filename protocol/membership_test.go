@@ -173,13 +173,13 @@ func TestAdmission(t *testing.T) {
 			return []*protocol.Record{f.endorse(gov1, app), f.endorse(appX, app)}
 		}, false, []want{{1, protocol.ReasonNotMember}}},
 		{"endorser not yet admitted in its own past", protocol.DefaultRules, func(f *fed, app *protocol.Record) []*protocol.Record {
-			z := f.apply(appZ, "private-sector", "latin-america-caribbean")
+			z := f.apply(appZ, "private-sector", "western-europe-others")
 			e1, e2 := f.endorse(gov1, z), f.endorse(priv, z)
 			early := f.endorse(appZ, app) // Z's past holds its application only
 			return []*protocol.Record{f.endorse(gov2, app), early, e1, e2}
 		}, false, []want{{1, protocol.ReasonNotMember}, {2, ""}, {3, ""}}},
 		{"endorser admitted in its own past", protocol.DefaultRules, func(f *fed, app *protocol.Record) []*protocol.Record {
-			z := f.apply(appZ, "private-sector", "latin-america-caribbean")
+			z := f.apply(appZ, "private-sector", "western-europe-others")
 			e1, e2 := f.endorse(gov1, z), f.endorse(priv, z)
 			return []*protocol.Record{f.endorse(civ, app), f.endorse(appZ, app, e1, e2)}
 		}, true, []want{{1, ""}}},
@@ -201,7 +201,7 @@ func TestAdmission(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := stdFed(t, tt.rules)
-			app := f.apply(appX, "civil-society", "eastern-europe")
+			app := f.apply(appX, "civil-society", "africa")
 			recs := tt.endorse(f, app)
 			set := f.derive()
 			if got := set.IsMember(pub(appX)); got != tt.admitted {
@@ -429,7 +429,7 @@ func TestRevocation(t *testing.T) {
 
 func TestWithdrawal(t *testing.T) {
 	f := stdFed(t, protocol.DefaultRules)
-	app := f.apply(appX, "civil-society", "eastern-europe")
+	app := f.apply(appX, "civil-society", "africa")
 	e1 := f.endorse(civ, app)
 	before := f.statement(civ)
 	w := f.publish(civ, protocol.TopicMembers, protocol.KindMemberWithdraw, &protocol.MemberWithdraw{Statement: "Goodbye."}, e1)
@@ -473,11 +473,14 @@ func TestSuspension(t *testing.T) {
 		suspended bool
 	}{
 		{"one group", func(f *fed) { suspend(f, gov1, pub(priv)); suspend(f, gov2, pub(priv)) }, false},
-		{"two groups", func(f *fed) { suspend(f, gov1, pub(priv)); suspend(f, civ, pub(priv)) }, true},
+		// priv is alone in its group and its region: every other group and
+		// every other region must agree (P4, 9.5).
+		{"two groups, one region", func(f *fed) { suspend(f, gov1, pub(priv)); suspend(f, civ, pub(priv)) }, false},
+		{"two groups, two regions", func(f *fed) { suspend(f, gov2, pub(priv)); suspend(f, civ, pub(priv)) }, true},
 		{"self vote does not count", func(f *fed) { suspend(f, gov1, pub(priv)); suspend(f, priv, pub(priv)) }, false},
 		{"a concurrent rotation does not escape", func(f *fed) {
 			f.publish(priv, protocol.TopicMembers, protocol.KindMemberRotate, &protocol.MemberRotate{NewKey: pub(fixedKey(150))})
-			suspend(f, gov1, pub(priv))
+			suspend(f, gov2, pub(priv))
 			suspend(f, civ, pub(priv))
 		}, true},
 	}

@@ -35,8 +35,9 @@ type putResult struct {
 // store's preconditions on e (ErrInvalid). If e.CID is already stored, Put
 // returns the stored Meta and an error wrapping ErrExists. If the author
 // already has a different record at (e.Topic, e.Seq), Put returns an error
-// wrapping ErrChainConflict and stores nothing. Both apply equally to an
-// earlier entry of the same group commit.
+// wrapping ErrChainConflict and stores nothing, unless e.Fork is set: then
+// e is stored in the fork index (an equivocation the caller keeps). Both
+// apply equally to an earlier entry of the same group commit.
 //
 // The caller must put an entry only after its Prev and Deps are stored (or
 // in an earlier call whose Put is still pending): the heads of e.Topic are
@@ -198,7 +199,7 @@ type op struct {
 
 // ops holds a group commit's writes by key prefix, each list in the order
 // written.
-type ops [pFollow + 1][]op
+type ops [pFork + 1][]op
 
 func (p *pending) set(key, value []byte) {
 	p.ops[key[0]] = append(p.ops[key[0]], op{key: key, value: value})
@@ -262,8 +263,12 @@ func (s *Store) add(p *pending, r *putReq) (putResult, bool) {
 		return putResult{meta: m, err: fmt.Errorf("%w: %s", ErrExists, e.CID)}, true
 	}
 	slot := chainKey(e.Author, e.Topic, e.Seq)
+	fork := false
 	if other, ok := p.bySlot[string(slot)]; ok {
-		return putResult{err: chainConflict(e, other)}, true
+		if !e.Fork {
+			return putResult{err: chainConflict(e, other)}, true
+		}
+		fork = true
 	}
 	// Another Put of the same CID may have committed since this one passed
 	// its fast-path check; a stored record of the same CID holds the same
@@ -273,13 +278,25 @@ func (s *Store) add(p *pending, r *putReq) (putResult, bool) {
 	if err != nil {
 		return putResult{err: err}, false
 	}
-	if !free {
+	if !free && !fork {
 		switch m, err := s.getMeta(slot); {
 		case err == nil && m.CID.Equals(e.CID):
 			// Every index entry holds the record's whole Meta.
 			return putResult{meta: m, err: fmt.Errorf("%w: %s", ErrExists, e.CID)}, false
-		case err == nil:
+		case err == nil && !e.Fork:
 			return putResult{err: chainConflict(e, m.CID)}, false
+		case err == nil:
+			fork = true
+		case !errors.Is(err, ErrNotFound):
+			return putResult{err: err}, false
+		}
+	}
+	if fork {
+		// A record at a slot another holds may itself be stored already,
+		// in the fork index.
+		switch m, err := s.getMeta(metaKey(e.CID)); {
+		case err == nil:
+			return putResult{meta: m, err: fmt.Errorf("%w: %s", ErrExists, e.CID)}, false
 		case !errors.Is(err, ErrNotFound):
 			return putResult{err: err}, false
 		}
@@ -316,7 +333,9 @@ func (s *Store) add(p *pending, r *putReq) (putResult, bool) {
 	ts.lastArrival = m.Arrival
 	p.topics[e.Topic] = ts
 	p.byCID[ck] = m
-	p.bySlot[string(slot)] = e.CID
+	if !fork {
+		p.bySlot[string(slot)] = e.CID
+	}
 	p.accepted = append(p.accepted, e)
 
 	mv := encodeMeta(&m)
@@ -325,7 +344,11 @@ func (s *Store) add(p *pending, r *putReq) (putResult, bool) {
 	p.set(arrivalKey(m.Arrival), mv)
 	p.set(topicKey(e.Topic, m.Arrival), mv)
 	p.set(kindKey(e.Kind, m.Arrival), mv)
-	p.set(slot, mv)
+	if fork {
+		p.set(forkKey(e.Author, e.Topic, e.Seq, e.CID), mv)
+	} else {
+		p.set(slot, mv)
+	}
 	// Operations apply in batch order, so a head set earlier in this batch
 	// is correctly removed by a later entry that names it.
 	if e.Prev.Defined() {

@@ -44,6 +44,8 @@
 //	0x0a | cid                            pending area: raw record waiting for its past
 //	0x0b | slug                           follow list: an issue followed at runtime
 //	0x0c | author                         block list: a relaying key blocked at runtime
+//	0x0d | author | topic | 0x00 | seq | cid  fork index: a record stored (Entry.Fork) at a
+//	                                      chain slot another record holds: encoded Meta
 //
 // Here cid is the binary CID (cid.Cid.Bytes), arrival and seq are 8-byte
 // big-endian numbers. The index values repeat the encoded Meta rather than

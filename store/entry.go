@@ -40,6 +40,13 @@ type Entry struct {
 	Deps []cid.Cid
 	// Time is the claimed time in unix milliseconds.
 	Time int64
+	// Fork reports whether the record may be stored although its author
+	// already has another record at its chain slot (Author, Topic, Seq):
+	// the caller has verified both and keeps an equivocation. The record
+	// then goes to the fork index, not the chain index, which keeps the
+	// slot's first record; every other index holds it as usual. Without
+	// Fork such a record is refused with ErrChainConflict.
+	Fork bool
 }
 
 // Meta is what the store recorded when it accepted an entry.

@@ -21,6 +21,7 @@ const (
 	pPending    byte = 0x0a // | cid: a record waiting for its causal past (raw bytes)
 	pFollow     byte = 0x0b // | slug: an issue followed at runtime (empty value)
 	pBlockList  byte = 0x0c // | author key: a relaying key blocked at runtime (blocks.go)
+	pFork       byte = 0x0d // | author | topic | 0x00 | seq | cid: a second record at a chain slot
 	nameEnd     byte = 0x00 // terminates a topic or kind inside a key
 	nameEndNext byte = 0x01 // nameEnd+1, the exclusive upper bound of a name's keys
 )
@@ -79,6 +80,14 @@ func chainPrefix(author []byte, topic string) []byte {
 
 func chainKey(author []byte, topic string, seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(chainPrefix(author, topic), seq)
+}
+
+// forkKey returns the key of a record stored at a chain slot another
+// record already holds (an equivocation): the chain key followed by the CID.
+func forkKey(author []byte, topic string, seq uint64, c cid.Cid) []byte {
+	k := chainKey(author, topic, seq)
+	k[0] = pFork
+	return append(k, c.KeyString()...)
 }
 
 func headKey(topic string, c cid.Cid) []byte {

@@ -622,3 +622,33 @@ func (s *Store) GetMany(cs []cid.Cid, fn func(c cid.Cid, data []byte, err error)
 	}
 	return nil
 }
+
+// ForkAuthors returns the authors of the records in the fork index (a
+// record stored, with Entry.Fork, at a chain slot another record of its
+// author holds: an equivocation), each once, sorted by bytes.
+func (s *Store) ForkAuthors() ([][]byte, error) {
+	if err := s.rlock(); err != nil {
+		return nil, err
+	}
+	defer s.mu.RUnlock()
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{pFork}, UpperBound: []byte{pFork + 1}})
+	if err != nil {
+		return nil, fmt.Errorf("store: fork authors: %w", err)
+	}
+	var out [][]byte
+	for ok := it.First(); ok; ok = it.Next() {
+		k := it.Key()
+		if len(k) < 1+AuthorSize {
+			continue
+		}
+		a := k[1 : 1+AuthorSize]
+		// Keys sort by author first, so an author's forks are adjacent.
+		if len(out) == 0 || !bytes.Equal(out[len(out)-1], a) {
+			out = append(out, bytes.Clone(a))
+		}
+	}
+	if err := it.Close(); err != nil {
+		return nil, fmt.Errorf("store: fork authors: %w", err)
+	}
+	return out, nil
+}

@@ -741,3 +741,67 @@ func TestGetMany(t *testing.T) {
 		t.Fatalf("GetMany after fn failed: %v, %d calls", err, n)
 	}
 }
+
+// TestForkEntry checks that an entry marked Fork is stored beside the
+// record holding its chain slot: readable, a topic head, counted, while
+// the chain index keeps the slot's first record; and that storing it
+// again, alone or in one group commit with the slot's holder, is a
+// duplicate.
+func TestForkEntry(t *testing.T) {
+	s := openMem(t)
+	a := author(0xcd)
+	e1 := mkEntry(t, "one", a, "issue/x", 1, cid.Undef)
+	mustPut(t, s, e1)
+	fork := mkEntry(t, "fork", a, "issue/x", 1, cid.Undef)
+	fork.Fork = true
+	m := mustPut(t, s, fork)
+	if m.Seq != 1 || !m.CID.Equals(fork.CID) {
+		t.Fatalf("fork meta = %+v", m)
+	}
+	if _, err := s.Put(context.Background(), fork, 2); !errors.Is(err, ErrExists) {
+		t.Fatalf("second put of the fork: %v, want ErrExists", err)
+	}
+	got, err := s.ChainAt(a, "issue/x", 1)
+	wantNoErr(t, err)
+	if !got.Equals(e1.CID) {
+		t.Fatalf("ChainAt = %s, want the slot's first record %s", got, e1.CID)
+	}
+	raw, err := s.Get(fork.CID)
+	wantNoErr(t, err)
+	if string(raw) != string(fork.Data) {
+		t.Fatal("fork data differs")
+	}
+	heads, err := s.Heads("issue/x")
+	wantNoErr(t, err)
+	if !cidsEqual(heads, sortedCIDs(e1.CID, fork.CID)) {
+		t.Fatalf("heads = %v, want both records of the slot", heads)
+	}
+	st, err := s.Stats()
+	wantNoErr(t, err)
+	if st.Records != 2 {
+		t.Fatalf("Stats.Records = %d, want 2", st.Records)
+	}
+	b := author(0x01)
+	mustPut(t, s, mkEntry(t, "b one", b, "issue/x", 1, cid.Undef))
+	fb := mkEntry(t, "b two", b, "issue/x", 1, cid.Undef)
+	fb.Fork = true
+	mustPut(t, s, fb)
+	fb2 := mkEntry(t, "b three", b, "issue/x", 1, cid.Undef)
+	fb2.Fork = true
+	mustPut(t, s, fb2)
+	forked, err := s.ForkAuthors()
+	wantNoErr(t, err)
+	if len(forked) != 2 || !bytes.Equal(forked[0], b) || !bytes.Equal(forked[1], a) {
+		t.Fatalf("ForkAuthors = %x, want [%x %x]", forked, b, a)
+	}
+
+	// Both sides of a fork in one group commit.
+	s2 := openMem(t)
+	res := commitGroup(s2, e1, fork, fork)
+	wantNoErr(t, res[0].err)
+	wantNoErr(t, res[1].err)
+	wantErr(t, res[2].err, ErrExists)
+	if ok, err := s2.Has(fork.CID); err != nil || !ok {
+		t.Fatalf("Has(fork) = %v, %v", ok, err)
+	}
+}

@@ -664,6 +664,9 @@ func abs(x int64) int64 {
 // member in the membership of the whole set (or no such membership was
 // set).
 func (p *Process) counts(author string) bool {
+	if v := p.is.voidAuthors(nil); len(v) > 0 && v[author] {
+		return false
+	}
 	if p.is.members == nil {
 		return true
 	}

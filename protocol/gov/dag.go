@@ -1,6 +1,10 @@
 package gov
 
 import (
+	"bytes"
+	"cmp"
+	"slices"
+
 	"github.com/ipfs/go-cid"
 
 	"github.com/clearinghouse-net/clearinghouse/protocol"
@@ -42,25 +46,27 @@ type dag struct {
 	nodes []*node
 	byCID map[cid.Cid]int32
 	seqs  map[seqKey]cid.Cid
+	// forks holds the records (node indices, in apply order) of every
+	// slot at which an author signed two or more records: an equivocation.
+	forks map[seqKey][]int32
 	stamp uint32
 }
 
 func newDAG() dag {
-	return dag{byCID: map[cid.Cid]int32{}, seqs: map[seqKey]cid.Cid{}}
+	return dag{byCID: map[cid.Cid]int32{}, seqs: map[seqKey]cid.Cid{}, forks: map[seqKey][]int32{}}
 }
 
 func (d *dag) has(c cid.Cid) bool { _, ok := d.byCID[c]; return ok }
 
-// admit runs the checks common to every record: not a duplicate, not a
-// second record of its author at its seq, and not claiming a time before
-// a record it links to. It returns the applied records r links to.
+// admit runs the checks common to every record: not a duplicate and not
+// claiming a time before a record it links to. It returns the applied
+// records r links to. A second record of an author at one seq is valid
+// (an equivocation: both are kept, see Equivocations); add records
+// the fork.
 func (d *dag) admit(r *protocol.Record) ([]int32, []*node, error) {
 	env := &r.Env
 	if d.has(r.CID) {
 		return nil, nil, protocol.Errorf(protocol.ReasonDuplicate, "%s already applied", r.CID)
-	}
-	if other, ok := d.seqs[seqKey{string(env.Author), env.Seq}]; ok {
-		return nil, nil, protocol.Errorf(protocol.ReasonEquivocation, "author %x already signed %s at seq %d", env.Author[:8], other, env.Seq)
 	}
 	var links []int32
 	linked := make([]*node, 0, len(env.Deps)+1)
@@ -85,7 +91,89 @@ func (d *dag) add(n *node) {
 	n.cs = n.rec.CID.String()
 	d.byCID[n.rec.CID] = n.at
 	d.nodes = append(d.nodes, n)
-	d.seqs[seqKey{n.author(), n.rec.Env.Seq}] = n.rec.CID
+	k := seqKey{n.author(), n.rec.Env.Seq}
+	if other, ok := d.seqs[k]; ok {
+		if len(d.forks[k]) == 0 {
+			d.forks[k] = []int32{d.byCID[other]}
+		}
+		d.forks[k] = append(d.forks[k], n.at)
+		return
+	}
+	d.seqs[k] = n.rec.CID
+}
+
+// HasSeq reports whether a record of author at seq has been applied: one
+// more would be an equivocation.
+func (d *dag) HasSeq(author []byte, seq uint64) bool {
+	_, ok := d.seqs[seqKey{string(author), seq}]
+	return ok
+}
+
+// forkedOrTaken reports whether author has a fork among the records
+// applied or already has a record at seq (so one at seq would fork).
+func (d *dag) forkedOrTaken(author string, seq uint64) bool {
+	if _, ok := d.seqs[seqKey{author, seq}]; ok {
+		return true
+	}
+	for k := range d.forks {
+		if k.author == author {
+			return true
+		}
+	}
+	return false
+}
+
+// forkedIn returns the authors two of whose records at one seq are both
+// in the universe u (nil: every record applied), or nil if none.
+func (d *dag) forkedIn(u bitset) map[string]bool {
+	var out map[string]bool
+	for k, at := range d.forks {
+		n := 0
+		for _, i := range at {
+			if u == nil || u.has(i) {
+				n++
+			}
+		}
+		if n >= 2 {
+			if out == nil {
+				out = map[string]bool{}
+			}
+			out[k.author] = true
+		}
+	}
+	return out
+}
+
+// Equivocation is a fork in an author's chain: two records the author
+// signed at one seq of one topic.
+type Equivocation struct {
+	Author []byte
+	Seq    uint64
+	A, B   cid.Cid // by CID bytes, A first
+}
+
+// Equivocations returns the forks among the records applied: every pair
+// of records one author signed at one seq, sorted by author, seq and
+// CIDs. Both records of a fork are valid (kept, forwarded, synced); their
+// author's records count for nothing in any effect (docs/protocol.md,
+// "Equivocation").
+func (d *dag) Equivocations() []Equivocation {
+	var out []Equivocation
+	for k, at := range d.forks {
+		for i, x := range at {
+			for _, y := range at[i+1:] {
+				a, b := d.nodes[x].rec.CID, d.nodes[y].rec.CID
+				if cidCompare(a, b) > 0 {
+					a, b = b, a
+				}
+				out = append(out, Equivocation{Author: []byte(k.author), Seq: k.seq, A: a, B: b})
+			}
+		}
+	}
+	slices.SortFunc(out, func(x, y Equivocation) int {
+		return cmp.Or(bytes.Compare(x.Author, y.Author), cmp.Compare(x.Seq, y.Seq), cidCompare(x.A, y.A), cidCompare(x.B, y.B))
+	})
+	return out
 }
 
 // walk calls visit for every applied record in the causal past of the

@@ -107,7 +107,12 @@ func (ef *effects) timeOf(n *node) int64 {
 // record's causal past, the roster of that past. A nil members counts each
 // author as the roster of its own record knew it.
 func (p *Process) effects(u bitset, members Roster) *effects {
-	in := func(n *node) bool { return u == nil || u.has(n.at) }
+	// An equivocator's records count for nothing: not as decisions,
+	// moves, conclusions or delegations, not as endorsements, objections
+	// or withdrawals (docs/protocol.md, "Equivocation").
+	void := p.is.voidAuthors(u)
+	voided := func(n *node) bool { return len(void) > 0 && void[n.author()] }
+	in := func(n *node) bool { return (u == nil || u.has(n.at)) && !voided(n) }
 	ef := &effects{contested: map[*node][]string{}, delegations: map[*node]bool{}, counted: map[*decision]*Tally{}, endorsements: map[*decision][]*node{}}
 	if u == nil {
 		ef.public = p.is.witnessed()
@@ -129,7 +134,18 @@ func (p *Process) effects(u bitset, members Roster) *effects {
 		return stageOf(moves)
 	}
 	for _, n := range p.records {
-		if !in(n) {
+		if u != nil && !u.has(n.at) {
+			continue
+		}
+		if voided(n) {
+			if d, ok := byNode[n]; ok {
+				// The audit still shows the tally the decision would have.
+				t, counted, _ := p.contestDecision(d, in, members)
+				ef.counted[d], ef.endorsements[d] = t, counted
+				ef.contested[n] = []string{voidReason}
+			} else if n.rec.Env.Kind == protocol.KindStage || n.rec.Env.Kind == protocol.KindConclusion {
+				ef.contested[n] = []string{voidReason}
+			}
 			continue
 		}
 		if d, ok := byNode[n]; ok {
@@ -178,9 +194,13 @@ func (p *Process) effects(u bitset, members Roster) *effects {
 		moves[moveTarget(m)] |= p.is.groupBit(m.member.Group)
 	}
 	ef.stage = stageOf(moves)
-	p.delegationEffects(ef, in)
+	p.delegationEffects(ef, u, void, in)
 	return ef
 }
+
+// voidReason is why an equivocator's decision, move or conclusion has no
+// effect.
+const voidReason = "its author signed two records at one seq (an equivocation): the author's records count for nothing"
 
 // stageOf returns the furthest stage that moves of convenors of at least
 // two groups reached, given the group bits of the moves to each stage.
@@ -382,7 +402,7 @@ func delegationKey(b *protocol.Delegation) string {
 // are signed by convenors of at least two stakeholder groups. Of two such
 // delegations, one whose records are all in the causal past of the other's
 // is superseded; otherwise both are contested.
-func (p *Process) delegationEffects(ef *effects, in func(*node) bool) {
+func (p *Process) delegationEffects(ef *effects, u bitset, void map[string]bool, in func(*node) bool) {
 	type group struct {
 		recs   []*node
 		groups uint64
@@ -392,6 +412,9 @@ func (p *Process) delegationEffects(ef *effects, in func(*node) bool) {
 	for _, dl := range p.delegations {
 		n := dl.n
 		if !in(n) {
+			if len(void) > 0 && void[n.author()] && (u == nil || u.has(n.at)) {
+				ef.contested[n] = []string{voidReason}
+			}
 			continue
 		}
 		if dl.body.Decision == nil {

@@ -35,7 +35,8 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the golden files in testdata 
 //	outsider NAME                                     a key that is not a member
 //	suspend NAME                                      the member is removed
 //	                                                  (a completed member.suspend)
-//	KIND NAME by PARTY at TIME [key=value ...]        publish a record
+//	KIND NAME by PARTY at TIME [key=value ...]        publish a record; fork=NAME signs it at
+//	                                                  NAME's chain position (an equivocation)
 //	audit [CHARTER]                                   the audit text of a process
 //	audit-json [CHARTER]                              its JSON (indented here)
 //	index                                             the open issues
@@ -361,6 +362,13 @@ func (s *script) run(f []string) error {
 			return err
 		}
 		delete(attrs, "published")
+	}
+	if v, ok := attrs["fork"]; ok {
+		if _, known := w.names[v]; !known {
+			return fmt.Errorf("fork=%s: no such record", v)
+		}
+		d.fork = v
+		delete(attrs, "fork")
 	}
 	if v, ok := attrs["stale"]; ok {
 		d.stale = v == "true"

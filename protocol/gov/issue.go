@@ -134,10 +134,13 @@ type Issue struct {
 
 	dag
 	members Roster // membership of the whole record set, or nil
-	procs   map[cid.Cid]*Process
-	cps     []int32 // the checkpoints applied, by node index
-	plist   []*Process
-	bits    map[string]uint // stakeholder group -> bit in procSum.moves
+	// void caches the authors whose records count for nothing in the
+	// whole set (voidAuthors); nil when it must be computed again.
+	void  map[string]bool
+	procs map[cid.Cid]*Process
+	cps   []int32 // the checkpoints applied, by node index
+	plist []*Process
+	bits  map[string]uint // stakeholder group -> bit in procSum.moves
 }
 
 // NewIssue returns the empty state of the issue with the given slug in the
@@ -199,7 +202,39 @@ func Derive(g *protocol.Genesis, slug string, records []*protocol.Record, roster
 // every key a current member ever held. nil (the default) takes each
 // author as the roster of its own record knew it. It does not change which
 // records are valid.
-func (is *Issue) SetMembers(members Roster) { is.members = members }
+func (is *Issue) SetMembers(members Roster) { is.members, is.void = members, nil }
+
+// voidAuthors returns the authors whose records count for nothing in the
+// universe u (nil: the whole set): those with two records at one seq in
+// u and, in the whole set, those the EquivocatorRoster set with
+// SetMembers says equivocated on any topic.
+func (is *Issue) voidAuthors(u bitset) map[string]bool {
+	if u != nil {
+		return is.forkedIn(u)
+	}
+	if is.void != nil {
+		return is.void
+	}
+	v := is.forkedIn(nil)
+	if v == nil {
+		v = map[string]bool{}
+	}
+	if er, ok := is.members.(EquivocatorRoster); ok {
+		for _, n := range is.nodes {
+			a := n.author()
+			if _, seen := v[a]; !seen {
+				v[a] = er.Equivocated(n.rec.Env.Author)
+			}
+		}
+		for a, ok := range v {
+			if !ok {
+				delete(v, a)
+			}
+		}
+	}
+	is.void = v
+	return v
+}
 
 // Has reports whether the record with CID c has been applied.
 func (is *Issue) Has(c cid.Cid) bool { return is.has(c) }
@@ -238,16 +273,17 @@ func (is *Issue) Check(r *protocol.Record, roster Roster) error {
 // (nil means nobody is a member).
 //
 // The error is a [protocol.Error]: duplicate (already applied),
-// wrong-network, wrong-topic, equivocation, bad-time (r claims a time
-// before a record it links to), bad-links (a record its body references is
-// not among its deps), not-member (process records by non-members) or
-// not-allowed (the causal past does not allow r; the detail says why).
-// On error the state is unchanged.
+// wrong-network, wrong-topic, bad-time (r claims a time before a record it
+// links to), bad-links (a record its body references is not among its
+// deps), not-member (process records by non-members) or not-allowed (the
+// causal past does not allow r; the detail says why). On error the state
+// is unchanged.
 //
 // The state depends only on the set of records applied, not on their
-// order, with one exception that the node must prevent: of two records an
-// author signed at the same seq (equivocation), the one applied first
-// wins, so the node should reject the second before it reaches Apply.
+// order. A second record of an author at a seq it already used is valid
+// if its causal past allows it: both are kept (an equivocation, see
+// Equivocations), and the author's records count for nothing in any
+// effect.
 func (is *Issue) Apply(r *protocol.Record, roster Roster) error {
 	pd, err := is.check(r, roster)
 	if err != nil {
@@ -327,6 +363,7 @@ func (is *Issue) check(r *protocol.Record, roster Roster) (*pending, error) {
 
 func (is *Issue) commit(pd *pending) {
 	r := pd.r
+	is.void = nil
 	n := &node{rec: r, links: pd.links, member: pd.member, sums: pd.sums, cp: -1}
 	is.add(n)
 	if r.Env.Kind == protocol.KindCheckpoint {

@@ -347,6 +347,29 @@ func (p *Process) check(pd *pending) error {
 			return err
 		}
 		st := pr.endorse[author]
+		if p.is.forkedOrTaken(author, r.Env.Seq) {
+			// pr.endorse is the author's latest record applied, exact
+			// only while its chain on the topic has no fork: then every
+			// record of lower seq is in r's causal past. Otherwise read
+			// r's causal past.
+			st = latest{}
+			p.is.walk(pd.links, func(n *node) {
+				if n.author() != author || n.proc != p {
+					return
+				}
+				seq := n.rec.Env.Seq
+				switch nb := n.rec.Body.(type) {
+				case *protocol.Endorse:
+					if nb.Proposal.Equals(c) && seq >= st.seq {
+						st = latest{seq: seq, on: true}
+					}
+				case *protocol.Withdraw:
+					if nb.Proposal.Equals(c) && seq >= st.seq {
+						st = latest{seq: seq, on: false}
+					}
+				}
+			})
+		}
 		on := st.on && st.seq < r.Env.Seq
 		switch {
 		case r.Env.Kind == protocol.KindEndorse && on:
@@ -494,8 +517,14 @@ func (p *Process) checkDecision(pd *pending, b *protocol.Decision) error {
 	var objs []cid.Cid
 	answered := map[cid.Cid]bool{}
 	var already []string // earlier decisions on the proposal
+	// An author with two records at one seq in the causal past counts
+	// for nothing there (docs/protocol.md, "Equivocation").
+	var void map[string]bool
+	if len(p.is.forks) > 0 {
+		void = p.is.forkedIn(p.is.pastOf(pd.links))
+	}
 	p.is.walk(pd.links, func(n *node) {
-		if n.proc != p {
+		if n.proc != p || void[n.author()] {
 			return
 		}
 		a, seq := n.author(), n.rec.Env.Seq

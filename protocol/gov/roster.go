@@ -15,6 +15,18 @@ type Roster interface {
 	Regions() []string
 }
 
+// EquivocatorRoster is a Roster of the whole record set (Issue.SetMembers)
+// that also knows the equivocators of every topic. An Issue finds the
+// forks on its own topic itself; a node or a caller of Derive passes the
+// keys that equivocated elsewhere (or against which the members topic
+// holds evidence) through this interface, so every issue voids them.
+type EquivocatorRoster interface {
+	Roster
+	// Equivocated reports whether key, or another key of the same
+	// member, signed two records at one seq of one topic in the set.
+	Equivocated(key []byte) bool
+}
+
 // RosterFunc returns the roster in force in a record's causal past. It must
 // be a function of that causal past only, so that every node reaches the
 // same verdict on the record.

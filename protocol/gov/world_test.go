@@ -213,6 +213,10 @@ type draft struct {
 	// published, if not zero, is when the witnesses first see the record
 	// (default: its claimed time).
 	published time.Time
+	// fork, if not empty, names a record of the same author and topic
+	// whose chain position (seq and prev) this one takes: an
+	// equivocation. The author's chain goes on from the first.
+	fork string
 }
 
 // witnesses returns the members that publish checkpoints: the first
@@ -296,8 +300,16 @@ func (w *world) publish(d draft) (*protocol.Record, error) {
 		deps = append(deps, refs...)
 	}
 	chain := d.by + " " + topic
+	seq, prev := w.seq[chain]+1, w.prev[chain]
+	if d.fork != "" {
+		o := w.names[d.fork]
+		seq, prev = o.Env.Seq, cid.Undef
+		if o.Env.Prev != nil {
+			prev = o.Env.Prev.Cid
+		}
+	}
 	r, err := protocol.Build(key, protocol.Draft{
-		Network: w.net, Kind: d.kind, Topic: topic, Seq: w.seq[chain] + 1, Prev: w.prev[chain],
+		Network: w.net, Kind: d.kind, Topic: topic, Seq: seq, Prev: prev,
 		Deps: deps, Time: d.at, Body: d.body,
 	})
 	if err != nil {
@@ -324,7 +336,7 @@ func (w *world) publish(d draft) (*protocol.Record, error) {
 	} else {
 		err = w.issue.Apply(r, ros)
 	}
-	if err == nil || w.advanceOnReject {
+	if d.fork == "" && (err == nil || w.advanceOnReject) {
 		w.seq[chain]++
 		w.prev[chain] = r.CID
 	}
