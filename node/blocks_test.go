@@ -108,8 +108,11 @@ func TestBlockRelay(t *testing.T) {
 	if !b.Withheld(blocked) {
 		t.Fatal("the blocked relay's comment is not withheld")
 	}
-	if got := counter(t, b, "clearinghouse_public_withheld_total", string(node.SourceGossip)); got != 1 {
-		t.Fatalf("public_withheld_total{source=gossip} = %v, want 1", got)
+	// It came by gossip, or by sync when the pull-back after the relay's
+	// reconciliation ran first: counted once either way.
+	if got := counter(t, b, "clearinghouse_public_withheld_total", string(node.SourceGossip)) +
+		counter(t, b, "clearinghouse_public_withheld_total", string(node.SourceSync)); got != 1 {
+		t.Fatalf("public_withheld_total{source=gossip|sync} = %v, want 1", got)
 	}
 	if src := arrival(blocked.CID); src != node.SourceSync {
 		t.Fatalf("the blocked comment reached the far node by %s, want sync (the blocker must not gossip it)", src)
@@ -124,8 +127,19 @@ func TestBlockRelay(t *testing.T) {
 	if b.Blocked(relayKey) || b.Withheld(blocked) {
 		t.Fatal("still blocked after Unblock")
 	}
-	if src := arrival(comment().CID); src != node.SourceGossip {
-		t.Fatalf("a comment after Unblock reached the far node by %s, want gossip", src)
+	// Forwarded again: a comment reaches the far node by gossip. Gossip
+	// can lose a race with the sync that follows a change on a loaded
+	// machine, so up to three comments are tried; while the block held,
+	// none could arrive so.
+	var srcs []node.Source
+	for len(srcs) < 3 {
+		src := arrival(comment().CID)
+		if srcs = append(srcs, src); src == node.SourceGossip {
+			break
+		}
+	}
+	if srcs[len(srcs)-1] != node.SourceGossip {
+		t.Fatalf("comments after Unblock reached the far node by %v, want gossip", srcs)
 	}
 
 	// The block list outlives a restart; the configuration's entry is
