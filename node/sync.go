@@ -202,6 +202,11 @@ type syncer struct {
 	sched syncSchedule // the periodic rounds (sync_schedule.go)
 
 	sessions map[string]*sessionLock // peer|topic -> the lock of its sessions
+	// outbound holds, per peer, a token per sync stream this node has
+	// open to it: at most syncInboundPerPeer, the streams a peer serves
+	// at once (handle), so that this node never has its own sessions
+	// reset for want of a slot at an honest peer.
+	outbound map[peer.ID]*sessionLock
 }
 
 // sessionLock serialises the sync sessions of one peer and topic. Its
@@ -246,6 +251,43 @@ func (s *syncer) lockSession(ctx context.Context, p peer.ID, topic string) (func
 	return func() {
 		<-l.ch
 		release()
+	}, nil
+}
+
+// outboundSlot waits until fewer than syncInboundPerPeer sync streams of
+// this node to p are open, or ctx ends, and returns the function that
+// frees the slot.
+func (s *syncer) outboundSlot(ctx context.Context, p peer.ID) (func(), error) {
+	s.mu.Lock()
+	if s.outbound == nil {
+		s.outbound = map[peer.ID]*sessionLock{}
+	}
+	l, ok := s.outbound[p]
+	if !ok {
+		l = &sessionLock{ch: make(chan struct{}, syncInboundPerPeer)}
+		s.outbound[p] = l
+	}
+	l.users++
+	s.mu.Unlock()
+	release := func() {
+		s.mu.Lock()
+		if l.users--; l.users == 0 {
+			delete(s.outbound, p)
+		}
+		s.mu.Unlock()
+	}
+	select {
+	case l.ch <- struct{}{}:
+	case <-ctx.Done():
+		release()
+		return nil, ctx.Err()
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			<-l.ch
+			release()
+		})
 	}, nil
 }
 
@@ -789,6 +831,7 @@ type client struct {
 	ctx    context.Context // the session's; carries the SessionBudget deadline
 	cancel context.CancelFunc
 	stop   func() bool // detaches the stream reset from ctx
+	free   func()      // frees the outbound slot (outboundSlot)
 	// stored holds the records fetched that the node stored or already
 	// held, so the report need not ask the store about them again.
 	stored map[cid.Cid]bool
@@ -812,18 +855,25 @@ func (s *syncer) open(ctx context.Context, p peer.ID) (*client, error) {
 	if s.penalised(p) {
 		return nil, ErrSyncPenalised
 	}
+	// The wait for a slot is not part of the session's budget.
+	free, err := s.outboundSlot(ctx, p)
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithTimeoutCause(ctx, s.limits.SessionBudget, errSessionBudget)
 	st, err := s.n.host.NewStream(ctx, p, s.proto)
 	if err != nil {
 		cancel()
+		free()
 		return nil, fmt.Errorf("node: sync: open stream: %w", err)
 	}
 	if err := st.Scope().SetService(syncService); err != nil {
 		cancel()
+		free()
 		_ = st.Reset()
 		return nil, fmt.Errorf("node: sync: resource manager: %w", err)
 	}
-	c := &client{s: s, peer: p, stream: st, r: bufio.NewReaderSize(st, 64<<10), ctx: ctx, cancel: cancel}
+	c := &client{s: s, peer: p, stream: st, r: bufio.NewReaderSize(st, 64<<10), ctx: ctx, cancel: cancel, free: free}
 	// A read or write blocked on the peer ends when the session does.
 	c.stop = context.AfterFunc(ctx, func() { _ = st.Reset() })
 	return c, nil
@@ -833,6 +883,7 @@ func (c *client) close() {
 	c.stop()
 	_ = c.stream.Close()
 	c.cancel()
+	c.free()
 }
 
 // judge returns the session's error, penalising the peer if the session

@@ -243,3 +243,38 @@ func TestSyncMaxNeedContinues(t *testing.T) {
 	}
 	sameState(t, net, []string{topic})
 }
+
+// TestSyncOutboundWithinPeerSlots: a node that syncs many topics with one
+// peer at once (on connect, a full round, POST /sync) keeps to the streams
+// that peer serves at once, so none of its sessions is reset for want of
+// a slot (the peer would count it as refused, and the session would fail).
+func TestSyncOutboundWithinPeerSlots(t *testing.T) {
+	ctx := testContext(t)
+	slugs := []string{"slots-a", "slots-b", "slots-c", "slots-d", "slots-e"}
+	net := testnet.New(t, 2, testnet.WithFollow(slugs...), testnet.WithNodeOptions(noPeriodicSync))
+	var topics []string
+	for _, s := range slugs {
+		topics = append(topics, protocol.IssueTopic(s))
+	}
+	publishRoundRobin(t, ctx, net.Nodes[0], topics, 40)
+	for _, s := range slugs {
+		topics = append(topics, protocol.PublicTopic(s))
+	}
+	topics = append(topics, protocol.TopicMembers, protocol.TopicIndex)
+	// Twelve topics at once: twice the streams a peer serves or queues.
+	errs := make(chan error, len(topics))
+	for _, tp := range topics {
+		go func() {
+			_, err := node.SyncTopicWith(ctx, net.Nodes[1], net.Nodes[0].ID(), tp)
+			errs <- err
+		}()
+	}
+	for range topics {
+		if err := <-errs; err != nil {
+			t.Errorf("session: %v", err)
+		}
+	}
+	if got := counter(t, net.Nodes[0], "clearinghouse_sync_refused_streams_total", "slots"); got != 0 {
+		t.Fatalf("the peer refused %v of this node's streams for want of a slot", got)
+	}
+}
