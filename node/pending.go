@@ -260,8 +260,16 @@ func (p *pendingSet) add(req *applyReq, missing []cid.Cid, stranger bool) error 
 	}
 	// Kept on disk too, so a restart does not lose it (New reads the
 	// pending area again), with its receipt time, so a restart does not
-	// renew its TTL.
-	if err := n.store.PutPending(rec.CID, rec.Raw, req.received.UnixMilli()); err != nil {
+	// renew its TTL. A stranger's record is not: its author is no key the
+	// node knows, so it may name a past that does not exist (a flood's
+	// records never complete), and nothing that may never complete
+	// outlives a restart. A real one is offered again by sync, with its
+	// past. (One reloaded from an older pending area is removed from it.)
+	if stranger {
+		if err := n.store.DeletePending(rec.CID); err != nil {
+			n.log.Warn("pending record not removed", "cid", rec.CID, "err", err)
+		}
+	} else if err := n.store.PutPending(rec.CID, rec.Raw, req.received.UnixMilli()); err != nil {
 		n.log.Warn("pending record not persisted", "cid", rec.CID, "err", err)
 	}
 	return protocol.Errorf(protocol.ReasonMissingDeps, "record %s waits for %d parents, first %s", rec.CID, len(missing), missing[0])

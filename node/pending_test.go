@@ -80,9 +80,10 @@ func pendingArea(t *testing.T, nd *node.Node) map[cid.Cid]string {
 // TestPendingOnlyWhatCanComplete: of records whose past is missing, one
 // signed by a key that is no member, in a kind only members may sign, is
 // refused (unknown-author, a reject) and not kept; a member's waits; a
-// non-member's member.apply waits (a kind a non-member may sign), and so
-// does a member-only record by that applicant, whose admission may be in
-// its missing past.
+// non-member's member.apply waits (a kind a non-member may sign), only in
+// memory (a stranger's record is not kept across a restart), and so does
+// a member-only record by that applicant, whose admission may be in its
+// missing past (that one in the pending area: the applicant is known).
 func TestPendingOnlyWhatCanComplete(t *testing.T) {
 	ctx := testContext(t)
 	net := testnet.New(t, 2, testnet.WithTopology(testnet.None), testnet.WithFollow(slug))
@@ -91,24 +92,35 @@ func TestPendingOnlyWhatCanComplete(t *testing.T) {
 	stranger, applicant := newKey(t), newKey(t)
 	from := peer.ID("a gossip peer")
 	tests := []struct {
-		name string
-		rec  *protocol.Record
-		want protocol.Reason
+		name    string
+		rec     *protocol.Record
+		want    protocol.Reason
+		persist bool // kept in the store's pending area too
 	}{
-		{"stranger's statement", waiting(t, id, stranger, protocol.KindStatement, topic, 1), protocol.ReasonUnknownAuthor},
-		{"member's statement", waiting(t, id, net.SigningKey(1), protocol.KindStatement, topic, 2), protocol.ReasonMissingDeps},
-		{"application", waiting(t, id, applicant, protocol.KindMemberApply, protocol.TopicMembers, 3), protocol.ReasonMissingDeps},
-		{"applicant's statement", waiting(t, id, applicant, protocol.KindStatement, topic, 4), protocol.ReasonMissingDeps},
+		{"stranger's statement", waiting(t, id, stranger, protocol.KindStatement, topic, 1), protocol.ReasonUnknownAuthor, false},
+		{"member's statement", waiting(t, id, net.SigningKey(1), protocol.KindStatement, topic, 2), protocol.ReasonMissingDeps, true},
+		{"application", waiting(t, id, applicant, protocol.KindMemberApply, protocol.TopicMembers, 3), protocol.ReasonMissingDeps, false},
+		{"applicant's statement", waiting(t, id, applicant, protocol.KindStatement, topic, 4), protocol.ReasonMissingDeps, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := node.IngestFrom(ctx, nd, tt.rec.Raw, "", from)
+			before, err := node.PendingByPeer(ctx, nd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = node.IngestFrom(ctx, nd, tt.rec.Raw, "", from)
 			if got := protocol.ReasonOf(err); got != tt.want {
 				t.Fatalf("%v, want %s", err, tt.want)
 			}
-			_, kept := pendingArea(t, nd)[tt.rec.CID]
-			if kept != (tt.want == protocol.ReasonMissingDeps) {
-				t.Fatalf("in the pending area: %v", kept)
+			after, err := node.PendingByPeer(ctx, nd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if waits := after[from] - before[from]; waits != map[bool]int{true: 1}[tt.want == protocol.ReasonMissingDeps] {
+				t.Fatalf("%d more records wait", waits)
+			}
+			if _, kept := pendingArea(t, nd)[tt.rec.CID]; kept != tt.persist {
+				t.Fatalf("in the pending area: %v, want %v", kept, tt.persist)
 			}
 		})
 	}
@@ -332,19 +344,46 @@ func TestPendingFlood(t *testing.T) {
 		t.Fatalf("honest peer's score %v", s)
 	}
 
-	// After a restart: only applications, which may still complete.
+	// A member's record whose parent is never published: it may still
+	// complete, so it waits across a restart (until the TTL).
+	lost, err := protocol.Build(net.SigningKey(1), protocol.Draft{Network: id, Kind: protocol.KindStatement, Topic: topic,
+		Seq: 3, Prev: child.CID, Time: time.Now().Add(-time.Minute), Body: statement(3)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	orphan, err := protocol.Build(net.SigningKey(1), protocol.Draft{Network: id, Kind: protocol.KindStatement, Topic: topic,
+		Seq: 4, Prev: lost.CID, Time: time.Now().Add(-time.Minute), Body: statement(4)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rej2, stop2 := nd.SubscribeRejections()
+	defer stop2()
+	if err := honest.Publish(ctx, topic, orphan.Raw); err != nil {
+		t.Fatal(err)
+	}
+	for waiting := true; waiting; {
+		select {
+		case r := <-rej2:
+			if r.CID.Equals(orphan.CID) {
+				if r.Reason != protocol.ReasonMissingDeps {
+					t.Fatalf("member's orphan: %s, want missing-deps", r.Reason)
+				}
+				waiting = false
+			}
+		case <-ctx.Done():
+			t.Fatal("the member's orphan was never answered")
+		}
+	}
+
+	// After a restart: only the member's record. The flood's applications
+	// that waited are strangers' (no key the node knows): not kept.
 	if err := net.Restart(ctx, 0); err != nil {
 		t.Fatal(err)
 	}
 	nd = net.Nodes[0]
 	area := pendingArea(t, nd)
-	for c, kind := range area {
-		if kind != protocol.KindMemberApply {
-			t.Fatalf("after a restart, %s (%s) is in the pending area; it can never complete", c, kind)
-		}
-	}
-	if len(area) > node.DefaultPendingPerPeerStrangers {
-		t.Fatalf("after a restart, %d applications in the pending area, above the quota", len(area))
+	if _, ok := area[orphan.CID]; !ok || len(area) != 1 {
+		t.Fatalf("after a restart the pending area holds %v, want only the member's record %s", area, orphan.CID)
 	}
 	// After a restart past the TTL: nothing, before the node serves.
 	skew.Store(int64(node.DefaultPendingTTL + time.Minute))
