@@ -206,11 +206,12 @@ type syncer struct {
 	// open to it: at most syncInboundPerPeer, the streams a peer serves
 	// at once (handle), so that this node never has its own sessions
 	// reset for want of a slot at an honest peer.
-	outbound map[peer.ID]*sessionLock
+	outbound map[string]*sessionLock // peer -> its outbound stream slots
 }
 
-// sessionLock serialises the sync sessions of one peer and topic. Its
-// lock is a channel with room for one token rather than a mutex: a
+// sessionLock serialises the sync sessions of one peer and topic
+// (sessions), or bounds this node's open streams to one peer (outbound).
+// Its lock is a channel with room for that many tokens, not a mutex: a
 // goroutine waiting for a mutex would stop the virtual clock of the
 // simulated network (testing/synctest counts it as running). users
 // counts the sessions holding or waiting for it (guarded by syncer.mu),
@@ -223,56 +224,36 @@ type sessionLock struct {
 // lockSession waits until no other session with p on topic runs, or ctx
 // ends, and returns the function that ends this one.
 func (s *syncer) lockSession(ctx context.Context, p peer.ID, topic string) (func(), error) {
-	key := p.String() + "|" + topic
-	s.mu.Lock()
-	if s.sessions == nil {
-		s.sessions = map[string]*sessionLock{}
-	}
-	l, ok := s.sessions[key]
-	if !ok {
-		l = &sessionLock{ch: make(chan struct{}, 1)}
-		s.sessions[key] = l
-	}
-	l.users++
-	s.mu.Unlock()
-	release := func() {
-		s.mu.Lock()
-		if l.users--; l.users == 0 {
-			delete(s.sessions, key)
-		}
-		s.mu.Unlock()
-	}
-	select {
-	case l.ch <- struct{}{}:
-	case <-ctx.Done():
-		release()
-		return nil, ctx.Err()
-	}
-	return func() {
-		<-l.ch
-		release()
-	}, nil
+	return s.acquire(ctx, &s.sessions, p.String()+"|"+topic, 1)
 }
 
 // outboundSlot waits until fewer than syncInboundPerPeer sync streams of
 // this node to p are open, or ctx ends, and returns the function that
 // frees the slot.
 func (s *syncer) outboundSlot(ctx context.Context, p peer.ID) (func(), error) {
+	return s.acquire(ctx, &s.outbound, p.String(), syncInboundPerPeer)
+}
+
+// acquire takes one of size tokens of the lock of key in locks (creating
+// it), waiting until one is free or ctx ends, and returns the function
+// that gives it back (once, however often it is called). The lock is
+// removed from locks once no one holds or waits for it.
+func (s *syncer) acquire(ctx context.Context, locks *map[string]*sessionLock, key string, size int) (func(), error) {
 	s.mu.Lock()
-	if s.outbound == nil {
-		s.outbound = map[peer.ID]*sessionLock{}
+	if *locks == nil {
+		*locks = map[string]*sessionLock{}
 	}
-	l, ok := s.outbound[p]
+	l, ok := (*locks)[key]
 	if !ok {
-		l = &sessionLock{ch: make(chan struct{}, syncInboundPerPeer)}
-		s.outbound[p] = l
+		l = &sessionLock{ch: make(chan struct{}, size)}
+		(*locks)[key] = l
 	}
 	l.users++
 	s.mu.Unlock()
 	release := func() {
 		s.mu.Lock()
 		if l.users--; l.users == 0 {
-			delete(s.outbound, p)
+			delete(*locks, key)
 		}
 		s.mu.Unlock()
 	}
