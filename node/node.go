@@ -261,13 +261,17 @@ func New(ctx context.Context, opts ...Option) (_ *Node, err error) {
 	// 6. Gossipsub: message id = record CID, no gossipsub-level signing
 	// (the record signature is the authority).
 	n.scores.Store(&scoreReport{next: make(chan struct{})})
-	n.ps, err = pubsub.NewGossipSub(n.ctx, n.host, append(gossipOptions(n.penalties.score),
+	psOpts := append(gossipOptions(n.penalties.score),
 		pubsub.WithPeerScoreInspect(pubsub.PeerScoreInspectFn(n.inspectScores), time.Second),
 		pubsub.WithMessageIdFn(messageID),
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
 		pubsub.WithNoAuthor(),
 		pubsub.WithRawTracer(n.mesh),
-	)...)
+	)
+	for _, t := range o.gossipTracer {
+		psOpts = append(psOpts, pubsub.WithRawTracer(t))
+	}
+	n.ps, err = pubsub.NewGossipSub(n.ctx, n.host, psOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("node: start gossipsub: %w", err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/libp2p/go-libp2p"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/connmgr"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -77,7 +78,8 @@ type options struct {
 	checkpointInterval time.Duration
 	syncLimits         SyncLimits
 
-	hostOpts []libp2p.Option // WithHostOptions
+	hostOpts     []libp2p.Option    // WithHostOptions
+	gossipTracer []pubsub.RawTracer // WithGossipTracer
 }
 
 func defaults() options {

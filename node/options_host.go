@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/libp2p/go-libp2p"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
 )
 
 // WithHostOptions adds libp2p options to the node's host, after the
@@ -19,6 +20,21 @@ func WithHostOptions(opts ...libp2p.Option) Option {
 			}
 		}
 		o.hostOpts = append(o.hostOpts, opts...)
+		return nil
+	}
+}
+
+// WithGossipTracer adds a raw tracer to the node's gossipsub router: it is
+// called for every RPC the node sends and receives, every mesh change and
+// every message validated, from gossipsub's event loop, so it must not
+// block. The testnet benchmark uses it to count the gossip traffic by
+// topic and message type (docs/benchmarks.md section 8).
+func WithGossipTracer(t pubsub.RawTracer) Option {
+	return func(o *options) error {
+		if t == nil {
+			return errors.New("node: nil gossip tracer")
+		}
+		o.gossipTracer = append(o.gossipTracer, t)
 		return nil
 	}
 }

@@ -52,6 +52,10 @@ type BenchConfig struct {
 	SyncInterval time.Duration
 	// Seed chooses the topology and the publishers (default 1).
 	Seed uint64
+	// Traffic counts what each side sends while records flow (gossipsub
+	// RPCs by topic and kind, stream bytes by protocol; BenchResult.Traffic).
+	// The counting costs both sides some CPU, so it is off by default.
+	Traffic bool
 }
 
 func (c *BenchConfig) defaults() error {
@@ -121,6 +125,9 @@ type BenchResult struct {
 	// IdleCores is the CPU the connected, idle nodes used together, in
 	// cores (CPU seconds per second); negative if not measured.
 	IdleCores float64
+	// Traffic is what the side sent while records were published and
+	// delivered, if BenchConfig.Traffic (else nil).
+	Traffic *Traffic
 }
 
 // DeliveryRatio returns Deliveries / Expected (1 when nothing was expected).

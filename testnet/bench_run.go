@@ -58,12 +58,12 @@ func rawMessageSize(cfg BenchConfig) (int, error) {
 // startRawHost starts a libp2p host with the options a node's host has
 // (TCP and QUIC, the connection manager, no relay, metrics) and gossipsub
 // with the nodes' gossip options, joined to one topic.
-func startRawHost(ctx context.Context, i int, topic string) (*rawHost, error) {
+func startRawHost(ctx context.Context, i int, topic string, tm *trafficMeter) (*rawHost, error) {
 	cm, err := connmgr.NewConnManager(node.DefaultConnLow, node.DefaultConnHigh)
 	if err != nil {
 		return nil, err
 	}
-	h, err := libp2p.New(
+	hostOpts := []libp2p.Option{
 		libp2p.Identity(Key(0xb0, i)),
 		libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"),
 		libp2p.Transport(tcp.NewTCPTransport),
@@ -71,18 +71,24 @@ func startRawHost(ctx context.Context, i int, topic string) (*rawHost, error) {
 		libp2p.ConnectionManager(cm),
 		libp2p.DisableRelay(),
 		libp2p.PrometheusRegisterer(prometheus.NewRegistry()),
-	)
-	if err != nil {
-		return nil, err
 	}
-	ps, err := pubsub.NewGossipSub(ctx, h, append(node.GossipOptions(),
+	psOpts := append(node.GossipOptions(),
 		pubsub.WithMessageIdFn(func(m *pb.Message) string {
 			s := sha256.Sum256(m.Data)
 			return string(s[:])
 		}),
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
 		pubsub.WithNoAuthor(),
-	)...)
+	)
+	if tm.gossip != nil {
+		hostOpts = append(hostOpts, libp2p.BandwidthReporter(tm.bw))
+		psOpts = append(psOpts, pubsub.WithRawTracer(tm.gossip))
+	}
+	h, err := libp2p.New(hostOpts...)
+	if err != nil {
+		return nil, err
+	}
+	ps, err := pubsub.NewGossipSub(ctx, h, psOpts...)
 	if err != nil {
 		_ = h.Close()
 		return nil, err
@@ -123,8 +129,9 @@ func runRawBench(ctx context.Context, cfg BenchConfig, log io.Writer) (res Bench
 		}
 		wg.Wait()
 	}()
+	tm := newTrafficMeter(cfg.Traffic)
 	for i := range cfg.Nodes {
-		h, err := startRawHost(ctx, i, topic)
+		h, err := startRawHost(ctx, i, topic, tm)
 		if err != nil {
 			return res, fmt.Errorf("testnet: bench: raw host %d: %w", i, err)
 		}
@@ -157,6 +164,7 @@ func runRawBench(ctx context.Context, cfg BenchConfig, log io.Writer) (res Bench
 	fmt.Fprintf(log, "  %d hosts connected (%d links)\n", len(hosts), len(edges))
 	res.IdleCores = measureIdle(ctx, cfg.Idle)
 
+	tm.begin(ctx)
 	c0 := processCPU()
 	var failed atomic.Int64
 	publishLoop(ctx, cfg, func(i, n int) {
@@ -168,6 +176,7 @@ func runRawBench(ctx context.Context, cfg BenchConfig, log io.Writer) (res Bench
 		}
 	})
 	finishBench(ctx, cfg, d, &res, c0, rss0, failed.Load(), log)
+	res.Traffic = tm.end(ctx)
 	return res, ctx.Err()
 }
 
@@ -200,11 +209,16 @@ func waitRawTopicPeers(ctx context.Context, hosts []*rawHost, topic string) erro
 func runNodeBench(ctx context.Context, cfg BenchConfig, log io.Writer) (res BenchResult, err error) {
 	res.Name = "clearinghouse"
 	rss0 := baselineRSS()
+	tm := newTrafficMeter(cfg.Traffic)
 	opts := []Option{
 		WithTopology(Sparse(cfg.Degree, cfg.Seed)),
 		WithFollow(benchTopic),
 		WithNodeOptions(func(int) []node.Option {
-			return append(LoopbackOnly(), node.WithSyncInterval(cfg.SyncInterval))
+			o := append(LoopbackOnly(), node.WithSyncInterval(cfg.SyncInterval))
+			if tm.gossip != nil {
+				o = append(o, node.WithGossipTracer(tm.gossip), node.WithHostOptions(libp2p.BandwidthReporter(tm.bw)))
+			}
+			return o
 		}),
 	}
 	if !cfg.InMemory {
@@ -261,6 +275,7 @@ func runNodeBench(ctx context.Context, cfg BenchConfig, log io.Writer) (res Benc
 	}
 	res.IdleCores = measureIdle(ctx, cfg.Idle)
 
+	tm.begin(ctx)
 	c0 := processCPU()
 	var failed atomic.Int64
 	publishLoop(ctx, cfg, func(i, n int) {
@@ -275,6 +290,7 @@ func runNodeBench(ctx context.Context, cfg BenchConfig, log io.Writer) (res Benc
 		d.published(rec.CID.KeyString(), t0)
 	})
 	finishBench(ctx, cfg, d, &res, c0, rss0, failed.Load(), log)
+	res.Traffic = tm.end(ctx)
 	return res, ctx.Err()
 }
 

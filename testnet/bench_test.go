@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+
 	"github.com/clearinghouse-net/clearinghouse/testnet"
 )
 
@@ -18,6 +20,7 @@ func TestRunBench(t *testing.T) {
 	cfg := testnet.BenchConfig{
 		Nodes: 4, Degree: 2, Size: 200, Rate: 20, Duration: time.Second,
 		Idle: 300 * time.Millisecond, Settle: 30 * time.Second, InMemory: true,
+		Traffic: true,
 	}
 	raw, ch, err := testnet.RunBench(t.Context(), cfg, nil)
 	if err != nil {
@@ -37,9 +40,33 @@ func TestRunBench(t *testing.T) {
 	if raw.Name != "gossipsub" || ch.Name != "clearinghouse" {
 		t.Errorf("sides %q and %q", raw.Name, ch.Name)
 	}
+	// Every record was sent as a gossipsub message at least once per
+	// node that did not publish it (each of the 4 nodes received each of
+	// the 20 records), on the side's record topic, and gossipsub's frames
+	// went over its own stream protocol.
+	for _, c := range []struct {
+		r     testnet.BenchResult
+		topic string
+	}{{raw, "raw"}, {ch, "issue"}} {
+		tr := c.r.Traffic
+		if tr == nil {
+			t.Fatalf("%s: traffic not counted", c.r.Name)
+		}
+		pub := tr.Gossip[testnet.TrafficKey{Topic: c.topic, Kind: "publish"}]
+		if pub.Count < 60 || pub.Bytes < pub.Count*200 {
+			t.Errorf("%s: %d publish messages of %d bytes; want at least 60 of 200 bytes or more", c.r.Name, pub.Count, pub.Bytes)
+		}
+		if tr.RPCs < 1 || tr.RPCBytes < pub.Bytes {
+			t.Errorf("%s: %d RPCs of %d bytes, for %d bytes of messages", c.r.Name, tr.RPCs, tr.RPCBytes, pub.Bytes)
+		}
+		if tr.Streams[pubsub.GossipSubID_v13] < tr.RPCBytes {
+			t.Errorf("%s: %d bytes on gossipsub streams, less than the %d bytes of RPCs", c.r.Name, tr.Streams[pubsub.GossipSubID_v13], tr.RPCBytes)
+		}
+	}
 	var out bytes.Buffer
 	testnet.FormatBench(&out, raw, ch)
-	for _, want := range []string{"publish -> on all, p99", "delivery", "100.00%", "idle CPU, all nodes"} {
+	testnet.FormatTraffic(&out, raw, ch)
+	for _, want := range []string{"publish -> on all, p99", "delivery", "100.00%", "idle CPU, all nodes", "gossip issue publish", "gossip raw publish", "stream /meshsub/1.3.0"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}

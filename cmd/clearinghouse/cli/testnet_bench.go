@@ -39,7 +39,13 @@ With --disk, each run then also writes every record, at the same rate, to N
 plain pebble databases on disk at once, each with a synced commit (no
 network, no validation): the synced commit latency of this disk under the
 nodes' write load, and the time until a record is durable in all N, the
-floor under the nodes' "on all" that the disk alone sets.`,
+floor under the nodes' "on all" that the disk alone sets.
+
+With --traffic, each run also prints what each side sent while records were
+published and delivered, per record: gossipsub messages and bytes by topic
+and kind (publish, IHAVE, IWANT, IDONTWANT, GRAFT, PRUNE, subscriptions),
+gossipsub RPCs and those dropped, and the bytes written to streams of each
+protocol (gossipsub, sync, identify, ...).`,
 		Example: `  clearinghouse testnet bench
   clearinghouse testnet bench --nodes 100 --rate 10 --duration 60s --runs 3
   clearinghouse testnet bench --nodes 100 --rate 35 --in-memory --idle -1s
@@ -77,6 +83,7 @@ floor under the nodes' "on all" that the disk alone sets.`,
 				fmt.Fprintf(a.stdout, "run %d: %d nodes, degree %d, %d-byte text, %g records/s for %s, stores %s\n",
 					r+1, cfg.Nodes, cfg.Degree, cfg.Size, cfg.Rate, cfg.Duration, storeKind(cfg.InMemory))
 				testnet.FormatBench(a.stdout, raw, ch)
+				testnet.FormatTraffic(a.stdout, raw, ch)
 				if disk {
 					d, err := testnet.RunDiskBench(cmd.Context(), cfg, a.stderr)
 					if err != nil {
@@ -117,6 +124,7 @@ floor under the nodes' "on all" that the disk alone sets.`,
 	f.StringVar(&cfg.Dir, "dir", "", "directory for the nodes' on-disk stores (default: a temporary directory, removed afterwards)")
 	f.Uint64Var(&cfg.Seed, "seed", 1, "seed of the topology and of the choice of publishers")
 	f.IntVar(&runs, "runs", 1, "number of runs")
+	f.BoolVar(&cfg.Traffic, "traffic", false, "also count what each side sends while records flow: gossipsub messages and bytes by topic and kind, stream bytes by protocol (costs both sides some CPU)")
 	f.BoolVar(&disk, "disk", false, "also measure N plain pebble databases writing every record with a synced commit at the same rate (the disk's floor)")
 	return cmd
 }
