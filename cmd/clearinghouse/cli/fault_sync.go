@@ -35,8 +35,9 @@ func newSyncFaultCommand(a *app) *cobra.Command {
 each publish --records records, connects hostile sync peers (speaking the real
 sync protocol) to every node, heals the partition and measures:
 
-  stall      a peer that answers every sync request just inside the request
-             timeout, with fingerprints that never match (a session with it
+  stall      a peer that answers every sync request after two thirds of the
+             request timeout (inside it, with room for a loaded machine's
+             delays), with fingerprints that never match (a session with it
              would never end by itself)
   fake-ids   a peer that claims, in each reconcile answer, as many ids as fit
              a frame (--fake-ids) and serves none of them
@@ -101,7 +102,13 @@ func syncFault(ctx context.Context, out io.Writer, n, records int, kinds []testn
 		}
 	}()
 	for _, k := range kinds {
-		hp, err := testnet.NewHostileSyncPeer(netID, k, lim.RequestTimeout*9/10, testnet.WithFakeIDs(fakeIDs))
+		// The stalling peer answers inside the request timeout, so that it
+		// is penalised for holding whole sessions (session-budget), the
+		// abuse this scenario is about, not for a stall strike. With less
+		// room than a third of the timeout, a loaded machine's delay turns
+		// an answer into a strike that ends the session, and the node, with
+		// periodic sync off here, opens no other session to be penalised in.
+		hp, err := testnet.NewHostileSyncPeer(netID, k, lim.RequestTimeout*2/3, testnet.WithFakeIDs(fakeIDs))
 		if err != nil {
 			return err
 		}
