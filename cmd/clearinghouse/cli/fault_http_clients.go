@@ -158,10 +158,17 @@ func stopClients(procs []*clientProc) {
 
 func newHTTPClientsCommand(a *app) *cobra.Command {
 	return &cobra.Command{
-		Use:    "http-clients",
-		Short:  "Open and hold the connections of one client process of the http scenario",
-		Hidden: true,
-		Args:   noArgs,
+		Use:   "http-clients",
+		Short: "Open and hold the connections of one client process of the http scenario",
+		Long: `Http-clients is a client process of ` + "`testnet fault http`" + `, which starts it; it
+is not meant to be run by hand. It reads one JSON line from stdin (addr,
+token, and the counts streams, slow, idle), opens that many event streams that
+never read, POST bodies that stall and idle connections against addr, prints
+one JSON line (failed: how many did not open; err: why it could not start) and
+holds the connections until stdin ends.`,
+		Example: `  echo '{"addr":"127.0.0.1:8080","idle":100}' | clearinghouse testnet fault http-clients`,
+		Hidden:  true,
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return httpClients(cmd.Context(), cmd.InOrStdin(), a.stdout)
 		},
