@@ -60,7 +60,7 @@ scenario fails (records lost, a bound exceeded).
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	cmd.AddCommand(newKillNineCommand(a), newHTTPFaultCommand(a), newSyncFaultCommand(a), newPendingFaultCommand(a))
+	cmd.AddCommand(newKillNineCommand(a), newHTTPFaultCommand(a), newSyncFaultCommand(a), newPendingFaultCommand(a), newHTTPClientsCommand(a))
 	return cmd
 }
 

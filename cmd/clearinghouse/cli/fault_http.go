@@ -6,13 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -24,6 +24,7 @@ import (
 func newHTTPFaultCommand(a *app) *cobra.Command {
 	var (
 		streams, idle, slow, probes int
+		perProcess                  int
 		maxP99                      time.Duration
 		maxRSS, rate                int
 		dir, bin                    string
@@ -42,14 +43,18 @@ server dropped.
 
 It fails if a probe fails, the p99 latency exceeds --max-p99, or the node's
 peak RSS exceeds --max-rss MiB. Each connection takes a file descriptor on
-both sides: the harness raises its soft limit to the hard one, and the node
-inherits it.`,
+both sides: the connections are opened and held by client processes (this
+binary again), at most --per-process each, so that their number is not bound
+by one process's open files limit; each raises its soft limit to the hard one,
+and so does the harness, whose limit the node inherits. The node closes
+connections over its cap (4,096), so it needs about that many.`,
 		Example: `  clearinghouse testnet fault http
-  clearinghouse testnet fault http --streams 2000 --idle 15000 --slow 200`,
+  clearinghouse testnet fault http --streams 2000 --idle 20000 --slow 100
+  clearinghouse testnet fault http --idle 20000 --per-process 5000`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if streams < 0 || idle < 0 || slow < 0 || probes < 1 || rate < 0 {
-				return &usageError{errors.New("want --streams, --idle, --slow, --rate >= 0 and --probes >= 1")}
+			if streams < 0 || idle < 0 || slow < 0 || probes < 1 || rate < 0 || perProcess < 1 {
+				return &usageError{errors.New("want --streams, --idle, --slow, --rate >= 0 and --probes, --per-process >= 1")}
 			}
 			b, err := faultBinary(bin)
 			if err != nil {
@@ -61,18 +66,19 @@ inherits it.`,
 				}
 				defer os.RemoveAll(dir)
 			}
-			return httpFault(cmd.Context(), a.stdout, b, dir, streams, idle, slow, probes, rate, maxP99, maxRSS)
+			return httpFault(cmd.Context(), a.stdout, b, dir, streams, idle, slow, perProcess, probes, rate, maxP99, maxRSS)
 		},
 	}
 	cmd.Flags().IntVar(&streams, "streams", 2000, "event streams that never read")
 	cmd.Flags().IntVar(&idle, "idle", 15000, "connections that never send a request")
 	cmd.Flags().IntVar(&slow, "slow", 100, "requests whose body stalls")
+	cmd.Flags().IntVar(&perProcess, "per-process", 10000, "connections per client process")
 	cmd.Flags().IntVar(&probes, "probes", 200, "GET /status probes")
 	cmd.Flags().IntVar(&rate, "rate", 50, "records published per second during the probes (0: none)")
 	cmd.Flags().DurationVar(&maxP99, "max-p99", 100*time.Millisecond, "largest acceptable p99 of the probes")
 	cmd.Flags().IntVar(&maxRSS, "max-rss", 256, "largest acceptable peak RSS of the node, MiB")
 	cmd.Flags().StringVar(&dir, "dir", "", "data directory of the node (default: a temporary one, removed after)")
-	cmd.Flags().StringVar(&bin, "binary", "", "clearinghouse binary to run (default: this one)")
+	cmd.Flags().StringVar(&bin, "binary", "", "clearinghouse binary to run, node and client processes (default: this one)")
 	return cmd
 }
 
@@ -108,6 +114,34 @@ func procMemory(pid int) (rss, hwm int, err error) {
 	return rss, hwm, nil
 }
 
+// fdTableSize returns FDSize of pid: the slots of its file descriptor
+// table, which grows (by powers of two) to hold the highest descriptor it
+// opens and never shrinks, so it bounds the files it ever had open at once.
+func fdTableSize(pid int) (int, error) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.Lines(string(raw)) {
+		if v, ok := strings.CutPrefix(line, "FDSize:"); ok {
+			return strconv.Atoi(strings.TrimSpace(v))
+		}
+	}
+	return 0, errors.New("no FDSize in /proc/PID/status")
+}
+
+// openFiles returns the number of open files of pid. (Listing 4,000
+// descriptors takes about 4 ms of CPU.)
+func openFiles(pid int) (int, error) {
+	d, err := os.Open(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		return 0, err
+	}
+	defer d.Close()
+	names, err := d.Readdirnames(-1)
+	return len(names), err
+}
+
 // metricValue returns the sum of the samples of a metric in /metrics whose
 // line contains label.
 func metricValue(ctx context.Context, cl *http.Client, base, name, label string) float64 {
@@ -129,13 +163,19 @@ func metricValue(ctx context.Context, cl *http.Client, base, name, label string)
 	return sum
 }
 
-func httpFault(ctx context.Context, out io.Writer, bin, dir string, streams, idle, slow, probes, rate int, maxP99 time.Duration, maxRSS int) error {
+// clientFileSlack is the open files a client process needs besides its
+// connections.
+const clientFileSlack = 256
+
+func httpFault(ctx context.Context, out io.Writer, bin, dir string, streams, idle, slow, perProcess, probes, rate int, maxP99 time.Duration, maxRSS int) error {
 	limit, err := raiseFileLimit()
 	if err != nil {
 		return fmt.Errorf("raise the open files limit: %w", err)
 	}
-	if need := uint64(streams+idle+slow) + 256; need > limit {
-		return &usageError{fmt.Errorf("%d connections need about %d open files, the limit is %d", streams+idle+slow, need, limit)}
+	// The client processes hold the connections, at most perProcess each;
+	// the node holds at most its cap (4,096 by default).
+	if per := min(perProcess, streams+idle+slow); uint64(per)+clientFileSlack > limit {
+		return &usageError{fmt.Errorf("%d connections per client process need about %d open files, the limit is %d (lower --per-process)", per, uint64(per)+clientFileSlack, limit)}
 	}
 	token, err := prepareFaultDir(dir, faultIssues(1))
 	if err != nil {
@@ -150,48 +190,40 @@ func httpFault(ctx context.Context, out io.Writer, bin, dir string, streams, idl
 	addr := strings.TrimPrefix(f.api, "http://")
 	rss0, _, _ := procMemory(pid)
 
-	var conns []net.Conn
+	// The node's open files, sampled from before the first connection to
+	// after the last probe (every 100 ms, so that the sampling takes a few
+	// per cent of a core): it closes connections over its cap at once, so
+	// they stay near the cap however many the clients open. Its fd table
+	// size bounds them between the samples.
+	var maxFiles atomic.Int64
+	sctx, stopSampler := context.WithCancel(ctx)
+	var sampler sync.WaitGroup
+	sampler.Go(func() {
+		every := time.NewTicker(100 * time.Millisecond)
+		defer every.Stop()
+		for {
+			if n, err := openFiles(pid); err == nil && int64(n) > maxFiles.Load() {
+				maxFiles.Store(int64(n))
+			}
+			select {
+			case <-every.C:
+			case <-sctx.Done():
+				return
+			}
+		}
+	})
 	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
+		stopSampler()
+		sampler.Wait()
 	}()
-	dialer := net.Dialer{Timeout: 10 * time.Second, Control: func(_, _ string, c syscall.RawConn) error {
-		var serr error
-		err := c.Control(func(fd uintptr) {
-			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
-		})
-		return errors.Join(err, serr)
-	}}
-	open := func(req string) error {
-		c, err := dialer.DialContext(ctx, "tcp", addr)
-		if err != nil {
-			return err
-		}
-		conns = append(conns, c)
-		if req != "" {
-			_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
-			_, err = c.Write([]byte(req))
-		}
+
+	begin := time.Now()
+	plans := planClients(addr, token, streams, slow, idle, perProcess)
+	clients, dialFailed, err := startClients(ctx, bin, plans)
+	if err != nil {
 		return err
 	}
-	dialFailed := 0
-	begin := time.Now()
-	for range streams {
-		if open("GET /api/v1/events HTTP/1.1\r\nHost: x\r\n\r\n") != nil {
-			dialFailed++
-		}
-	}
-	for range slow {
-		if open("POST /api/v1/records HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "+token+"\r\nContent-Length: 100000\r\n\r\n{") != nil {
-			dialFailed++
-		}
-	}
-	for range idle {
-		if open("") != nil {
-			dialFailed++
-		}
-	}
+	defer stopClients(clients)
 	opened := time.Since(begin)
 
 	// One writer gives the streams something to fall behind on.
@@ -256,7 +288,13 @@ func httpFault(ctx context.Context, out io.Writer, bin, dir string, streams, idl
 	}
 	stopWriter()
 	wg.Wait()
+	stopSampler()
+	sampler.Wait()
 	rss, hwm, err := procMemory(pid)
+	if err != nil {
+		return err
+	}
+	fdSize, err := fdTableSize(pid)
 	if err != nil {
 		return err
 	}
@@ -280,6 +318,7 @@ func httpFault(ctx context.Context, out io.Writer, bin, dir string, streams, idl
 	fmt.Fprintf(out, "status probes: %d ok, %d failed; p50 %v, p99 %v, max %v\n",
 		len(lat), failed, pct(50).Round(10*time.Microsecond), pct(99).Round(10*time.Microsecond), pct(100).Round(10*time.Microsecond))
 	fmt.Fprintf(out, "node RSS: %d MiB before, %d MiB after, peak %d MiB\n", rss0>>10, rss>>10, hwm>>10)
+	fmt.Fprintf(out, "node open files: at most %d (sampled every 100 ms), fd table %d slots; connections held by %d client processes\n", maxFiles.Load(), fdSize, len(clients))
 	fmt.Fprintf(out, "server dropped: %.0f streams behind, %.0f streams over the cap, %.0f connections over the cap\n", behind, capped, shed)
 	var fails []string
 	if failed > 0 {

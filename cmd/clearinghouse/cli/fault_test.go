@@ -2,6 +2,7 @@ package cli
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -51,10 +52,40 @@ func TestFaultUsage(t *testing.T) {
 		{"testnet", "fault", "killnine", "--cycles", "0"},
 		{"testnet", "fault", "sync", "--attack", "nonsense"},
 		{"testnet", "fault", "http", "--probes", "0"},
+		{"testnet", "fault", "http", "--per-process", "0"},
 		{"testnet", "fault", "pending", "--peers", "0"},
 	} {
 		if r := runCLI(t, args...); r.code != 2 || !strings.Contains(r.stderr, "Usage:") {
 			t.Errorf("%v: exit %d, want 2 with the usage:\n%s", args, r.code, r.stderr)
+		}
+	}
+}
+
+// TestPlanClients: the http scenario's connections are split over client
+// processes of at most --per-process each, in the order they are opened
+// (streams, slow bodies, idle), none lost and none empty.
+func TestPlanClients(t *testing.T) {
+	for _, tc := range []struct {
+		streams, slow, idle, per int
+		want                     [][3]int
+	}{
+		{2000, 100, 20000, 10000, [][3]int{{2000, 100, 7900}, {0, 0, 10000}, {0, 0, 2100}}},
+		{50, 10, 440, 200, [][3]int{{50, 10, 140}, {0, 0, 200}, {0, 0, 100}}},
+		{300, 0, 0, 100, [][3]int{{100, 0, 0}, {100, 0, 0}, {100, 0, 0}}},
+		{10, 20, 0, 15, [][3]int{{10, 5, 0}, {0, 15, 0}}},
+		{1, 1, 1, 10000, [][3]int{{1, 1, 1}}},
+		{0, 0, 0, 10, nil},
+	} {
+		plans := planClients("127.0.0.1:1", "tok", tc.streams, tc.slow, tc.idle, tc.per)
+		var got [][3]int
+		for _, p := range plans {
+			if p.Addr != "127.0.0.1:1" || p.Token != "tok" {
+				t.Errorf("plan %+v lost the address or token", p)
+			}
+			got = append(got, [3]int{p.Streams, p.Slow, p.Idle})
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("planClients(%d, %d, %d, per %d) = %v, want %v", tc.streams, tc.slow, tc.idle, tc.per, got, tc.want)
 		}
 	}
 }
