@@ -281,16 +281,11 @@ record is lost.`,
 			if cycles < 1 || writers < 1 || issues < 1 || minLoad <= 0 || maxLoad < minLoad {
 				return &usageError{errors.New("want --cycles >= 1, --writers >= 1, --issues >= 1 and 0 < --min-load <= --max-load")}
 			}
-			b, err := faultBinary(bin)
+			b, dir, cleanup, err := faultNodeFiles(bin, dir, "clearinghouse-killnine-")
 			if err != nil {
 				return err
 			}
-			if dir == "" {
-				if dir, err = os.MkdirTemp("", "clearinghouse-killnine-"); err != nil {
-					return err
-				}
-				defer os.RemoveAll(dir)
-			}
+			defer cleanup()
 			return killNine(cmd.Context(), a.stdout, b, dir, cycles, writers, issues, minLoad, maxLoad, seed)
 		},
 	}
@@ -303,6 +298,22 @@ record is lost.`,
 	cmd.Flags().StringVar(&bin, "binary", "", "clearinghouse binary to run (default: this one)")
 	cmd.Flags().Uint64Var(&seed, "seed", 1, "seed of the random load times")
 	return cmd
+}
+
+// faultNodeFiles returns the binary a scenario's node runs (bin, or this
+// one) and its data directory: dir, or a temporary one named by prefix
+// that cleanup removes.
+func faultNodeFiles(bin, dir, prefix string) (binary, dataDir string, cleanup func(), err error) {
+	if binary, err = faultBinary(bin); err != nil {
+		return "", "", nil, err
+	}
+	if dir != "" {
+		return binary, dir, func() {}, nil
+	}
+	if dir, err = os.MkdirTemp("", prefix); err != nil {
+		return "", "", nil, err
+	}
+	return binary, dir, func() { _ = os.RemoveAll(dir) }, nil
 }
 
 // firstWriteLimit bounds the wait for a cycle's first acknowledged record.

@@ -56,16 +56,11 @@ connections over its cap (4,096), so it needs about that many.`,
 			if streams < 0 || idle < 0 || slow < 0 || probes < 1 || rate < 0 || perProcess < 1 {
 				return &usageError{errors.New("want --streams, --idle, --slow, --rate >= 0 and --probes, --per-process >= 1")}
 			}
-			b, err := faultBinary(bin)
+			b, dir, cleanup, err := faultNodeFiles(bin, dir, "clearinghouse-faulthttp-")
 			if err != nil {
 				return err
 			}
-			if dir == "" {
-				if dir, err = os.MkdirTemp("", "clearinghouse-faulthttp-"); err != nil {
-					return err
-				}
-				defer os.RemoveAll(dir)
-			}
+			defer cleanup()
 			return httpFault(cmd.Context(), a.stdout, b, dir, streams, idle, slow, perProcess, probes, rate, maxP99, maxRSS)
 		},
 	}
