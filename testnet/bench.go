@@ -56,6 +56,11 @@ type BenchConfig struct {
 	// RPCs by topic and kind, stream bytes by protocol; BenchResult.Traffic).
 	// The counting costs both sides some CPU, so it is off by default.
 	Traffic bool
+	// CPUProfile, if not empty, is a path prefix: each side writes a CPU
+	// profile of its publishing window (from the first publish until every
+	// record is delivered or the settle time ends) to CPUProfile plus
+	// "-gossipsub.pprof" and "-clearinghouse.pprof".
+	CPUProfile string
 }
 
 func (c *BenchConfig) defaults() error {
@@ -128,6 +133,40 @@ type BenchResult struct {
 	// Traffic is what the side sent while records were published and
 	// delivered, if BenchConfig.Traffic (else nil).
 	Traffic *Traffic
+	// Timeline splits the publishing window into equal windows by
+	// publish time: a p50 that grows from window to window is a queue
+	// that grows, a spike in one window is a burst of other work.
+	Timeline []BenchWindow
+}
+
+// BenchWindow is the propagation of the records published in one window
+// of a run.
+type BenchWindow struct {
+	Start      time.Duration // from the first publish
+	Records    int           // published in the window
+	Incomplete int           // of those, not on every node by the end
+	P50, Max   time.Duration // publish -> on all, of the others
+}
+
+// FormatTimeline writes the timelines of both sides of a run side by
+// side.
+func FormatTimeline(w io.Writer, raw, ch BenchResult) {
+	if len(raw.Timeline) == 0 || len(raw.Timeline) != len(ch.Timeline) {
+		return
+	}
+	ms := func(d time.Duration) string { return fmt.Sprintf("%.1f", float64(d)/float64(time.Millisecond)) }
+	fmt.Fprintf(w, "%-10s %8s %24s %24s\n", "published", "records", "gossipsub p50 / max ms", "clearinghouse p50 / max")
+	for i, a := range raw.Timeline {
+		b := ch.Timeline[i]
+		cell := func(x BenchWindow) string {
+			s := ms(x.P50) + " / " + ms(x.Max)
+			if x.Incomplete > 0 {
+				s += fmt.Sprintf(" (%d short)", x.Incomplete)
+			}
+			return s
+		}
+		fmt.Fprintf(w, "%-10s %8d %24s %24s\n", "+"+a.Start.Round(100*time.Millisecond).String(), b.Records, cell(a), cell(b))
+	}
 }
 
 // DeliveryRatio returns Deliveries / Expected (1 when nothing was expected).
@@ -232,6 +271,44 @@ func (d *deliveryLog) result(r *BenchResult, nodes int) {
 		lat = append(lat, slices.MaxFunc(ts, time.Time.Compare).Sub(t0))
 	}
 	r.P50, r.P99, r.Max = percentile(lat, 0.50), percentile(lat, 0.99), percentile(lat, 1)
+	r.Timeline = d.timeline(nodes, timelineWindows)
+}
+
+// timelineWindows is how many windows BenchResult.Timeline splits a run
+// into.
+const timelineWindows = 10
+
+// timeline splits the publishing window into n windows of equal length by
+// publish time and returns the propagation figures of each.
+func (d *deliveryLog) timeline(nodes, n int) []BenchWindow {
+	if len(d.start) == 0 {
+		return nil
+	}
+	var first, last time.Time
+	for _, t0 := range d.start {
+		if first.IsZero() || t0.Before(first) {
+			first = t0
+		}
+		if t0.After(last) {
+			last = t0
+		}
+	}
+	width := last.Sub(first)/time.Duration(n) + 1
+	lat := make([][]time.Duration, n)
+	out := make([]BenchWindow, n)
+	for k, t0 := range d.start {
+		i := int(t0.Sub(first) / width)
+		out[i].Records++
+		if ts := d.arrived[k]; len(ts) >= nodes {
+			lat[i] = append(lat[i], slices.MaxFunc(ts, time.Time.Compare).Sub(t0))
+		}
+	}
+	for i := range out {
+		out[i].Start = time.Duration(i) * width
+		out[i].P50, out[i].Max = percentile(lat[i], 0.5), percentile(lat[i], 1)
+		out[i].Incomplete = out[i].Records - len(lat[i])
+	}
+	return out
 }
 
 // percentile returns the q-quantile of ds (nearest rank), 0 if empty.

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -165,6 +167,10 @@ func runRawBench(ctx context.Context, cfg BenchConfig, log io.Writer) (res Bench
 	res.IdleCores = measureIdle(ctx, cfg.Idle)
 
 	tm.begin(ctx)
+	stop, err := startProfile(cfg, res.Name)
+	if err != nil {
+		return res, err
+	}
 	c0 := processCPU()
 	var failed atomic.Int64
 	publishLoop(ctx, cfg, func(i, n int) {
@@ -176,6 +182,9 @@ func runRawBench(ctx context.Context, cfg BenchConfig, log io.Writer) (res Bench
 		}
 	})
 	finishBench(ctx, cfg, d, &res, c0, rss0, failed.Load(), log)
+	if err := stop(); err != nil {
+		return res, err
+	}
 	res.Traffic = tm.end(ctx)
 	return res, ctx.Err()
 }
@@ -276,6 +285,10 @@ func runNodeBench(ctx context.Context, cfg BenchConfig, log io.Writer) (res Benc
 	res.IdleCores = measureIdle(ctx, cfg.Idle)
 
 	tm.begin(ctx)
+	stop, err := startProfile(cfg, res.Name)
+	if err != nil {
+		return res, err
+	}
 	c0 := processCPU()
 	var failed atomic.Int64
 	publishLoop(ctx, cfg, func(i, n int) {
@@ -290,6 +303,9 @@ func runNodeBench(ctx context.Context, cfg BenchConfig, log io.Writer) (res Benc
 		d.published(rec.CID.KeyString(), t0)
 	})
 	finishBench(ctx, cfg, d, &res, c0, rss0, failed.Load(), log)
+	if err := stop(); err != nil {
+		return res, err
+	}
 	res.Traffic = tm.end(ctx)
 	return res, ctx.Err()
 }
@@ -311,4 +327,29 @@ func finishBench(ctx context.Context, cfg BenchConfig, d *deliveryLog, res *Benc
 	if failed > 0 {
 		fmt.Fprintf(log, "  %d publishes failed\n", failed)
 	}
+}
+
+// startProfile starts the CPU profile of one side's publishing window, if
+// cfg asks for one, and returns the function that stops it and closes its
+// file.
+func startProfile(cfg BenchConfig, side string) (stop func() error, err error) {
+	if cfg.CPUProfile == "" {
+		return func() error { return nil }, nil
+	}
+	name := cfg.CPUProfile + "-" + side + ".pprof"
+	f, err := os.Create(name)
+	if err != nil {
+		return nil, fmt.Errorf("testnet: bench: cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("testnet: bench: cpu profile %s: %w", name, err)
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("testnet: bench: cpu profile %s: %w", name, err)
+		}
+		return nil
+	}, nil
 }

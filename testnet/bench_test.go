@@ -36,6 +36,21 @@ func TestRunBench(t *testing.T) {
 		if r.IdleCores < 0 || r.CPUPerDelivery <= 0 {
 			t.Errorf("%s: idle %v cores, CPU per delivery %v: want both measured", r.Name, r.IdleCores, r.CPUPerDelivery)
 		}
+		// The timeline covers every record once, in windows that
+		// follow each other, each within the run's percentiles.
+		n := 0
+		for i, w := range r.Timeline {
+			n += w.Records
+			if i > 0 && w.Start <= r.Timeline[i-1].Start {
+				t.Errorf("%s: window %d starts at %v, after %v", r.Name, i, w.Start, r.Timeline[i-1].Start)
+			}
+			if w.Incomplete != 0 || w.Max > r.Max || (w.Records > 0 && w.P50 <= 0) {
+				t.Errorf("%s: window %d: %+v against max %v", r.Name, i, w, r.Max)
+			}
+		}
+		if len(r.Timeline) != 10 || n != r.Records {
+			t.Errorf("%s: %d windows holding %d records, want 10 holding %d", r.Name, len(r.Timeline), n, r.Records)
+		}
 	}
 	if raw.Name != "gossipsub" || ch.Name != "clearinghouse" {
 		t.Errorf("sides %q and %q", raw.Name, ch.Name)

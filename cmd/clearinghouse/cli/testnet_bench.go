@@ -12,9 +12,10 @@ import (
 
 func newTestnetBenchCommand(a *app) *cobra.Command {
 	var (
-		cfg  testnet.BenchConfig
-		runs int
-		disk bool
+		cfg      testnet.BenchConfig
+		runs     int
+		disk     bool
+		timeline bool
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -41,6 +42,14 @@ network, no validation): the synced commit latency of this disk under the
 nodes' write load, and the time until a record is durable in all N, the
 floor under the nodes' "on all" that the disk alone sets.
 
+With --timeline, each run also prints the propagation of the records
+published in each tenth of the run (p50 and max of publish -> on all): a
+p50 that grows from window to window is a queue that grows, a spike in one
+window a burst of other work (for example a round of sync sessions).
+
+With --cpuprofile PREFIX, each side writes a CPU profile of its publishing
+window (go tool pprof reads it); with --runs > 1, of the last run.
+
 With --traffic, each run also prints what each side sent while records were
 published and delivered, per record: gossipsub messages and bytes by topic
 and kind (publish, IHAVE, IWANT, IDONTWANT, GRAFT, PRUNE, subscriptions),
@@ -49,7 +58,8 @@ protocol (gossipsub, sync, identify, ...).`,
 		Example: `  clearinghouse testnet bench
   clearinghouse testnet bench --nodes 100 --rate 10 --duration 60s --runs 3
   clearinghouse testnet bench --nodes 100 --rate 35 --in-memory --idle -1s
-  clearinghouse testnet bench --nodes 100 --rate 10 --duration 30s --runs 3 --disk`,
+  clearinghouse testnet bench --nodes 100 --rate 10 --duration 30s --runs 3 --disk
+  clearinghouse testnet bench --nodes 100 --rate 10 --duration 40s --idle 0 --timeline --cpuprofile /tmp/bench`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if runs < 1 || runs > 100 {
@@ -83,6 +93,10 @@ protocol (gossipsub, sync, identify, ...).`,
 				fmt.Fprintf(a.stdout, "run %d: %d nodes, degree %d, %d-byte text, %g records/s for %s, stores %s\n",
 					r+1, cfg.Nodes, cfg.Degree, cfg.Size, cfg.Rate, cfg.Duration, storeKind(cfg.InMemory))
 				testnet.FormatBench(a.stdout, raw, ch)
+				if timeline {
+					fmt.Fprintln(a.stdout)
+					testnet.FormatTimeline(a.stdout, raw, ch)
+				}
 				testnet.FormatTraffic(a.stdout, raw, ch)
 				if disk {
 					d, err := testnet.RunDiskBench(cmd.Context(), cfg, a.stderr)
@@ -125,6 +139,8 @@ protocol (gossipsub, sync, identify, ...).`,
 	f.Uint64Var(&cfg.Seed, "seed", 1, "seed of the topology and of the choice of publishers")
 	f.IntVar(&runs, "runs", 1, "number of runs")
 	f.BoolVar(&cfg.Traffic, "traffic", false, "also count what each side sends while records flow: gossipsub messages and bytes by topic and kind, stream bytes by protocol (costs both sides some CPU)")
+	f.BoolVar(&timeline, "timeline", false, "also print the propagation of the records published in each tenth of the run, for both sides")
+	f.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile of each side's publishing window to `PREFIX`-gossipsub.pprof and PREFIX-clearinghouse.pprof (go tool pprof reads them)")
 	f.BoolVar(&disk, "disk", false, "also measure N plain pebble databases writing every record with a synced commit at the same rate (the disk's floor)")
 	return cmd
 }

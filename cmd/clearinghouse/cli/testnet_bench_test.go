@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -11,9 +13,15 @@ func TestTestnetBench(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts 6 hosts and 3 nodes")
 	}
+	prof := filepath.Join(t.TempDir(), "bench")
 	r := runCLI(t, "testnet", "bench", "--nodes", "3", "--degree", "2", "--rate", "20", "--duration", "500ms",
-		"--idle", "200ms", "--in-memory", "--size", "100").mustSucceed(t)
-	for _, want := range []string{"gossipsub", "clearinghouse", "publish -> on all, p99", "idle CPU, all nodes"} {
+		"--idle", "200ms", "--in-memory", "--size", "100", "--timeline", "--cpuprofile", prof).mustSucceed(t)
+	for _, side := range []string{"gossipsub", "clearinghouse"} {
+		if fi, err := os.Stat(prof + "-" + side + ".pprof"); err != nil || fi.Size() == 0 {
+			t.Errorf("CPU profile of %s: %v", side, err)
+		}
+	}
+	for _, want := range []string{"gossipsub", "clearinghouse", "publish -> on all, p99", "idle CPU, all nodes", "clearinghouse p50 / max", "+0s"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("output lacks %q:\n%s", want, r.stdout)
 		}
