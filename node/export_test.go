@@ -43,6 +43,21 @@ func PendingByPeer(ctx context.Context, n *Node) (map[peer.ID]int, error) {
 // GossipPenalty returns the application-specific part of p's gossip score.
 func GossipPenalty(n *Node, p peer.ID) float64 { return n.penalties.score(p) }
 
+// ItemSetFingerprints returns the fingerprint of the whole reconciliation
+// set of topic as a sync session gets it (cached, grown as records
+// arrive) and as built afresh from the store.
+func ItemSetFingerprints(n *Node, topic string) (session, fresh []byte, size int, err error) {
+	a, err := n.sync.itemSet(topic)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	b, err := buildItemSet(n.store, topic)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	return a.Initiate()[0].FP, b.Initiate()[0].FP, a.Len(), nil
+}
+
 // CachedItemSets returns the topics whose reconciliation sets the node
 // keeps cached, for tests of the cache's bounds.
 func CachedItemSets(n *Node) []string {
@@ -58,7 +73,15 @@ func CachedItemSets(n *Node) []string {
 
 // SyncTopicWith runs one sync session of topic with p.
 func SyncTopicWith(ctx context.Context, n *Node, p peer.ID, topic string) (SyncReport, error) {
-	return n.sync.syncTopic(ctx, p, topic)
+	return n.sync.syncTopic(ctx, p, topic, false)
+}
+
+// SyncSettledWith runs one sync session of topic with p that leaves out
+// the records claimed within the node's recent horizon, as the periodic
+// round of a changing topic does; it returns the horizon too.
+func SyncSettledWith(ctx context.Context, n *Node, p peer.ID, topic string) (SyncReport, time.Duration, error) {
+	rep, err := n.sync.syncTopic(ctx, p, topic, true)
+	return rep, n.sync.recentHorizon(), err
 }
 
 // PullBackTopics returns the topics this node pulled back from a peer

@@ -69,6 +69,7 @@ type options struct {
 	connHigh     int
 	org          string
 	syncInterval time.Duration
+	syncFallback int // intervals between fallback rounds; < 0: none
 	syncPenalty  time.Duration
 	recoverChain bool
 	storeCache   int64  // 0: the store's default
@@ -90,6 +91,7 @@ func defaults() options {
 		connLow:      DefaultConnLow,
 		connHigh:     DefaultConnHigh,
 		syncInterval: DefaultSyncInterval,
+		syncFallback: DefaultSyncFallbackRounds,
 		syncPenalty:  DefaultSyncPenalty,
 		netOptions:   netDefaults(),
 		syncLimits:   DefaultSyncLimits(),
@@ -313,8 +315,9 @@ func WithOrganisation(name string) Option {
 
 // WithSyncInterval sets the period of the node's sync rounds (default
 // DefaultSyncInterval): each round syncs the joined topics that changed
-// (sync_schedule.go), and every syncFallbackRounds-th round every joined
-// topic with every connected peer; 0 disables periodic sync. Sync on
+// (sync_schedule.go), and one round in DefaultSyncFallbackRounds (at the
+// node's own phase) every joined topic with every connected peer; 0
+// disables periodic sync. Sync on
 // connection, on follow, the pull-back and Node.Sync are not affected.
 func WithSyncInterval(d time.Duration) Option {
 	return func(o *options) error {
@@ -322,6 +325,25 @@ func WithSyncInterval(d time.Duration) Option {
 			return errors.New("node: sync interval must be >= 0")
 		}
 		o.syncInterval = d
+		return nil
+	}
+}
+
+// WithSyncFallback sets how many sync intervals pass between two fallback
+// rounds, in which the node reconciles every joined topic with every
+// connected peer whether or not it changed (default
+// DefaultSyncFallbackRounds); 0 turns them off, which leaves a delivery
+// that gossip lost and no sync after it repaired missing until the topic
+// changes again. Each node runs them at its own phase (sync_schedule.go).
+func WithSyncFallback(rounds int) Option {
+	return func(o *options) error {
+		if rounds < 0 {
+			return errors.New("node: sync fallback rounds must be >= 0")
+		}
+		o.syncFallback = rounds
+		if rounds == 0 {
+			o.syncFallback = -1
+		}
 		return nil
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -284,6 +285,11 @@ type syncTrigger struct {
 	peer  peer.ID
 	topic string
 	cids  []cid.Cid
+	// settled, for a topic sync, leaves out the records claimed within
+	// the last recentHorizon: those gossip may still be carrying
+	// (sync_schedule.go). Only the periodic rounds of a topic that changes
+	// set it.
+	settled bool
 }
 
 func newSyncer(n *Node) *syncer {
@@ -352,16 +358,29 @@ func (s *syncer) start() error {
 // started here, so none starts after Close.
 func (s *syncer) loop(identified <-chan any) {
 	n := s.n
-	var tick <-chan time.Time
-	if n.opts.syncInterval > 0 {
-		t := time.NewTicker(n.opts.syncInterval)
+	// The intervals start at the node's own offset (syncPhase): a timer
+	// for the first tick, then the ticker.
+	var first, tick <-chan time.Time
+	if iv := n.opts.syncInterval; iv > 0 {
+		every := max(n.opts.syncFallback, 1)
+		round, offset := syncPhase(n.host.ID(), iv, every)
+		s.sched.mu.Lock()
+		s.sched.phase = every - round
+		s.sched.mu.Unlock()
+		t := time.NewTimer(offset)
 		defer t.Stop()
-		tick = t.C
+		first = t.C
 	}
 	for {
 		select {
 		case <-n.ctx.Done():
 			return
+		case <-first:
+			first = nil
+			t := time.NewTicker(n.opts.syncInterval)
+			defer t.Stop()
+			tick = t.C
+			s.periodic()
 		case ev, ok := <-identified:
 			if !ok {
 				return
@@ -385,9 +404,14 @@ type flights map[string]*syncTrigger
 
 // begin reports whether a session for t may start now under key; if one
 // runs, t is kept for when it ends. Triggers of one key differ only in
-// the CIDs of a fetch, which add up.
+// the CIDs of a fetch, which add up, and in settled, of which the wider
+// (false) wins.
 func (f flights) begin(key string, t syncTrigger) bool {
 	if again, ok := f[key]; ok {
+		if again != nil && !again.settled {
+			// A rerun of everything stays one.
+			t.settled = false
+		}
 		if again != nil && again.cids != nil {
 			cids := slices.Clip(again.cids)
 			for _, c := range t.cids {
@@ -439,7 +463,7 @@ func (s *syncer) dispatch(t syncTrigger) {
 		case t.cids != nil:
 			rep, err = s.fetchFrom(ctx, t.peer, t.topic, t.cids)
 		case t.topic != "":
-			rep, err = s.syncTopic(ctx, t.peer, t.topic)
+			rep, err = s.syncTopic(ctx, t.peer, t.topic, t.settled)
 		default:
 			rep, err = s.syncPeer(ctx, t.peer)
 		}
@@ -615,7 +639,7 @@ func (s *syncer) syncPeer(ctx context.Context, p peer.ID) (SyncReport, error) {
 	})
 	var rep SyncReport
 	for _, t := range topics {
-		r, err := s.syncTopic(ctx, p, t)
+		r, err := s.syncTopic(ctx, p, t, false)
 		rep.add(r)
 		if err != nil {
 			return rep, err
@@ -741,24 +765,30 @@ func (s *syncer) itemSet(topic string) (*protocol.ItemSet, error) {
 	if !slices.Contains(followed, topic) {
 		return buildItemSet(s.n.store, topic)
 	}
-	stats, err := s.n.store.Topics()
+	ts, err := s.n.store.Topic(topic)
 	if err != nil {
 		return nil, err
 	}
-	var last uint64
-	for _, ts := range stats {
-		if ts.Topic == topic {
-			last = ts.LastArrival
-		}
-	}
+	last := ts.LastArrival
 	s.mu.Lock()
 	c, ok := s.sets[topic]
 	s.mu.Unlock()
 	if ok && c.last == last {
 		return c.set, nil
 	}
-	set, err := buildItemSet(s.n.store, topic)
-	if err != nil {
+	var set *protocol.ItemSet
+	if ok && c.last < last {
+		// Add what arrived since: reading the whole topic again for
+		// every session of a topic that changes cost more than the
+		// session (docs/benchmarks.md, "Sync while records flow").
+		// Records that arrived while the cached set was built are read
+		// again; With keeps one of each.
+		items, err := topicItems(s.n.store, topic, c.last)
+		if err != nil {
+			return nil, err
+		}
+		set = c.set.With(items)
+	} else if set, err = buildItemSet(s.n.store, topic); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
@@ -780,8 +810,17 @@ type cachedSet struct {
 
 // buildItemSet builds the reconciliation set of a topic from the store.
 func buildItemSet(st *store.Store, topic string) (*protocol.ItemSet, error) {
+	items, err := topicItems(st, topic, 0)
+	if err != nil {
+		return nil, err
+	}
+	return protocol.NewItemSet(items), nil
+}
+
+// topicItems returns the items of the records of topic that arrived after
+// the arrival number after (0: all).
+func topicItems(st *store.Store, topic string, after uint64) ([]protocol.Item, error) {
 	var items []protocol.Item
-	var after uint64
 	for {
 		metas, err := st.TopicRecords(topic, after, 10_000)
 		if err != nil {
@@ -799,7 +838,7 @@ func buildItemSet(st *store.Store, topic string) (*protocol.ItemSet, error) {
 		}
 		after = metas[len(metas)-1].Arrival
 	}
-	return protocol.NewItemSet(items), nil
+	return items, nil
 }
 
 // client is the opener's side of one sync stream: one session with one
@@ -922,8 +961,9 @@ func (c *client) recv(typ int) (*protocol.SyncResponse, error) {
 // syncTopic reconciles topic with p and fetches what p has that this node
 // lacks, in one session under the SyncLimits budgets. Sessions of a topic
 // with different peers run concurrently; a record both serve is fetched
-// from whichever is first (fetch skips what is stored by then).
-func (s *syncer) syncTopic(ctx context.Context, p peer.ID, topic string) (rep SyncReport, err error) {
+// from whichever is first (fetch skips what is stored by then). settled
+// leaves out the records claimed within the last recentHorizon.
+func (s *syncer) syncTopic(ctx context.Context, p peer.ID, topic string, settled bool) (rep SyncReport, err error) {
 	// One session at a time per peer and topic: a session triggered while
 	// another with the same peer runs (on connect, by the pull-back of
 	// sync_schedule.go, by POST /sync) waits for it and then finds only
@@ -953,7 +993,11 @@ func (s *syncer) syncTopic(ctx context.Context, p peer.ID, topic string) (rep Sy
 	if err != nil {
 		return rep, fmt.Errorf("node: sync: %w", err)
 	}
-	need, rounds, err := c.reconcile(set, topic)
+	below := int64(math.MaxInt64)
+	if settled {
+		below = s.n.opts.clock().Add(-s.recentHorizon()).UnixMilli()
+	}
+	need, rounds, err := c.reconcile(set, topic, below)
 	rep.RoundTrips, rep.Topics, rep.Missing = rounds, 1, len(need)
 	if err != nil {
 		return rep, err
@@ -1015,18 +1059,19 @@ func (s *syncer) fetchFrom(ctx context.Context, p peer.ID, topic string, cids []
 		return rep, err
 	}
 	if !complete && topic != "" {
-		r, err := s.syncTopic(ctx, p, topic)
+		r, err := s.syncTopic(ctx, p, topic, false)
 		rep.add(r)
 		return rep, err
 	}
 	return rep, nil
 }
 
-// reconcile runs the initiator's side of reconciliation and returns the
-// ids p holds that set lacks, and the number of round trips. It stops
-// early once MaxNeed ids are found.
-func (c *client) reconcile(set *protocol.ItemSet, topic string) (need [][32]byte, rounds int, err error) {
-	return reconcileWith(set, c.s.limits.MaxNeed, func(msg []protocol.Range) ([]protocol.Range, error) {
+// reconcile runs the initiator's side of reconciliation of the records
+// claimed before below (math.MaxInt64: all) and returns the ids p holds
+// that set lacks, and the number of round trips. It stops early once
+// MaxNeed ids are found.
+func (c *client) reconcile(set *protocol.ItemSet, topic string, below int64) (need [][32]byte, rounds int, err error) {
+	return reconcileWith(set, below, c.s.limits.MaxNeed, func(msg []protocol.Range) ([]protocol.Range, error) {
 		if err := c.send(&protocol.SyncRequest{Type: protocol.SyncReconcile, Topic: topic, Ranges: msg}); err != nil {
 			return nil, fmt.Errorf("node: sync: write: %w", err)
 		}
@@ -1040,11 +1085,12 @@ func (c *client) reconcile(set *protocol.ItemSet, topic string) (need [][32]byte
 	})
 }
 
-// reconcileWith drives a reconciliation of set through roundTrip, which
+// reconcileWith drives a reconciliation of the items of set claimed before
+// below (math.MaxInt64: all) through roundTrip, which
 // sends one message and returns the answer, chunking messages to
 // syncChunkRanges active ranges. bad is called with a malformed answer.
 // It stops, without error, once need holds maxNeed ids or more.
-func reconcileWith(set *protocol.ItemSet, maxNeed int, roundTrip func([]protocol.Range) ([]protocol.Range, error), bad func(error)) (need [][32]byte, rounds int, err error) {
+func reconcileWith(set *protocol.ItemSet, below int64, maxNeed int, roundTrip func([]protocol.Range) ([]protocol.Range, error), bad func(error)) (need [][32]byte, rounds int, err error) {
 	var uppers []protocol.Bound
 	defer func() {
 		// Oldest first, as the responder orders them: the fetch then
@@ -1061,7 +1107,7 @@ func reconcileWith(set *protocol.ItemSet, maxNeed int, roundTrip func([]protocol
 		}
 		need = sorted
 	}()
-	msg := set.Initiate()
+	msg := set.InitiateBelow(below)
 	for msg != nil {
 		var next []protocol.Range
 		for _, chunk := range chunkRanges(msg, syncChunkRanges) {
@@ -1441,7 +1487,7 @@ func (s *syncer) confirmChain(ctx context.Context, topic string) error {
 				return err
 			}
 			if seq > mine {
-				if _, err := s.syncTopic(ctx, p, topic); err != nil {
+				if _, err := s.syncTopic(ctx, p, topic, false); err != nil {
 					errs = append(errs, err)
 				}
 			}

@@ -32,7 +32,7 @@ func randomItems(n int, seed uint64) []protocol.Item {
 // with the node's chunking, and returns what it found missing, the round
 // trips and the bytes of every message both ways.
 func reconcileSets(t testing.TB, server, client *protocol.ItemSet) (need [][32]byte, rounds, bytes int) {
-	need, rounds, err := reconcileWith(client, math.MaxInt, func(msg []protocol.Range) ([]protocol.Range, error) {
+	need, rounds, err := reconcileWith(client, math.MaxInt64, math.MaxInt, func(msg []protocol.Range) ([]protocol.Range, error) {
 		b, _ := protocol.Marshal(protocol.SyncRequest{Type: protocol.SyncReconcile, Ranges: msg})
 		if len(msg) > protocol.ReconcileMaxRanges || len(b) > protocol.SyncMaxFrame {
 			t.Fatalf("request of %d ranges, %d bytes", len(msg), len(b))

@@ -2,6 +2,8 @@ package node
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -22,11 +24,29 @@ import (
 //   - if the topic changed (a record was stored) during the last interval,
 //     the node reconciles it with one connected peer chosen at random:
 //     random pull anti-entropy, which repairs a lost gossip delivery within
-//     a few intervals while records flow, at 1/degree of the cost;
+//     a few intervals while records flow, at 1/degree of the cost. This
+//     round leaves out the records claimed within the last recentHorizon
+//     (protocol.ItemSet.InitiateBelow): while records flow, the newest are
+//     still crossing the network by gossip, and reconciling them found a
+//     difference in almost every session, fetched records gossip was
+//     about to deliver and set off pull-backs, which fetched more. Under
+//     load, when gossip slowed, this fed itself: with 100 nodes at 10
+//     records/s the nodes' p50 went from 50 ms to 3 s within 20 s and
+//     stayed there (docs/benchmarks.md, "Sync while records flow");
+
 //   - once the topic is quiet again, having changed since the last full
 //     round, it reconciles it with every connected peer, once;
 //   - otherwise it does nothing, except a full round every
-//     syncFallbackRounds intervals as a safety net.
+//     DefaultSyncFallbackRounds intervals as a safety net.
+//
+// Each node runs its intervals and its fallback rounds at its own phase,
+// drawn from its peer ID (syncPhase): nodes started together (a testnet,
+// a restart of many nodes after an outage) would otherwise run their full
+// rounds in the same instant, every node with every peer on every topic.
+// With 100 nodes that was 3,200 sessions at once every 20 intervals, which
+// held a 2-core machine for about two seconds and delayed every record
+// published meanwhile by as much (docs/benchmarks.md, "Fallback rounds in
+// step").
 //
 // A node that missed a record and stores nothing itself would then never
 // ask before the fallback round; so the side that serves a reconciliation
@@ -37,19 +57,20 @@ import (
 // its peers when the topic settles, and the peer that lacks the record
 // answers that reconciliation by pulling from the holder; failing that,
 // the node that lacks it pulls it at its next fallback round, at most
-// syncFallbackRounds intervals later. A trigger that comes while a session
+// DefaultSyncFallbackRounds intervals later (WithSyncFallback). A trigger that comes while a session
 // of the same peer and topic runs is run again after it (dispatch), so the
 // pull-back and a Follow never stand in for each other.
 // Syncs on connection and on gossip gaps are unchanged.
 
-// syncFallbackRounds is how many sync intervals pass between full rounds
-// of an unchanged topic.
-const syncFallbackRounds = 20
+// DefaultSyncFallbackRounds is how many sync intervals pass between full
+// rounds of an unchanged topic (WithSyncFallback).
+const DefaultSyncFallbackRounds = 20
 
 // syncSchedule is the periodic sync's memory; its zero value is ready.
 type syncSchedule struct {
 	mu       sync.Mutex
 	rounds   int
+	phase    int                  // this node's fallback phase, in rounds (syncPhase)
 	tickSeen map[string]uint64    // topic -> last arrival at the previous interval
 	fullSeen map[string]uint64    // topic -> last arrival at the last full round
 	reverse  map[string]time.Time // peer|topic -> last reverse sync
@@ -84,7 +105,8 @@ func (s *syncer) periodic() {
 		sc.rng = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 	}
 	sc.rounds++
-	fallback := sc.rounds%syncFallbackRounds == 0
+	every := s.n.opts.syncFallback
+	fallback := every > 0 && (sc.rounds+sc.phase)%every == 0
 	for _, t := range topics {
 		cur := last[t]
 		prev, seen := sc.tickSeen[t]
@@ -94,7 +116,7 @@ func (s *syncer) periodic() {
 			sc.fullSeen[t] = cur
 			plan = appendAll(plan, peers, t)
 		case !seen || cur != prev:
-			plan = append(plan, syncTrigger{peer: peers[sc.rng.IntN(len(peers))], topic: t})
+			plan = append(plan, syncTrigger{peer: peers[sc.rng.IntN(len(peers))], topic: t, settled: seen})
 		case cur != sc.fullSeen[t]:
 			sc.fullSeen[t] = cur
 			plan = appendAll(plan, peers, t)
@@ -104,6 +126,29 @@ func (s *syncer) periodic() {
 	for _, t := range plan {
 		s.dispatch(t)
 	}
+}
+
+// recentHorizon is how old a record's claimed time must be for the
+// periodic round of a changing topic to reconcile it: two sync intervals,
+// at least 10 s. A record gossip lost is then repaired that much later
+// while records flow; the round once the topic settles, the fallback
+// round, pull-backs and the syncs on connection, follow and gaps reconcile
+// everything.
+func (s *syncer) recentHorizon() time.Duration {
+	return max(2*s.n.opts.syncInterval, 10*time.Second)
+}
+
+// syncPhase returns a node's phase: the round of its first fallback (1 to
+// every) and the offset of its interval ticks within an interval, both
+// drawn from its peer ID, so that nodes started at once spread their
+// rounds evenly and a node keeps its phase across restarts.
+func syncPhase(id peer.ID, interval time.Duration, every int) (first int, offset time.Duration) {
+	h := sha256.Sum256([]byte(id))
+	first = 1 + int(binary.BigEndian.Uint32(h[:4])%uint32(max(every, 1)))
+	if interval > 0 {
+		offset = time.Duration(binary.BigEndian.Uint64(h[4:12]) % uint64(interval))
+	}
+	return first, offset
 }
 
 func appendAll(plan []syncTrigger, peers []peer.ID, topic string) []syncTrigger {

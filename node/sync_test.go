@@ -19,6 +19,7 @@ import (
 
 	"github.com/clearinghouse-net/clearinghouse/node"
 	"github.com/clearinghouse-net/clearinghouse/protocol"
+	"github.com/clearinghouse-net/clearinghouse/store"
 	"github.com/clearinghouse-net/clearinghouse/testnet"
 )
 
@@ -594,6 +595,99 @@ func TestSyncPeriodic(t *testing.T) {
 	}
 	if err := net.Nodes[1].WaitRecords(ctx, cids...); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSyncItemSetGrows: the reconciliation set a session uses, kept and
+// grown as records arrive, is the set built afresh from the store.
+func TestSyncItemSetGrows(t *testing.T) {
+	ctx := testContext(t)
+	net := testnet.New(t, 1, testnet.WithFollow(slug), testnet.WithNodeOptions(noPeriodicSync))
+	nd := net.Nodes[0]
+	total := 0
+	for _, n := range []int{0, 1, 7, 30} {
+		publishRoundRobin(t, ctx, nd, []string{topic}, n)
+		total += n
+		a, b, size, err := node.ItemSetFingerprints(nd, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(a, b) || size != total {
+			t.Fatalf("after %d records: the session's set has %d items and fingerprint %x, the store's %x", total, size, a, b)
+		}
+	}
+}
+
+// TestSyncSettledLeavesRecent: the periodic round of a changing topic
+// reconciles only the records claimed before its recent horizon, which
+// gossip may still be carrying: it fetches the older ones, and the recent
+// ones once they are older than the horizon.
+func TestSyncSettledLeavesRecent(t *testing.T) {
+	ctx := testContext(t)
+	t0 := time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC)
+	clock := testnet.NewClock(t0.Add(time.Hour))
+	net := testnet.New(t, 2, testnet.WithFollow(slug),
+		testnet.WithNodeOptions(func(i int) []node.Option {
+			return append(noPeriodicSync(i), node.WithClock(clock.Now))
+		}))
+	late := net.Nodes[1]
+	// The sync on connection is over: the records below reach node 1
+	// only by the sessions of this test (Ingest does not gossip them).
+	if _, err := late.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	key := net.SigningKey(0)
+	var prev cid.Cid
+	var old, recent []cid.Cid
+	for i := range 8 {
+		at := t0.Add(time.Duration(i) * time.Second) // five an hour old
+		if i >= 5 {
+			at = t0.Add(time.Hour) // three just now
+		}
+		r, err := protocol.Build(key, protocol.Draft{Network: net.Nodes[0].NetworkID(), Kind: protocol.KindStatement,
+			Topic: topic, Seq: uint64(i + 1), Prev: prev, Time: at, Body: statement(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := net.Nodes[0].Ingest(ctx, r.Raw, "", node.SourceLocal); err != nil {
+			t.Fatal(err)
+		}
+		prev = r.CID
+		if i < 5 {
+			old = append(old, r.CID)
+		} else {
+			recent = append(recent, r.CID)
+		}
+	}
+	held := func(cids []cid.Cid) int {
+		n := 0
+		for _, c := range cids {
+			switch _, err := late.Record(c); {
+			case err == nil:
+				n++
+			case !errors.Is(err, store.ErrNotFound):
+				t.Fatal(err)
+			}
+		}
+		return n
+	}
+	rep, horizon, err := node.SyncSettledWith(ctx, late, net.Nodes[0].ID(), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if horizon <= 0 || horizon >= time.Hour {
+		t.Fatalf("horizon %v: this test needs one under an hour", horizon)
+	}
+	if rep.Fetched != len(old) || held(old) != len(old) || held(recent) != 0 {
+		t.Fatalf("settled session fetched %d, holds %d of %d old and %d of %d recent records; want the old ones only",
+			rep.Fetched, held(old), len(old), held(recent), len(recent))
+	}
+	clock.Set(t0.Add(time.Hour + horizon + time.Second))
+	if rep, _, err = node.SyncSettledWith(ctx, late, net.Nodes[0].ID(), topic); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Fetched != len(recent) || held(recent) != len(recent) {
+		t.Fatalf("once past the horizon the session fetched %d, holds %d of %d; want them all", rep.Fetched, held(recent), len(recent))
 	}
 }
 

@@ -111,21 +111,65 @@ type ItemSet struct {
 
 // NewItemSet sorts items (removing duplicates) and indexes them.
 func NewItemSet(items []Item) *ItemSet {
-	slices.SortFunc(items, func(a, b Item) int {
-		if a.Time != b.Time {
-			if a.Time < b.Time {
-				return -1
-			}
-			return 1
-		}
-		return bytes.Compare(a.ID[:], b.ID[:])
-	})
+	slices.SortFunc(items, compareItems)
 	items = slices.Compact(items)
 	s := &ItemSet{items: items, sums: make([][4]uint64, len(items)+1)}
 	for i, it := range items {
 		s.sums[i+1] = add256(s.sums[i], it.ID)
 	}
 	return s
+}
+
+// With returns the set with items added, as NewItemSet of both would; s
+// is not changed (sets are shared by concurrent sessions). Adding k items
+// to a set of n costs O(n + k log k) in memory copies, with no hashing
+// below the first new item: a node keeps a topic's set up to date this way
+// as records arrive, instead of reading the topic again.
+func (s *ItemSet) With(items []Item) *ItemSet {
+	if len(items) == 0 {
+		return s
+	}
+	add := slices.Clone(items)
+	slices.SortFunc(add, compareItems)
+	add = slices.Compact(add)
+	add = slices.DeleteFunc(add, func(it Item) bool {
+		_, found := slices.BinarySearchFunc(s.items, it, compareItems)
+		return found
+	})
+	if len(add) == 0 {
+		return s
+	}
+	merged := make([]Item, 0, len(s.items)+len(add))
+	first := -1 // index in merged of the first added item
+	i, j := 0, 0
+	for i < len(s.items) || j < len(add) {
+		if j == len(add) || (i < len(s.items) && compareItems(s.items[i], add[j]) < 0) {
+			merged = append(merged, s.items[i])
+			i++
+			continue
+		}
+		if first < 0 {
+			first = len(merged)
+		}
+		merged = append(merged, add[j])
+		j++
+	}
+	sums := make([][4]uint64, len(merged)+1)
+	copy(sums, s.sums[:first+1])
+	for k := first; k < len(merged); k++ {
+		sums[k+1] = add256(sums[k], merged[k].ID)
+	}
+	return &ItemSet{items: merged, sums: sums}
+}
+
+func compareItems(a, b Item) int {
+	if a.Time != b.Time {
+		if a.Time < b.Time {
+			return -1
+		}
+		return 1
+	}
+	return bytes.Compare(a.ID[:], b.ID[:])
 }
 
 // Len returns the number of items.
@@ -170,6 +214,21 @@ func (s *ItemSet) fingerprint(lo, hi int) Fingerprint {
 func (s *ItemSet) Initiate() []Range {
 	fp := s.fingerprint(0, len(s.items))
 	return []Range{{Upper: Infinity, Mode: ModeFingerprint, FP: fp[:]}}
+}
+
+// InitiateBelow is Initiate for the items whose time is below t only: one
+// range up to (t, no id) with the fingerprint of those items, then a skip
+// of everything from t on. The responder answers only about the first
+// range, so records claimed at t or later are left out of the whole
+// reconciliation on both sides. A node uses it to leave the records still
+// crossing the network by gossip out of a periodic sync.
+func (s *ItemSet) InitiateBelow(t int64) []Range {
+	if t == math.MaxInt64 {
+		return s.Initiate()
+	}
+	b := Bound{Time: t}
+	fp := s.fingerprint(0, s.index(b))
+	return []Range{{Upper: b, Mode: ModeFingerprint, FP: fp[:]}, {Upper: Infinity, Mode: ModeSkip}}
 }
 
 // Respond answers a message as the responder: skip where fingerprints

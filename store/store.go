@@ -547,6 +547,27 @@ func (s *Store) Topics() ([]TopicStat, error) {
 	return out, nil
 }
 
+// Topic returns the stats of one topic, the zero TopicStat (with its name)
+// if it has no record: one lookup, where Topics reads every topic.
+func (s *Store) Topic(topic string) (TopicStat, error) {
+	if err := s.rlock(); err != nil {
+		return TopicStat{}, err
+	}
+	defer s.mu.RUnlock()
+	v, err := s.getCopy(append([]byte{pTopicStat}, topic...))
+	if errors.Is(err, ErrNotFound) {
+		return TopicStat{Topic: topic}, nil
+	}
+	if err != nil {
+		return TopicStat{}, fmt.Errorf("store: topic %s: %w", topic, err)
+	}
+	ts, err := decodeTopicStat(v)
+	if err != nil {
+		return TopicStat{}, err
+	}
+	return TopicStat{Topic: topic, Records: ts.records, LastArrival: ts.lastArrival}, nil
+}
+
 // Stats returns the store-wide totals as of the last commit.
 func (s *Store) Stats() (Stats, error) {
 	if err := s.rlock(); err != nil {

@@ -475,6 +475,17 @@ func TestTopicsAndStats(t *testing.T) {
 	if strings.Join(names, ",") != "a,b,c" {
 		t.Fatalf("topics = %v, want a,b,c", names)
 	}
+	// Topic reads one of them, the same as Topics does.
+	for _, ts := range topics {
+		one, err := s.Topic(ts.Topic)
+		wantNoErr(t, err)
+		if one != ts {
+			t.Errorf("Topic(%q) = %+v, Topics gives %+v", ts.Topic, one, ts)
+		}
+	}
+	if one, err := s.Topic("none"); err != nil || one != (TopicStat{Topic: "none"}) {
+		t.Errorf("Topic of a topic without records = %+v, %v", one, err)
+	}
 }
 
 func TestPutContext(t *testing.T) {

@@ -353,7 +353,8 @@ func TestSimNodes(t *testing.T) {
 // topicSlug, syncing every interval) on a new simulated network of the link
 // model above, connects nothing, and stops it all at the end of the test.
 // It must run inside a synctest bubble.
-func startSimNodes(t *testing.T, ctx context.Context, n int, interval time.Duration) *testnet.Network {
+// extra are more options for every node.
+func startSimNodes(t *testing.T, ctx context.Context, n int, interval time.Duration, extra ...node.Option) *testnet.Network {
 	t.Helper()
 	sn := &simnet.Simnet{LatencyFunc: pairLatency}
 	sn.Start()
@@ -368,7 +369,7 @@ func startSimNodes(t *testing.T, ctx context.Context, n int, interval time.Durat
 		testnet.WithFollow(topicSlug),
 		testnet.WithNodeOptions(func(i int) []node.Option {
 			addr := fmt.Sprintf("/ip4/%s/udp/8000/quic-v1", simnet.IntToPublicIPv4(i))
-			return append(testnet.LoopbackOnly(),
+			return append(append(testnet.LoopbackOnly(),
 				node.WithListenAddrs([]string{addr}),
 				node.WithClock(clock),
 				node.WithSyncInterval(interval),
@@ -376,7 +377,7 @@ func startSimNodes(t *testing.T, ctx context.Context, n int, interval time.Durat
 					simlibp2p.QUICSimnet(sn, linkSettings()),
 					libp2p.DisableIdentifyAddressDiscovery(),
 				),
-			)
+			), extra...)
 		}))
 	if err != nil {
 		t.Fatal(err)

@@ -24,50 +24,88 @@ func syncStamps(nodes []*node.Node) []map[string]time.Time {
 }
 
 // TestSimIdleNoSync: nodes that store nothing new run no periodic sync
-// session for many intervals, until the fallback round.
+// session at all without fallback rounds; with them, each node runs one
+// round every DefaultSyncFallbackRounds intervals, at its own phase, so
+// the nodes of a network started at once do not run them together.
 func TestSimIdleNoSync(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		ctx, cancel := context.WithCancel(t.Context())
-		defer cancel()
-		const interval = time.Second
+	const interval = time.Second
+	// idleRounds returns, per node, the intervals (counted from the
+	// first sample) in which the node opened a sync session, sampling
+	// every interval for rounds intervals once the syncs on connection
+	// and the first rounds are over.
+	idleRounds := func(t *testing.T, ctx context.Context, rounds int, opts ...node.Option) [][]int {
 		start := time.Now()
-		net := startSimNodes(t, ctx, 6, interval)
+		net := startSimNodes(t, ctx, 6, interval, opts...)
 		connectSimNodes(t, ctx, net)
 		if d := time.Since(start); d > 10*interval {
 			t.Fatalf("setup took %v of virtual time; the idle window would be too short", d)
 		}
-		// The syncs on connection, and the first rounds, end.
 		time.Sleep(3 * interval)
 		synctest.Wait()
-		before := syncStamps(net.Nodes)
-		if len(before[0]) == 0 {
+		prev := syncStamps(net.Nodes)
+		if len(prev[0]) == 0 {
 			t.Fatal("no sync session recorded at all: the test cannot tell idle from broken")
 		}
-		// Up to shortly before the fallback round (every 20 intervals
-		// since the nodes started).
-		time.Sleep(time.Until(start.Add(19 * interval)))
-		synctest.Wait()
-		idle := syncStamps(net.Nodes)
-		for i := range before {
-			for k, t0 := range idle[i] {
-				if !before[i][k].Equal(t0) {
-					t.Errorf("node %d synced %s while idle (last %v, before %v)", i, k, t0, before[i][k])
+		out := make([][]int, len(net.Nodes))
+		for r := range rounds {
+			// Sleeping advances the bubble's virtual clock; every
+			// goroutine is blocked when it returns (synctest.Wait).
+			time.Sleep(interval)
+			synctest.Wait()
+			cur := syncStamps(net.Nodes)
+			for i := range cur {
+				for k, t0 := range cur[i] {
+					if !prev[i][k].Equal(t0) {
+						out[i] = append(out[i], r)
+						break
+					}
 				}
 			}
+			prev = cur
 		}
-		// The fallback round runs.
-		time.Sleep(3 * interval)
-		synctest.Wait()
-		after := syncStamps(net.Nodes)
-		changed := 0
-		for k, t0 := range after[0] {
-			if !idle[0][k].Equal(t0) {
-				changed++
+		return out
+	}
+	t.Run("no fallback", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			for i, rs := range idleRounds(t, ctx, 2*node.DefaultSyncFallbackRounds, node.WithSyncFallback(0)) {
+				if len(rs) > 0 {
+					t.Errorf("node %d synced while idle, in intervals %v", i, rs)
+				}
 			}
-		}
-		if changed == 0 {
-			t.Error("no fallback round after 20 intervals")
-		}
+		})
+	})
+	t.Run("fallback", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			const every = node.DefaultSyncFallbackRounds
+			first, last := 2*every, -1
+			for i, rs := range idleRounds(t, ctx, 2*every) {
+				// A round's sessions end within one sample, or two
+				// adjacent ones: count runs of adjacent intervals.
+				var starts []int
+				for j, r := range rs {
+					if j == 0 || r != rs[j-1]+1 {
+						starts = append(starts, r)
+					}
+				}
+				if len(starts) != 2 || starts[1]-starts[0] < every-1 || starts[1]-starts[0] > every+1 {
+					t.Errorf("node %d synced in intervals %v of %d; want one fallback round every %d intervals", i, rs, 2*every, every)
+					continue
+				}
+				first, last = min(first, starts[0]), max(last, starts[0])
+			}
+			// Nodes in step sync within about three intervals (their
+			// starts and tick offsets differ by up to an interval
+			// each); the six nodes' phases, drawn from their IDs, lie
+			// 10 intervals apart.
+			t.Logf("first fallback rounds from interval %d to %d", first, last)
+			if last-first < every/4 {
+				t.Errorf("every node ran its fallback round in intervals %d to %d: want them spread over the %d intervals", first, last, every)
+			}
+		})
 	})
 }
 
@@ -81,12 +119,12 @@ func TestSimSyncRepairsMissedRecord(t *testing.T) {
 		defer cancel()
 		const interval = time.Second
 		start := time.Now()
-		net := startSimNodes(t, ctx, 6, interval)
+		// No fallback round, which would also repair.
+		net := startSimNodes(t, ctx, 6, interval, node.WithSyncFallback(0))
 		connectSimNodes(t, ctx, net)
-		// Well after the syncs on connection, well before the fallback
-		// round (20 intervals after the start), which would also repair.
+		// Well after the syncs on connection.
 		if d := time.Since(start); d > 9*interval {
-			t.Fatalf("setup took %v of virtual time; the fallback round would repair too", d)
+			t.Fatalf("setup took %v of virtual time", d)
 		}
 		time.Sleep(time.Until(start.Add(10 * interval)))
 		topic := protocol.IssueTopic(topicSlug)
