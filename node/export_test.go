@@ -73,15 +73,16 @@ func CachedItemSets(n *Node) []string {
 
 // SyncTopicWith runs one sync session of topic with p.
 func SyncTopicWith(ctx context.Context, n *Node, p peer.ID, topic string) (SyncReport, error) {
-	return n.sync.syncTopic(ctx, p, topic, false)
+	return n.sync.syncTopic(ctx, p, topic, 0)
 }
 
 // SyncSettledWith runs one sync session of topic with p that leaves out
 // the records claimed within the node's recent horizon, as the periodic
 // round of a changing topic does; it returns the horizon too.
 func SyncSettledWith(ctx context.Context, n *Node, p peer.ID, topic string) (SyncReport, time.Duration, error) {
-	rep, err := n.sync.syncTopic(ctx, p, topic, true)
-	return rep, n.sync.recentHorizon(), err
+	h := n.sync.recentHorizon()
+	rep, err := n.sync.syncTopic(ctx, p, topic, n.opts.clock().Add(-h).UnixMilli())
+	return rep, h, err
 }
 
 // PullBackTopics returns the topics this node pulled back from a peer

@@ -285,11 +285,12 @@ type syncTrigger struct {
 	peer  peer.ID
 	topic string
 	cids  []cid.Cid
-	// settled, for a topic sync, leaves out the records claimed within
-	// the last recentHorizon: those gossip may still be carrying
-	// (sync_schedule.go). Only the periodic rounds of a topic that changes
-	// set it.
-	settled bool
+	// below, for a topic sync, if not 0, limits it to the records
+	// claimed before it (unix ms): the periodic rounds of a topic that
+	// changes leave out those gossip may still be carrying, and a
+	// pull-back covers the ranges where the opener's reconciliation
+	// showed a difference (sync_schedule.go).
+	below int64
 }
 
 func newSyncer(n *Node) *syncer {
@@ -404,13 +405,12 @@ type flights map[string]*syncTrigger
 
 // begin reports whether a session for t may start now under key; if one
 // runs, t is kept for when it ends. Triggers of one key differ only in
-// the CIDs of a fetch, which add up, and in settled, of which the wider
-// (false) wins.
+// the CIDs of a fetch, which add up, and in below, of which the wider
+// wins.
 func (f flights) begin(key string, t syncTrigger) bool {
 	if again, ok := f[key]; ok {
-		if again != nil && !again.settled {
-			// A rerun of everything stays one.
-			t.settled = false
+		if again != nil {
+			t.below = widerBelow(t.below, again.below)
 		}
 		if again != nil && again.cids != nil {
 			cids := slices.Clip(again.cids)
@@ -463,7 +463,7 @@ func (s *syncer) dispatch(t syncTrigger) {
 		case t.cids != nil:
 			rep, err = s.fetchFrom(ctx, t.peer, t.topic, t.cids)
 		case t.topic != "":
-			rep, err = s.syncTopic(ctx, t.peer, t.topic, t.settled)
+			rep, err = s.syncTopic(ctx, t.peer, t.topic, t.below)
 		default:
 			rep, err = s.syncPeer(ctx, t.peer)
 		}
@@ -639,7 +639,7 @@ func (s *syncer) syncPeer(ctx context.Context, p peer.ID) (SyncReport, error) {
 	})
 	var rep SyncReport
 	for _, t := range topics {
-		r, err := s.syncTopic(ctx, p, t, false)
+		r, err := s.syncTopic(ctx, p, t, 0)
 		rep.add(r)
 		if err != nil {
 			return rep, err
@@ -961,9 +961,9 @@ func (c *client) recv(typ int) (*protocol.SyncResponse, error) {
 // syncTopic reconciles topic with p and fetches what p has that this node
 // lacks, in one session under the SyncLimits budgets. Sessions of a topic
 // with different peers run concurrently; a record both serve is fetched
-// from whichever is first (fetch skips what is stored by then). settled
-// leaves out the records claimed within the last recentHorizon.
-func (s *syncer) syncTopic(ctx context.Context, p peer.ID, topic string, settled bool) (rep SyncReport, err error) {
+// from whichever is first (fetch skips what is stored by then). below, if
+// not 0, limits it to the records claimed before it (unix ms).
+func (s *syncer) syncTopic(ctx context.Context, p peer.ID, topic string, below int64) (rep SyncReport, err error) {
 	// One session at a time per peer and topic: a session triggered while
 	// another with the same peer runs (on connect, by the pull-back of
 	// sync_schedule.go, by POST /sync) waits for it and then finds only
@@ -993,9 +993,8 @@ func (s *syncer) syncTopic(ctx context.Context, p peer.ID, topic string, settled
 	if err != nil {
 		return rep, fmt.Errorf("node: sync: %w", err)
 	}
-	below := int64(math.MaxInt64)
-	if settled {
-		below = s.n.opts.clock().Add(-s.recentHorizon()).UnixMilli()
+	if below == 0 {
+		below = math.MaxInt64
 	}
 	need, rounds, err := c.reconcile(set, topic, below)
 	rep.RoundTrips, rep.Topics, rep.Missing = rounds, 1, len(need)
@@ -1059,7 +1058,7 @@ func (s *syncer) fetchFrom(ctx context.Context, p peer.ID, topic string, cids []
 		return rep, err
 	}
 	if !complete && topic != "" {
-		r, err := s.syncTopic(ctx, p, topic, false)
+		r, err := s.syncTopic(ctx, p, topic, 0)
 		rep.add(r)
 		return rep, err
 	}
@@ -1487,7 +1486,7 @@ func (s *syncer) confirmChain(ctx context.Context, topic string) error {
 				return err
 			}
 			if seq > mine {
-				if _, err := s.syncTopic(ctx, p, topic, false); err != nil {
+				if _, err := s.syncTopic(ctx, p, topic, 0); err != nil {
 					errs = append(errs, err)
 				}
 			}

@@ -219,6 +219,45 @@ func TestFlights(t *testing.T) {
 	if len(f) != 1 {
 		t.Fatalf("%d keys left, want 1 (other)", len(f))
 	}
+
+	// Of limits (below), the wider wins: none over any, the later over
+	// the earlier.
+	for _, tc := range []struct{ kept, next, want int64 }{
+		{0, 500, 0}, {500, 0, 0}, {500, 700, 700}, {700, 500, 700},
+	} {
+		f.begin("lim", syncTrigger{topic: "issue/a"})
+		f.begin("lim", syncTrigger{topic: "issue/a", below: tc.kept})
+		f.begin("lim", syncTrigger{topic: "issue/a", below: tc.next})
+		if again := f.end("lim"); again == nil || again.below != tc.want {
+			t.Errorf("kept %d, then %d: rerun %+v, want below %d", tc.kept, tc.next, again, tc.want)
+		}
+	}
+}
+
+// TestDiffersBelow: a pull-back covers every range of the answer that is
+// not a skip, and no more.
+func TestDiffersBelow(t *testing.T) {
+	skip := func(tm int64) protocol.Range {
+		return protocol.Range{Upper: protocol.Bound{Time: tm}, Mode: protocol.ModeSkip}
+	}
+	fp := func(tm int64, id ...byte) protocol.Range {
+		return protocol.Range{Upper: protocol.Bound{Time: tm, ID: id}, Mode: protocol.ModeFingerprint, FP: make([]byte, 16)}
+	}
+	ids := protocol.Range{Upper: protocol.Infinity, Mode: protocol.ModeIDList}
+	for _, tc := range []struct {
+		answer []protocol.Range
+		want   int64
+	}{
+		{[]protocol.Range{fp(100), skip(200)}, 100},
+		{[]protocol.Range{skip(50), fp(100, 7), skip(200)}, 101},
+		{[]protocol.Range{fp(100), skip(150), fp(180)}, 180},
+		{[]protocol.Range{skip(100), ids}, 0},
+		{[]protocol.Range{fp(100), {Upper: protocol.Infinity, Mode: protocol.ModeFingerprint, FP: make([]byte, 16)}}, 0},
+	} {
+		if got := differsBelow(tc.answer); got != tc.want {
+			t.Errorf("differsBelow(%+v) = %d, want %d", tc.answer, got, tc.want)
+		}
+	}
 }
 
 // TestOpenerMayHoldMore: the responder of a reconciliation pulls back

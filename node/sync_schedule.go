@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -107,19 +108,30 @@ func (s *syncer) periodic() {
 	sc.rounds++
 	every := s.n.opts.syncFallback
 	fallback := every > 0 && (sc.rounds+sc.phase)%every == 0
+	settled := s.n.opts.clock().Add(-s.recentHorizon()).UnixMilli()
 	for _, t := range topics {
 		cur := last[t]
 		prev, seen := sc.tickSeen[t]
 		sc.tickSeen[t] = cur
+		changing := seen && cur != prev
 		switch {
-		case err != nil || fallback:
+		case err != nil:
 			sc.fullSeen[t] = cur
-			plan = appendAll(plan, peers, t)
-		case !seen || cur != prev:
-			plan = append(plan, syncTrigger{peer: peers[sc.rng.IntN(len(peers))], topic: t, settled: seen})
+			plan = appendAll(plan, peers, t, 0)
+		case fallback && changing:
+			// Records flow: the fallback too leaves the newest to
+			// gossip; the round once the topic settles covers them.
+			plan = appendAll(plan, peers, t, settled)
+		case fallback:
+			sc.fullSeen[t] = cur
+			plan = appendAll(plan, peers, t, 0)
+		case changing:
+			plan = append(plan, syncTrigger{peer: peers[sc.rng.IntN(len(peers))], topic: t, below: settled})
+		case !seen:
+			plan = append(plan, syncTrigger{peer: peers[sc.rng.IntN(len(peers))], topic: t})
 		case cur != sc.fullSeen[t]:
 			sc.fullSeen[t] = cur
-			plan = appendAll(plan, peers, t)
+			plan = appendAll(plan, peers, t, 0)
 		}
 	}
 	sc.mu.Unlock()
@@ -151,18 +163,51 @@ func syncPhase(id peer.ID, interval time.Duration, every int) (first int, offset
 	return first, offset
 }
 
-func appendAll(plan []syncTrigger, peers []peer.ID, topic string) []syncTrigger {
+func appendAll(plan []syncTrigger, peers []peer.ID, topic string, below int64) []syncTrigger {
 	for _, p := range peers {
-		plan = append(plan, syncTrigger{peer: p, topic: topic})
+		plan = append(plan, syncTrigger{peer: p, topic: topic, below: below})
 	}
 	return plan
+}
+
+// widerBelow returns the wider of two limits of a topic sync (0: none).
+func widerBelow(a, b int64) int64 {
+	if a == 0 || b == 0 {
+		return 0
+	}
+	return max(a, b)
+}
+
+// differsBelow returns the limit (syncTrigger.below) that covers every
+// range of a reconciliation answer that is not a skip: where the answering
+// node found the two sets differ, or was asked for ids. 0 if one reaches
+// the top of the order.
+func differsBelow(answer []protocol.Range) int64 {
+	var below int64 = 1
+	for _, a := range answer {
+		if a.Mode == protocol.ModeSkip {
+			continue
+		}
+		if a.Upper.Time == math.MaxInt64 {
+			return 0
+		}
+		// Items at the bound's time with ids below its id are in the
+		// range: take the whole millisecond.
+		t := a.Upper.Time
+		if len(a.Upper.ID) > 0 {
+			t++
+		}
+		below = max(below, t)
+	}
+	return below
 }
 
 // reverseSync is called after serving p a reconciliation step of topic
 // (req, and this node's answer): if the step leaves open that p holds
 // records this node lacks (openerMayHoldMore) and this node follows topic,
-// it reconciles the topic with p itself, at most once per reverseInterval
-// per peer and topic. A topic the node does not follow is never pulled:
+// it reconciles the topic with p itself, up to the highest range of the
+// answer that is not a skip (differsBelow), at most once per
+// reverseInterval per peer and topic. A topic the node does not follow is never pulled:
 // any peer may ask about any topic name, and the answer must not make this
 // node fetch and store what it does not follow.
 func (s *syncer) reverseSync(p peer.ID, topic string, req, answer []protocol.Range) {
@@ -193,7 +238,9 @@ func (s *syncer) reverseSync(p peer.ID, topic string, req, answer []protocol.Ran
 	}
 	sc.reverse[key] = now
 	sc.mu.Unlock()
-	s.trigger(syncTrigger{peer: p, topic: topic})
+	// Only as far as the difference: the answer to a round that left
+	// out the newest records must not make this node reconcile them.
+	s.trigger(syncTrigger{peer: p, topic: topic, below: differsBelow(answer)})
 }
 
 // reverseInterval is the least time between two pull-backs from one peer
