@@ -133,6 +133,13 @@ type BenchResult struct {
 	// Traffic is what the side sent while records were published and
 	// delivered, if BenchConfig.Traffic (else nil).
 	Traffic *Traffic
+	// Steal is the share of the machine's CPU time the hypervisor gave
+	// to other guests while records were published and delivered, and
+	// OtherCores the CPU other processes of this machine used meanwhile,
+	// in cores; both negative if not measured (not Linux). The side
+	// that needs more CPU suffers more from either: read the ratios of a
+	// run with both low.
+	Steal, OtherCores float64
 	// Timeline splits the publishing window into equal windows by
 	// publish time: a p50 that grows from window to window is a queue
 	// that grows, a spike in one window is a burst of other work.
@@ -399,6 +406,18 @@ func FormatBench(w io.Writer, raw, ch BenchResult) {
 		}
 		return fmt.Sprintf("%.3f cores", c)
 	}
+	share := func(x float64) string {
+		if x < 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.1f%%", 100*x)
+	}
+	cores := func(x float64) string {
+		if x < 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.2f cores", x)
+	}
 	rows := [][4]string{
 		{"", "gossipsub", "clearinghouse", "ratio"},
 		{"records published", fmt.Sprint(raw.Records), fmt.Sprint(ch.Records), ""},
@@ -410,6 +429,8 @@ func FormatBench(w io.Writer, raw, ch BenchResult) {
 		{"CPU per delivery", fmt.Sprintf("%.1f µs", float64(raw.CPUPerDelivery)/1e3), fmt.Sprintf("%.1f µs", float64(ch.CPUPerDelivery)/1e3), ratio(ch.CPUPerDelivery, raw.CPUPerDelivery)},
 		{"RSS per node", fmt.Sprintf("%.1f MiB", float64(raw.RSSPerNode)/(1<<20)), fmt.Sprintf("%.1f MiB", float64(ch.RSSPerNode)/(1<<20)), ""},
 		{"idle CPU, all nodes", idle(raw.IdleCores), idle(ch.IdleCores), ""},
+		{"machine: steal", share(raw.Steal), share(ch.Steal), ""},
+		{"machine: other processes", cores(raw.OtherCores), cores(ch.OtherCores), ""},
 	}
 	for _, r := range rows {
 		fmt.Fprintf(w, "%-26s %16s %16s %8s\n", r[0], r[1], r[2], r[3])

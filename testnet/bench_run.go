@@ -171,7 +171,7 @@ func runRawBench(ctx context.Context, cfg BenchConfig, log io.Writer) (res Bench
 	if err != nil {
 		return res, err
 	}
-	c0 := processCPU()
+	c0, m0 := processCPU(), startMachineLoad()
 	var failed atomic.Int64
 	publishLoop(ctx, cfg, func(i, n int) {
 		data := make([]byte, size)
@@ -182,6 +182,7 @@ func runRawBench(ctx context.Context, cfg BenchConfig, log io.Writer) (res Bench
 		}
 	})
 	finishBench(ctx, cfg, d, &res, c0, rss0, failed.Load(), log)
+	res.Steal, res.OtherCores = m0.end(processCPU() - c0)
 	if err := stop(); err != nil {
 		return res, err
 	}
@@ -289,7 +290,7 @@ func runNodeBench(ctx context.Context, cfg BenchConfig, log io.Writer) (res Benc
 	if err != nil {
 		return res, err
 	}
-	c0 := processCPU()
+	c0, m0 := processCPU(), startMachineLoad()
 	var failed atomic.Int64
 	publishLoop(ctx, cfg, func(i, n int) {
 		t0 := time.Now()
@@ -303,6 +304,7 @@ func runNodeBench(ctx context.Context, cfg BenchConfig, log io.Writer) (res Benc
 		d.published(rec.CID.KeyString(), t0)
 	})
 	finishBench(ctx, cfg, d, &res, c0, rss0, failed.Load(), log)
+	res.Steal, res.OtherCores = m0.end(processCPU() - c0)
 	if err := stop(); err != nil {
 		return res, err
 	}
@@ -352,4 +354,31 @@ func startProfile(cfg BenchConfig, side string) (stop func() error, err error) {
 		}
 		return nil
 	}, nil
+}
+
+// machineLoad is the machine's CPU counters at the start of a publishing
+// window.
+type machineLoad struct {
+	busy, steal, all uint64
+	at               time.Time
+	ok               bool
+}
+
+func startMachineLoad() machineLoad {
+	busy, steal, all, ok := machineCPU()
+	return machineLoad{busy: busy, steal: steal, all: all, at: time.Now(), ok: ok}
+}
+
+// end returns the steal share of the machine's CPU time since m, and the
+// cores that processes other than this one (which used own) kept busy;
+// -1 for both if not measured.
+func (m machineLoad) end(own time.Duration) (steal, other float64) {
+	busy, st, all, ok := machineCPU()
+	wall := time.Since(m.at)
+	if !m.ok || !ok || all <= m.all || wall <= 0 {
+		return -1, -1
+	}
+	steal = float64(st-m.steal) / float64(all-m.all)
+	other = (float64(time.Duration(busy-m.busy)*clockTick) - float64(own)) / float64(wall)
+	return steal, max(other, 0)
 }

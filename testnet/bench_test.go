@@ -2,6 +2,7 @@ package testnet_test
 
 import (
 	"bytes"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -35,6 +36,9 @@ func TestRunBench(t *testing.T) {
 		}
 		if r.IdleCores < 0 || r.CPUPerDelivery <= 0 {
 			t.Errorf("%s: idle %v cores, CPU per delivery %v: want both measured", r.Name, r.IdleCores, r.CPUPerDelivery)
+		}
+		if runtime.GOOS == "linux" && (r.Steal < 0 || r.Steal > 1 || r.OtherCores < 0) {
+			t.Errorf("%s: steal %v, other processes %v cores: want both measured", r.Name, r.Steal, r.OtherCores)
 		}
 		// The timeline covers every record once, in windows that
 		// follow each other, each within the run's percentiles.

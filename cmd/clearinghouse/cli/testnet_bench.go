@@ -31,10 +31,14 @@ one federation (stores on disk unless --in-memory).
 For each side it prints the time from the start of a publish until every
 node holds the record (durably stored, for nodes), as p50, p99 and max; the
 share of (record, node) deliveries made; the deliveries made by sync instead
-of gossip; the CPU per delivery; the resident memory per node; and the CPU
-of the N connected, idle nodes. With --runs > 1 it also prints the median
+of gossip; the CPU per delivery; the resident memory per node; the CPU
+of the N connected, idle nodes; and, while records flowed, the share of the
+machine's CPU the hypervisor gave to other guests (steal) and the cores
+other processes used. With --runs > 1 it also prints the median
 of each figure over the runs. The machine's other load shows in the
-figures: compare the ratio, not the absolute values.
+figures: compare the ratio, not the absolute values, and distrust a run
+whose steal or other load is high (the side that needs more CPU suffers
+more).
 
 With --disk, each run then also writes every record, at the same rate, to N
 plain pebble databases on disk at once, each with a synced commit (no
@@ -178,5 +182,7 @@ func medianResult(rs []testnet.BenchResult) testnet.BenchResult {
 	out.CPUPerDelivery = dur(func(r testnet.BenchResult) time.Duration { return r.CPUPerDelivery })
 	out.RSSPerNode = uint64(med(func(r testnet.BenchResult) float64 { return float64(r.RSSPerNode) }))
 	out.IdleCores = med(func(r testnet.BenchResult) float64 { return r.IdleCores })
+	out.Steal = med(func(r testnet.BenchResult) float64 { return r.Steal })
+	out.OtherCores = med(func(r testnet.BenchResult) float64 { return r.OtherCores })
 	return out
 }
