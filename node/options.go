@@ -316,7 +316,7 @@ func WithOrganisation(name string) Option {
 // WithSyncInterval sets the period of the node's sync rounds (default
 // DefaultSyncInterval): each round syncs the joined topics that changed
 // (sync_schedule.go), and one round in DefaultSyncFallbackRounds (at the
-// node's own phase) every joined topic with every connected peer; 0
+// node's own phase) every joined topic with one peer, the peers in turn; 0
 // disables periodic sync. Sync on
 // connection, on follow, the pull-back and Node.Sync are not affected.
 func WithSyncInterval(d time.Duration) Option {
@@ -330,11 +330,12 @@ func WithSyncInterval(d time.Duration) Option {
 }
 
 // WithSyncFallback sets how many sync intervals pass between two fallback
-// rounds, in which the node reconciles every joined topic with every
-// connected peer whether or not it changed (default
+// rounds, in which the node reconciles every joined topic, changed or not,
+// with one connected peer, the peers in turn (default
 // DefaultSyncFallbackRounds); 0 turns them off, which leaves a delivery
-// that gossip lost and no sync after it repaired missing until the topic
-// changes again. Each node runs them at its own phase (sync_schedule.go).
+// that gossip lost, and that no sync after it repaired, missing until the
+// topic changes again. Each node runs them at its own phase
+// (sync_schedule.go).
 func WithSyncFallback(rounds int) Option {
 	return func(o *options) error {
 		if rounds < 0 {

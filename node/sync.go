@@ -780,7 +780,7 @@ func (s *syncer) itemSet(topic string) (*protocol.ItemSet, error) {
 	if ok && c.last < last {
 		// Add what arrived since: reading the whole topic again for
 		// every session of a topic that changes cost more than the
-		// session (docs/benchmarks.md, "Sync while records flow").
+		// session (docs/benchmarks.md, "Collapses within a run").
 		// Records that arrived while the cached set was built are read
 		// again; With keeps one of each.
 		items, err := topicItems(s.n.store, topic, c.last)

@@ -6,12 +6,14 @@ import (
 	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/clearinghouse-net/clearinghouse/protocol"
 )
@@ -299,5 +301,34 @@ func TestOpenerMayHoldMore(t *testing.T) {
 				t.Errorf("openerMayHoldMore = %v over the reconciliation, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestFallbackPeer: fallback rounds ask one peer per topic, every peer in
+// turn, so that n rounds of a node with n peers ask each of them once;
+// topics start at different peers.
+func TestFallbackPeer(t *testing.T) {
+	var peers []peer.ID
+	for i := range 8 {
+		peers = append(peers, peer.ID(fmt.Sprintf("peer-%d", i)))
+	}
+	first := map[peer.ID]bool{}
+	for _, topic := range []string{"members", "index", "issue/a", "issue/b", "issue/c", "issue/d"} {
+		asked := map[peer.ID]int{}
+		for round := range len(peers) {
+			// The order of the connected peers does not matter.
+			shuffled := slices.Clone(peers)
+			slices.Reverse(shuffled[:round%len(peers)])
+			asked[fallbackPeer(shuffled, topic, round)]++
+		}
+		for _, p := range peers {
+			if asked[p] != 1 {
+				t.Fatalf("topic %s: %d rounds asked %s %d times, want every peer once: %v", topic, len(peers), p, asked[p], asked)
+			}
+		}
+		first[fallbackPeer(peers, topic, 0)] = true
+	}
+	if len(first) < 2 {
+		t.Errorf("every topic starts at the same peer")
 	}
 }

@@ -33,12 +33,16 @@ import (
 //     about to deliver and set off pull-backs, which fetched more. Under
 //     load, when gossip slowed, this fed itself: with 100 nodes at 10
 //     records/s the nodes' p50 went from 50 ms to 3 s within 20 s and
-//     stayed there (docs/benchmarks.md, "Sync while records flow");
-
+//     stayed there (docs/benchmarks.md, "Collapses within a run");
 //   - once the topic is quiet again, having changed since the last full
 //     round, it reconciles it with every connected peer, once;
-//   - otherwise it does nothing, except a full round every
-//     DefaultSyncFallbackRounds intervals as a safety net.
+//   - otherwise it does nothing, except a fallback round every
+//     DefaultSyncFallbackRounds intervals as a safety net: each topic with
+//     one connected peer, the peers in turn (fallbackPeer), so that every
+//     peer is asked within as many fallback rounds as the node has peers.
+//     (A fallback round with every peer cost 100 idle nodes about 0.08
+//     cores on its own, once the rounds were spread: 3,200 sessions every
+//     20 intervals; docs/benchmarks.md.)
 //
 // Each node runs its intervals and its fallback rounds at its own phase,
 // drawn from its peer ID (syncPhase): nodes started together (a testnet,
@@ -46,36 +50,38 @@ import (
 // rounds in the same instant, every node with every peer on every topic.
 // With 100 nodes that was 3,200 sessions at once every 20 intervals, which
 // held a 2-core machine for about two seconds and delayed every record
-// published meanwhile by as much (docs/benchmarks.md, "Fallback rounds in
-// step").
+// published meanwhile by as much (docs/benchmarks.md, "Collapses within a
+// run").
 //
 // A node that missed a record and stores nothing itself would then never
-// ask before the fallback round; so the side that serves a reconciliation
+// ask before its fallback rounds; so the side that serves a reconciliation
 // which finds the two sets different asks the opener in return
 // (reverseSync), for a topic it follows, at most once per half interval
 // per peer and topic. Between them, a record stored on one node reaches a
 // connected node that missed it: the holder changed, so it syncs with all
 // its peers when the topic settles, and the peer that lacks the record
 // answers that reconciliation by pulling from the holder; failing that,
-// the node that lacks it pulls it at its next fallback round, at most
-// DefaultSyncFallbackRounds intervals later (WithSyncFallback). A trigger that comes while a session
-// of the same peer and topic runs is run again after it (dispatch), so the
+// the node that lacks it pulls it at a fallback round: the next one if the
+// peer it asks holds the record, at the latest once it has asked every
+// peer in turn (WithSyncFallback). A trigger that comes while a session of
+// the same peer and topic runs is run again after it (dispatch), so the
 // pull-back and a Follow never stand in for each other.
 // Syncs on connection and on gossip gaps are unchanged.
 
-// DefaultSyncFallbackRounds is how many sync intervals pass between full
-// rounds of an unchanged topic (WithSyncFallback).
+// DefaultSyncFallbackRounds is how many sync intervals pass between
+// fallback rounds (WithSyncFallback).
 const DefaultSyncFallbackRounds = 20
 
 // syncSchedule is the periodic sync's memory; its zero value is ready.
 type syncSchedule struct {
-	mu       sync.Mutex
-	rounds   int
-	phase    int                  // this node's fallback phase, in rounds (syncPhase)
-	tickSeen map[string]uint64    // topic -> last arrival at the previous interval
-	fullSeen map[string]uint64    // topic -> last arrival at the last full round
-	reverse  map[string]time.Time // peer|topic -> last reverse sync
-	rng      *rand.Rand
+	mu        sync.Mutex
+	rounds    int
+	phase     int                  // this node's fallback phase, in rounds (syncPhase)
+	fallbacks int                  // fallback rounds run
+	tickSeen  map[string]uint64    // topic -> last arrival at the previous interval
+	fullSeen  map[string]uint64    // topic -> last arrival at the last full round
+	reverse   map[string]time.Time // peer|topic -> last reverse sync
+	rng       *rand.Rand
 }
 
 // periodic runs one interval's syncs.
@@ -108,6 +114,9 @@ func (s *syncer) periodic() {
 	sc.rounds++
 	every := s.n.opts.syncFallback
 	fallback := every > 0 && (sc.rounds+sc.phase)%every == 0
+	if fallback {
+		sc.fallbacks++
+	}
 	settled := s.n.opts.clock().Add(-s.recentHorizon()).UnixMilli()
 	for _, t := range topics {
 		cur := last[t]
@@ -121,10 +130,10 @@ func (s *syncer) periodic() {
 		case fallback && changing:
 			// Records flow: the fallback too leaves the newest to
 			// gossip; the round once the topic settles covers them.
-			plan = appendAll(plan, peers, t, settled)
+			plan = append(plan, syncTrigger{peer: fallbackPeer(peers, t, sc.fallbacks), topic: t, below: settled})
 		case fallback:
 			sc.fullSeen[t] = cur
-			plan = appendAll(plan, peers, t, 0)
+			plan = append(plan, syncTrigger{peer: fallbackPeer(peers, t, sc.fallbacks), topic: t})
 		case changing:
 			plan = append(plan, syncTrigger{peer: peers[sc.rng.IntN(len(peers))], topic: t, below: settled})
 		case !seen:
@@ -168,6 +177,18 @@ func appendAll(plan []syncTrigger, peers []peer.ID, topic string, below int64) [
 		plan = append(plan, syncTrigger{peer: p, topic: topic, below: below})
 	}
 	return plan
+}
+
+// fallbackPeer returns the peer a fallback round reconciles topic with:
+// the connected peers in turn, by ID, from an offset drawn from the topic,
+// so that round k of a node with n peers asks about each topic a
+// different peer, and n rounds ask every peer.
+func fallbackPeer(peers []peer.ID, topic string, round int) peer.ID {
+	sorted := slices.Clone(peers)
+	slices.Sort(sorted)
+	h := sha256.Sum256([]byte(topic))
+	off := int(binary.BigEndian.Uint32(h[:4]) % uint32(len(sorted)))
+	return sorted[(off+round)%len(sorted)]
 }
 
 // widerBelow returns the wider of two limits of a topic sync (0: none).
