@@ -332,3 +332,62 @@ func TestFallbackPeer(t *testing.T) {
 		t.Errorf("every topic starts at the same peer")
 	}
 }
+
+// TestSyncPlan: the periodic rounds of one topic over a run of intervals:
+// a random peer, for the older records only, while it changes; every peer,
+// every record, once it settles, also when a fallback round falls on that
+// interval; nothing while unchanged; one peer in turn at a fallback round.
+func TestSyncPlan(t *testing.T) {
+	var peers []peer.ID
+	for i := range 4 {
+		peers = append(peers, peer.ID(fmt.Sprintf("peer-%d", i)))
+	}
+	const topic, settled, every = "issue/a", int64(12345), 5
+	sc := &syncSchedule{}
+	type want struct {
+		sessions int
+		below    int64
+	}
+	last := uint64(1)
+	for round, tc := range []struct {
+		arrived bool // a record arrived since the previous interval
+		want    want
+	}{
+		{false, want{1, 0}},      // 1: first look at the topic
+		{false, want{4, 0}},      // 2: not synced with every peer yet
+		{false, want{0, 0}},      // 3: unchanged
+		{true, want{1, settled}}, // 4: changing
+		{true, want{1, settled}}, // 5: changing, and a fallback round
+		{false, want{4, 0}},      // 6: settled
+		{false, want{0, 0}},      // 7
+		{true, want{1, settled}}, // 8
+		{false, want{4, 0}},      // 9: settled
+		{false, want{1, 0}},      // 10: a fallback round, unchanged
+		{true, want{1, settled}}, // 11
+		{true, want{1, settled}}, // 12
+		{true, want{1, settled}}, // 13
+		{true, want{1, settled}}, // 14
+		{false, want{4, 0}},      // 15: settled, when a fallback round is due too
+		{false, want{0, 0}},      // 16
+		{false, want{0, 0}},      // 17
+	} {
+		if tc.arrived {
+			last++
+		}
+		plan := sc.plan([]string{topic}, map[string]uint64{topic: last}, false, peers, every, settled)
+		seen := map[peer.ID]bool{}
+		for _, tr := range plan {
+			seen[tr.peer] = true
+			if tr.topic != topic || tr.below != tc.want.below {
+				t.Errorf("round %d: trigger %+v, want topic %s below %d", round+1, tr, topic, tc.want.below)
+			}
+		}
+		if len(plan) != tc.want.sessions || len(seen) != len(plan) {
+			t.Errorf("round %d: %d sessions with %d peers, want %d", round+1, len(plan), len(seen), tc.want.sessions)
+		}
+	}
+	// Blind (no topic stats): every topic with every peer.
+	if plan := sc.plan([]string{topic, "members"}, nil, true, peers, every, settled); len(plan) != 8 {
+		t.Errorf("blind round: %d sessions, want 8", len(plan))
+	}
+}

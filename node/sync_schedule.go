@@ -104,57 +104,66 @@ func (s *syncer) periodic() {
 	if i := slices.Index(topics, protocol.TopicMembers); i > 0 {
 		topics = append(append([]string{protocol.TopicMembers}, topics[:i]...), topics[i+1:]...)
 	}
+	settled := s.n.opts.clock().Add(-s.recentHorizon()).UnixMilli()
+	plan := s.sched.plan(topics, last, err != nil, peers, s.n.opts.syncFallback, settled)
+	for _, t := range plan {
+		s.dispatch(t)
+	}
+}
+
+// plan decides one interval's sessions: topics in the order to sync them,
+// last their last arrivals (blind: unknown, sync every topic with every
+// peer), peers the connected ones, every the fallback period in intervals
+// (<= 0: none), settled the limit for the rounds of changing topics.
+func (sc *syncSchedule) plan(topics []string, last map[string]uint64, blind bool, peers []peer.ID, every int, settled int64) []syncTrigger {
 	var plan []syncTrigger
-	sc := &s.sched
 	sc.mu.Lock()
+	defer sc.mu.Unlock()
 	if sc.tickSeen == nil {
 		sc.tickSeen, sc.fullSeen = map[string]uint64{}, map[string]uint64{}
 		sc.rng = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 	}
 	sc.rounds++
-	every := s.n.opts.syncFallback
 	fallback := every > 0 && (sc.rounds+sc.phase)%every == 0
 	if fallback {
 		sc.fallbacks++
 	}
-	settled := s.n.opts.clock().Add(-s.recentHorizon()).UnixMilli()
 	for _, t := range topics {
 		cur := last[t]
 		prev, seen := sc.tickSeen[t]
 		sc.tickSeen[t] = cur
 		changing := seen && cur != prev
 		switch {
-		case err != nil:
+		case blind:
 			sc.fullSeen[t] = cur
 			plan = appendAll(plan, peers, t, 0)
-		case fallback && changing:
+		case changing && fallback:
 			// Records flow: the fallback too leaves the newest to
 			// gossip; the round once the topic settles covers them.
 			plan = append(plan, syncTrigger{peer: fallbackPeer(peers, t, sc.fallbacks), topic: t, below: settled})
-		case fallback:
-			sc.fullSeen[t] = cur
-			plan = append(plan, syncTrigger{peer: fallbackPeer(peers, t, sc.fallbacks), topic: t})
 		case changing:
 			plan = append(plan, syncTrigger{peer: peers[sc.rng.IntN(len(peers))], topic: t, below: settled})
 		case !seen:
 			plan = append(plan, syncTrigger{peer: peers[sc.rng.IntN(len(peers))], topic: t})
 		case cur != sc.fullSeen[t]:
+			// Settled since it changed: every peer, every record.
+			// This also stands for a fallback round due now.
 			sc.fullSeen[t] = cur
 			plan = appendAll(plan, peers, t, 0)
+		case fallback:
+			plan = append(plan, syncTrigger{peer: fallbackPeer(peers, t, sc.fallbacks), topic: t})
 		}
 	}
-	sc.mu.Unlock()
-	for _, t := range plan {
-		s.dispatch(t)
-	}
+	return plan
 }
 
 // recentHorizon is how old a record's claimed time must be for the
 // periodic round of a changing topic to reconcile it: two sync intervals,
 // at least 10 s. A record gossip lost is then repaired that much later
 // while records flow; the round once the topic settles, the fallback
-// round, pull-backs and the syncs on connection, follow and gaps reconcile
-// everything.
+// round of a topic that does not change, and the syncs on connection,
+// follow and gaps reconcile everything (a pull-back, up to where the
+// opener's reconciliation found a difference).
 func (s *syncer) recentHorizon() time.Duration {
 	return max(2*s.n.opts.syncInterval, 10*time.Second)
 }
