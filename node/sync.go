@@ -198,7 +198,7 @@ type syncer struct {
 	inbound  map[peer.ID]*inboundSlots
 	inflight flights              // the sessions running, by trigger key
 	chainOK  map[string]bool      // topics whose own chain head is confirmed
-	lastGap  map[string]time.Time // peer|topic -> last gossip-gap fetch
+	lastGap  throttle             // peer|topic -> last gossip-gap fetch
 	sets     map[string]cachedSet // followed topic -> its latest item set
 
 	sched syncSchedule // the periodic rounds (sync_schedule.go)
@@ -326,7 +326,7 @@ func newSyncer(n *Node) *syncer {
 		inbound:  map[peer.ID]*inboundSlots{},
 		inflight: flights{},
 		chainOK:  map[string]bool{},
-		lastGap:  map[string]time.Time{},
+		lastGap:  throttle{},
 		sets:     map[string]cachedSet{},
 	}
 	s.frames = newMemBudget(s.limits.FrameMemory, func(n int64) { s.frameMem.Set(float64(n)) })
@@ -525,19 +525,11 @@ func (s *syncer) missingParents(from peer.ID, rec *protocol.Record) {
 	key := from.String() + "|" + rec.Env.Topic
 	now := s.n.opts.clock()
 	s.mu.Lock()
-	if last, ok := s.lastGap[key]; ok && now.Sub(last) < syncGapInterval {
-		s.mu.Unlock()
+	ok := s.lastGap.allow(key, now, syncGapInterval)
+	s.mu.Unlock()
+	if !ok {
 		return
 	}
-	if len(s.lastGap) > 4096 {
-		for k, t := range s.lastGap {
-			if now.Sub(t) >= syncGapInterval {
-				delete(s.lastGap, k)
-			}
-		}
-	}
-	s.lastGap[key] = now
-	s.mu.Unlock()
 	s.trigger(syncTrigger{peer: from, topic: rec.Env.Topic, cids: missing})
 }
 

@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -389,5 +390,32 @@ func TestSyncPlan(t *testing.T) {
 	// Blind (no topic stats): every topic with every peer.
 	if plan := sc.plan([]string{topic, "members"}, nil, true, peers, every, settled); len(plan) != 8 {
 		t.Errorf("blind round: %d sessions, want 8", len(plan))
+	}
+}
+
+// TestThrottle: a key goes through at most once per period, keys do not
+// hold each other up, and a full throttle forgets only keys past their
+// period.
+func TestThrottle(t *testing.T) {
+	th := throttle{}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	const every = time.Second
+	if !th.allow("a", t0, every) || th.allow("a", t0.Add(every-1), every) || !th.allow("a", t0.Add(every), every) {
+		t.Fatal("a key went through twice within its period, or not after it")
+	}
+	if !th.allow("b", t0.Add(every), every) {
+		t.Fatal("one key held up another")
+	}
+	for i := range throttleKeys {
+		th.allow(fmt.Sprint(i), t0, every)
+	}
+	// Full: the keys of t0 are past their period at t0+1.5s and go; "a"
+	// and "b" (t0+1s) are not at t0+1.5s and stay.
+	th.allow("new", t0.Add(3*every/2), every)
+	if _, ok := th["0"]; ok {
+		t.Error("a full throttle kept a key past its period")
+	}
+	if th.allow("a", t0.Add(3*every/2), every) {
+		t.Error("a full throttle forgot a key within its period")
 	}
 }

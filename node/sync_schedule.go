@@ -76,11 +76,11 @@ const DefaultSyncFallbackRounds = 20
 type syncSchedule struct {
 	mu        sync.Mutex
 	rounds    int
-	phase     int                  // this node's fallback phase, in rounds (syncPhase)
-	fallbacks int                  // fallback rounds run
-	tickSeen  map[string]uint64    // topic -> last arrival at the previous interval
-	fullSeen  map[string]uint64    // topic -> last arrival at the last full round
-	reverse   map[string]time.Time // peer|topic -> last reverse sync
+	phase     int               // this node's fallback phase, in rounds (syncPhase)
+	fallbacks int               // fallback rounds run
+	tickSeen  map[string]uint64 // topic -> last arrival at the previous interval
+	fullSeen  map[string]uint64 // topic -> last arrival at the last full round
+	reverse   throttle          // peer|topic -> last reverse sync
 	rng       *rand.Rand
 }
 
@@ -200,6 +200,30 @@ func fallbackPeer(peers []peer.ID, topic string, round int) peer.ID {
 	return sorted[(off+round)%len(sorted)]
 }
 
+// throttle lets a key through at most once per period: it holds when each
+// key last went through, and forgets those older than the period once it
+// holds more than throttleKeys. Its owner's lock guards it.
+type throttle map[string]time.Time
+
+// throttleKeys bounds a throttle before it forgets old keys.
+const throttleKeys = 4096
+
+// allow reports whether key may go through at now, and if so notes it.
+func (t throttle) allow(key string, now time.Time, every time.Duration) bool {
+	if last, ok := t[key]; ok && now.Sub(last) < every {
+		return false
+	}
+	if len(t) > throttleKeys {
+		for k, at := range t {
+			if now.Sub(at) >= every {
+				delete(t, k)
+			}
+		}
+	}
+	t[key] = now
+	return true
+}
+
 // widerBelow returns the wider of two limits of a topic sync (0: none).
 func widerBelow(a, b int64) int64 {
 	if a == 0 || b == 0 {
@@ -253,21 +277,13 @@ func (s *syncer) reverseSync(p peer.ID, topic string, req, answer []protocol.Ran
 	sc := &s.sched
 	sc.mu.Lock()
 	if sc.reverse == nil {
-		sc.reverse = map[string]time.Time{}
+		sc.reverse = throttle{}
 	}
-	if last, ok := sc.reverse[key]; ok && now.Sub(last) < every {
-		sc.mu.Unlock()
+	ok := sc.reverse.allow(key, now, every)
+	sc.mu.Unlock()
+	if !ok {
 		return
 	}
-	if len(sc.reverse) > 4096 {
-		for k, t := range sc.reverse {
-			if now.Sub(t) >= every {
-				delete(sc.reverse, k)
-			}
-		}
-	}
-	sc.reverse[key] = now
-	sc.mu.Unlock()
 	// Only as far as the difference: the answer to a round that left
 	// out the newest records must not make this node reconcile them.
 	s.trigger(syncTrigger{peer: p, topic: topic, below: differsBelow(answer)})
