@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/fxamacker/cbor/v2"
 	"github.com/ipfs/go-cid"
@@ -15,7 +16,7 @@ import (
 // DAG-CBOR spec requires), definite lengths only, no tags other than 42
 // (CID links), no floats in any schema, strict decoding of known fields.
 var (
-	encMode cbor.EncMode
+	encMode cbor.UserBufferEncMode
 	decMode cbor.DecMode
 )
 
@@ -29,7 +30,7 @@ func init() {
 		TagsMd:        cbor.TagsAllowed,
 		String:        cbor.StringToTextString,
 		FieldName:     cbor.FieldNameToTextString,
-	}.EncMode()
+	}.UserBufferEncMode()
 	if err != nil {
 		panic("protocol: cbor encoder options: " + err.Error())
 	}
@@ -62,15 +63,31 @@ func unmarshalCanonical(data []byte, v any) error {
 	if err := unmarshalStrict(data, v); err != nil {
 		return err
 	}
-	again, err := encMode.Marshal(v)
-	if err != nil {
+	// Re-encoded into a reused buffer: every record a node receives
+	// passes here, and the copy Marshal returns was garbage at once.
+	buf := reencodeBufs.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= maxPooledReencode {
+			buf.Reset()
+			reencodeBufs.Put(buf)
+		}
+	}()
+	buf.Reset()
+	if err := encMode.MarshalToBuffer(v, buf); err != nil {
 		return Errorf(ReasonBadEncoding, "re-encode: %v", err)
 	}
-	if !bytes.Equal(again, data) {
+	if again := buf.Bytes(); !bytes.Equal(again, data) {
 		return Errorf(ReasonNonCanonical, "encoding is not canonical DAG-CBOR (%d bytes, canonical form is %d bytes)", len(data), len(again))
 	}
 	return nil
 }
+
+// reencodeBufs holds the buffers unmarshalCanonical re-encodes into; one
+// grown beyond maxPooledReencode (a large record) is left to the garbage
+// collector rather than kept.
+var reencodeBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+const maxPooledReencode = 64 << 10
 
 // unmarshalStrict decodes data into v with the strict decoder options
 // (no duplicate keys, no unknown fields, valid UTF-8, no indefinite
