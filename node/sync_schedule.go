@@ -81,6 +81,7 @@ type syncSchedule struct {
 	tickSeen  map[string]uint64 // topic -> last arrival at the previous interval
 	fullSeen  map[string]uint64 // topic -> last arrival at the last full round
 	reverse   throttle          // peer|topic -> last reverse sync
+	deferred  map[string]bool   // peer|topic with a throttled reverse sync waiting
 	rng       *rand.Rand
 }
 
@@ -261,7 +262,8 @@ func differsBelow(answer []protocol.Range) int64 {
 // records this node lacks (openerMayHoldMore) and this node follows topic,
 // it reconciles the topic with p itself, up to the highest range of the
 // answer that is not a skip (differsBelow), at most once per
-// reverseInterval per peer and topic. A topic the node does not follow is never pulled:
+// reverseInterval per peer and topic; one that comes sooner runs when the
+// period ends. A topic the node does not follow is never pulled:
 // any peer may ask about any topic name, and the answer must not make this
 // node fetch and store what it does not follow.
 func (s *syncer) reverseSync(p peer.ID, topic string, req, answer []protocol.Range) {
@@ -277,16 +279,39 @@ func (s *syncer) reverseSync(p peer.ID, topic string, req, answer []protocol.Ran
 	sc := &s.sched
 	sc.mu.Lock()
 	if sc.reverse == nil {
-		sc.reverse = throttle{}
+		sc.reverse, sc.deferred = throttle{}, map[string]bool{}
 	}
 	ok := sc.reverse.allow(key, now, every)
+	later := !ok && !sc.deferred[key]
+	if later {
+		sc.deferred[key] = true
+	}
+	wait := every - now.Sub(sc.reverse[key])
 	sc.mu.Unlock()
-	if !ok {
+	if ok {
+		// Only as far as the difference: the answer to a round that
+		// left out the newest records must not make this node
+		// reconcile them.
+		s.trigger(syncTrigger{peer: p, topic: topic, below: differsBelow(answer)})
 		return
 	}
-	// Only as far as the difference: the answer to a round that left
-	// out the newest records must not make this node reconcile them.
-	s.trigger(syncTrigger{peer: p, topic: topic, below: differsBelow(answer)})
+	if !later {
+		return // one waits already
+	}
+	// Throttled, but not dropped: the last pull-back may have reconciled
+	// before the opener stored what this step shows (it pulled while the
+	// opener was still being filled), and dropping this one left those
+	// records missing until a fallback round. It runs once the period
+	// ends, for every record; one per peer and topic waits at a time.
+	time.AfterFunc(max(wait, 0), func() {
+		sc.mu.Lock()
+		delete(sc.deferred, key)
+		sc.reverse[key] = s.n.opts.clock()
+		sc.mu.Unlock()
+		if s.n.ctx.Err() == nil {
+			s.trigger(syncTrigger{peer: p, topic: topic})
+		}
+	})
 }
 
 // reverseInterval is the least time between two pull-backs from one peer

@@ -618,6 +618,55 @@ func TestSyncItemSetGrows(t *testing.T) {
 	}
 }
 
+// TestSyncPullBackNotDropped: a difference shown within the throttle
+// period of the last pull-back (which reconciled before the opener stored
+// more) is pulled back once the period ends, not dropped.
+func TestSyncPullBackNotDropped(t *testing.T) {
+	ctx := testContext(t)
+	net := testnet.New(t, 2, testnet.WithFollow(slug), testnet.WithNodeOptions(noPeriodicSync))
+	for _, nd := range net.Nodes {
+		if _, err := nd.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	key := net.SigningKey(0)
+	var prev cid.Cid
+	ingest := func(from, to int) []cid.Cid {
+		var out []cid.Cid
+		for i := from; i < to; i++ {
+			r, err := protocol.Build(key, protocol.Draft{Network: net.Nodes[0].NetworkID(), Kind: protocol.KindStatement,
+				Topic: topic, Seq: uint64(i + 1), Prev: prev, Time: time.Now(), Body: statement(i)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Not gossiped: only sync moves it.
+			if _, err := net.Nodes[0].Ingest(ctx, r.Raw, "", node.SourceLocal); err != nil {
+				t.Fatal(err)
+			}
+			prev = r.CID
+			out = append(out, r.CID)
+		}
+		return out
+	}
+	pull := func() {
+		if _, err := node.SyncTopicWith(ctx, net.Nodes[0], net.Nodes[1].ID(), topic); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := ingest(0, 1)
+	pull() // node 1 answers and pulls back
+	if err := net.Nodes[1].WaitRecords(ctx, first...); err != nil {
+		t.Fatal(err)
+	}
+	rest := ingest(1, 5)
+	pull() // within the throttle period of the first pull-back
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := net.Nodes[1].WaitRecords(wctx, rest...); err != nil {
+		t.Fatalf("the second pull-back was dropped: %v", err)
+	}
+}
+
 // TestSyncSettledLeavesRecent: the periodic round of a changing topic
 // reconciles only the records claimed before its recent horizon, which
 // gossip may still be carrying: it fetches the older ones, and the recent
