@@ -50,6 +50,32 @@ func publishRoundRobin(t testing.TB, ctx context.Context, nd *node.Node, topics 
 	return cids
 }
 
+// ingestChain stores on node 0 the statements of node 0's key with seq
+// from+1 to to on topic, chained after prev (cid.Undef for seq 1), each
+// claimed at at(i) for its index i, by Ingest, which does not gossip them:
+// only sync moves them to other nodes. It returns their CIDs.
+func ingestChain(t *testing.T, ctx context.Context, net *testnet.Network, topic string, prev cid.Cid, from, to int, at func(i int) time.Time) []cid.Cid {
+	t.Helper()
+	key := net.SigningKey(0)
+	var out []cid.Cid
+	for i := from; i < to; i++ {
+		r, err := protocol.Build(key, protocol.Draft{Network: net.Nodes[0].NetworkID(), Kind: protocol.KindStatement,
+			Topic: topic, Seq: uint64(i + 1), Prev: prev, Time: at(i), Body: statement(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := net.Nodes[0].Ingest(ctx, r.Raw, "", node.SourceLocal); err != nil {
+			t.Fatal(err)
+		}
+		prev = r.CID
+		out = append(out, r.CID)
+	}
+	return out
+}
+
+// claimedNow is the claimed time of ingestChain's records that need none other.
+func claimedNow(int) time.Time { return time.Now() }
+
 func issueTopics(slugs []string) []string {
 	out := make([]string, len(slugs))
 	for i, s := range slugs {
@@ -578,21 +604,7 @@ func TestSyncPeriodic(t *testing.T) {
 	if _, err := net.Nodes[1].Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
-	key := net.SigningKey(0)
-	var prev cid.Cid
-	var cids []cid.Cid
-	for i := range 20 {
-		r, err := protocol.Build(key, protocol.Draft{Network: net.Nodes[0].NetworkID(), Kind: protocol.KindStatement,
-			Topic: topic, Seq: uint64(i + 1), Prev: prev, Time: time.Now(), Body: statement(i)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := net.Nodes[0].Ingest(ctx, r.Raw, "", node.SourceLocal); err != nil {
-			t.Fatal(err)
-		}
-		prev = r.CID
-		cids = append(cids, r.CID)
-	}
+	cids := ingestChain(t, ctx, net, topic, cid.Undef, 0, 20, claimedNow)
 	if err := net.Nodes[1].WaitRecords(ctx, cids...); err != nil {
 		t.Fatal(err)
 	}
@@ -629,36 +641,17 @@ func TestSyncPullBackNotDropped(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	key := net.SigningKey(0)
-	var prev cid.Cid
-	ingest := func(from, to int) []cid.Cid {
-		var out []cid.Cid
-		for i := from; i < to; i++ {
-			r, err := protocol.Build(key, protocol.Draft{Network: net.Nodes[0].NetworkID(), Kind: protocol.KindStatement,
-				Topic: topic, Seq: uint64(i + 1), Prev: prev, Time: time.Now(), Body: statement(i)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			// Not gossiped: only sync moves it.
-			if _, err := net.Nodes[0].Ingest(ctx, r.Raw, "", node.SourceLocal); err != nil {
-				t.Fatal(err)
-			}
-			prev = r.CID
-			out = append(out, r.CID)
-		}
-		return out
-	}
 	pull := func() {
 		if _, err := node.SyncTopicWith(ctx, net.Nodes[0], net.Nodes[1].ID(), topic); err != nil {
 			t.Fatal(err)
 		}
 	}
-	first := ingest(0, 1)
+	first := ingestChain(t, ctx, net, topic, cid.Undef, 0, 1, claimedNow)
 	pull() // node 1 answers and pulls back
 	if err := net.Nodes[1].WaitRecords(ctx, first...); err != nil {
 		t.Fatal(err)
 	}
-	rest := ingest(1, 5)
+	rest := ingestChain(t, ctx, net, topic, first[0], 1, 5, claimedNow)
 	pull() // within the throttle period of the first pull-back
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -685,29 +678,9 @@ func TestSyncSettledLeavesRecent(t *testing.T) {
 	if _, err := late.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
-	key := net.SigningKey(0)
-	var prev cid.Cid
-	var old, recent []cid.Cid
-	for i := range 8 {
-		at := t0.Add(time.Duration(i) * time.Second) // five an hour old
-		if i >= 5 {
-			at = t0.Add(time.Hour) // three just now
-		}
-		r, err := protocol.Build(key, protocol.Draft{Network: net.Nodes[0].NetworkID(), Kind: protocol.KindStatement,
-			Topic: topic, Seq: uint64(i + 1), Prev: prev, Time: at, Body: statement(i)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := net.Nodes[0].Ingest(ctx, r.Raw, "", node.SourceLocal); err != nil {
-			t.Fatal(err)
-		}
-		prev = r.CID
-		if i < 5 {
-			old = append(old, r.CID)
-		} else {
-			recent = append(recent, r.CID)
-		}
-	}
+	// Five an hour old, then three just now.
+	old := ingestChain(t, ctx, net, topic, cid.Undef, 0, 5, func(i int) time.Time { return t0.Add(time.Duration(i) * time.Second) })
+	recent := ingestChain(t, ctx, net, topic, old[len(old)-1], 5, 8, func(int) time.Time { return t0.Add(time.Hour) })
 	held := func(cids []cid.Cid) int {
 		n := 0
 		for _, c := range cids {
@@ -758,26 +731,8 @@ func TestSyncPullBackFollowedOnly(t *testing.T) {
 		return append(noPeriodicSync(i), node.WithFollow(follow))
 	}))
 	// Records that gossip never carries: only sync can move them.
-	key := net.SigningKey(0)
-	var unfollowed, followed []cid.Cid
-	for _, tc := range []struct {
-		topic string
-		out   *[]cid.Cid
-	}{{topic, &unfollowed}, {protocol.IssueTopic(other), &followed}} {
-		var prev cid.Cid
-		for i := range 5 {
-			r, err := protocol.Build(key, protocol.Draft{Network: net.Nodes[0].NetworkID(), Kind: protocol.KindStatement,
-				Topic: tc.topic, Seq: uint64(i + 1), Prev: prev, Time: time.Now(), Body: statement(i)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := net.Nodes[0].Ingest(ctx, r.Raw, "", node.SourceLocal); err != nil {
-				t.Fatal(err)
-			}
-			prev = r.CID
-			*tc.out = append(*tc.out, r.CID)
-		}
-	}
+	unfollowed := ingestChain(t, ctx, net, topic, cid.Undef, 0, 5, claimedNow)
+	followed := ingestChain(t, ctx, net, protocol.IssueTopic(other), cid.Undef, 0, 5, claimedNow)
 	// Node 0 reconciles every topic it follows with node 1; node 1 has
 	// answered, and so decided on its pull-backs, when Sync returns.
 	if _, err := net.Nodes[0].Sync(ctx); err != nil {
