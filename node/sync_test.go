@@ -673,10 +673,15 @@ func TestSyncSettledLeavesRecent(t *testing.T) {
 			return append(noPeriodicSync(i), node.WithClock(clock.Now))
 		}))
 	late := net.Nodes[1]
-	// The sync on connection is over: the records below reach node 1
-	// only by the sessions of this test (Ingest does not gossip them).
-	if _, err := late.Sync(ctx); err != nil {
-		t.Fatal(err)
+	// The syncs on connection, both ways, are over (a session waits for
+	// the one of the same peer and topic): the records below reach node 1
+	// only by the sessions of this test (Ingest does not gossip them, and
+	// no pull-back of node 1 can follow a reconciliation node 0 opened
+	// after they were stored).
+	for _, nd := range net.Nodes {
+		if _, err := nd.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
 	// Five an hour old, then three just now.
 	old := ingestChain(t, ctx, net, topic, cid.Undef, 0, 5, func(i int) time.Time { return t0.Add(time.Duration(i) * time.Second) })
