@@ -154,7 +154,9 @@ func TestDHTDiscovery(t *testing.T) {
 			if !p.Direct || !p.Member {
 				t.Errorf("node %d: peer %s direct=%v member=%v, want both", i, p.ID, p.Direct, p.Member)
 			}
-			if !nd.Host().ConnManager().IsProtected(p.ID, node.MemberTag) {
+			// Protection follows the peer's identification, which may
+			// end after the connection is counted: wait for it.
+			if !waitFor(ctx, func() bool { return nd.Host().ConnManager().IsProtected(p.ID, node.MemberTag) }) {
 				t.Errorf("node %d: connection to member %s not protected from trimming", i, p.ID)
 			}
 		}
@@ -212,4 +214,18 @@ func waitConnected(ctx context.Context, nd *node.Node, k int) error {
 		}
 	}
 	return nil
+}
+
+// waitFor polls cond every 10 ms until it holds (true) or ctx ends (false).
+func waitFor(ctx context.Context, cond func() bool) bool {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return false
+		}
+	}
+	return true
 }
