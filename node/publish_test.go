@@ -2,13 +2,19 @@ package node_test
 
 import (
 	"context"
+	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/ipfs/go-cid"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/peer"
+	libp2pprotocol "github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/clearinghouse-net/clearinghouse/node"
 	"github.com/clearinghouse-net/clearinghouse/protocol"
@@ -23,9 +29,20 @@ import (
 // still queued, and the next publish signed the same seq again.
 func TestAbandonedPublishesDoNotFork(t *testing.T) {
 	ctx := testContext(t)
-	// No periodic sync: what node 1 gets, it gets by gossip.
+	// No periodic sync. Node 1 can still fetch a record by sync before
+	// its gossiped copy is validated (a gossip gap: validation runs
+	// concurrently, so a child can be checked before its parent), so
+	// what shows that node 0 gossiped a record is node 1's gossipsub
+	// receiving it, whichever path stored it first.
+	received := newGossipRecorder()
 	net := testnet.New(t, 2, testnet.WithFollow(slug),
-		testnet.WithNodeOptions(func(int) []node.Option { return []node.Option{node.WithSyncInterval(time.Hour)} }))
+		testnet.WithNodeOptions(func(i int) []node.Option {
+			o := []node.Option{node.WithSyncInterval(time.Hour)}
+			if i == 1 {
+				o = append(o, node.WithGossipTracer(received))
+			}
+			return o
+		}))
 	if err := net.WaitTopicMesh(ctx, topic); err != nil {
 		t.Fatal(err)
 	}
@@ -34,17 +51,6 @@ func TestAbandonedPublishesDoNotFork(t *testing.T) {
 	equivocations := func() float64 {
 		return counter(t, a, "clearinghouse_equivocations_total", topic) + counter(t, b, "clearinghouse_equivocations_total", topic)
 	}
-	gossiped := make(chan cid.Cid, 1<<14)
-	// A buffer for every record the test can publish: events beyond a
-	// subscriber's buffer are dropped, and a drop here is not a record
-	// that was never gossiped.
-	sub := b.SubscribeBuffered(1<<14, func(e node.Event) bool { return e.Source == node.SourceGossip && e.Record.Env.Topic == topic })
-	defer sub.Close()
-	go func() {
-		for e := range sub.C {
-			gossiped <- e.Record.CID
-		}
-	}()
 
 	body := &protocol.Statement{Title: "t", Text: "abandoned or not"}
 	deadline := time.Now().Add(2 * time.Second)
@@ -101,16 +107,85 @@ func TestAbandonedPublishesDoNotFork(t *testing.T) {
 	if n := equivocations(); n != 0 {
 		t.Fatalf("%v equivocations", n)
 	}
-	// Every stored record reaches node 1 by gossip.
-	for len(seen) > 0 {
-		select {
-		case c := <-gossiped:
-			delete(seen, c)
-		case <-ctx.Done():
-			t.Fatalf("%d stored records never gossiped", len(seen))
-		}
+	// Every stored record reaches node 1 by gossip, and node 1 stores it.
+	cids := slices.Collect(maps.Keys(seen))
+	if err := b.WaitRecords(ctx, cids...); err != nil {
+		t.Fatalf("node 1: %v", err)
+	}
+	if err := received.wait(ctx, cids); err != nil {
+		t.Fatal(err)
 	}
 	if n := equivocations(); n != 0 {
 		t.Fatalf("%v equivocations", n)
 	}
 }
+
+// gossipRecorder is a gossipsub tracer that records the CID of every
+// message the node receives: each record gossip brought, whether or not
+// the node already held it or got to validate it.
+type gossipRecorder struct {
+	mu      sync.Mutex
+	seen    map[cid.Cid]bool
+	changed chan struct{} // closed and replaced on every new CID
+}
+
+func newGossipRecorder() *gossipRecorder {
+	return &gossipRecorder{seen: map[cid.Cid]bool{}, changed: make(chan struct{})}
+}
+
+func (g *gossipRecorder) RecvRPC(rpc *pubsub.RPC) {
+	if len(rpc.Publish) == 0 {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, m := range rpc.Publish {
+		g.seen[protocol.RecordCID(m.Data)] = true
+	}
+	close(g.changed)
+	g.changed = make(chan struct{})
+}
+
+// wait returns once every one of cids was received, or an error naming
+// how many were not when ctx ends.
+func (g *gossipRecorder) wait(ctx context.Context, cids []cid.Cid) error {
+	for {
+		g.mu.Lock()
+		missing := 0
+		for _, c := range cids {
+			if !g.seen[c] {
+				missing++
+			}
+		}
+		changed := g.changed
+		g.mu.Unlock()
+		if missing == 0 {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return fmt.Errorf("%d stored records never gossiped to node 1", missing)
+		}
+	}
+}
+
+// The remaining RawTracer methods record nothing.
+
+func (*gossipRecorder) AddPeer(peer.ID, libp2pprotocol.ID)                   {}
+func (*gossipRecorder) RemovePeer(peer.ID)                                   {}
+func (*gossipRecorder) Join(string)                                          {}
+func (*gossipRecorder) Leave(string)                                         {}
+func (*gossipRecorder) Graft(peer.ID, string)                                {}
+func (*gossipRecorder) Prune(peer.ID, string)                                {}
+func (*gossipRecorder) DeliverMessage(*pubsub.Message)                       {}
+func (*gossipRecorder) RejectMessage(*pubsub.Message, string)                {}
+func (*gossipRecorder) DuplicateMessage(*pubsub.Message)                     {}
+func (*gossipRecorder) ThrottlePeer(peer.ID)                                 {}
+func (*gossipRecorder) ValidateMessage(*pubsub.Message)                      {}
+func (*gossipRecorder) SendRPC(*pubsub.RPC, peer.ID)                         {}
+func (*gossipRecorder) DropRPC(*pubsub.RPC, peer.ID)                         {}
+func (*gossipRecorder) UndeliverableMessage(*pubsub.Message)                 {}
+func (*gossipRecorder) OnNewOutboundStream(peer.ID, libp2pprotocol.ID)       {}
+func (*gossipRecorder) OnClosedOutboundStream(peer.ID)                       {}
+func (*gossipRecorder) SendRPCCompleted(*pubsub.RPC, peer.ID, time.Duration) {}
