@@ -99,3 +99,7 @@ func PullBackTopics(n *Node) []string {
 	slices.Sort(out)
 	return slices.Compact(out)
 }
+
+// MaxCommitsInFlight is how many batches the apply loop queues for their
+// durable write before it waits.
+const MaxCommitsInFlight = maxCommitsInFlight

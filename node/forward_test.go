@@ -3,8 +3,15 @@ package node_test
 import (
 	"bytes"
 	"context"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
+	"github.com/ipfs/go-cid"
 
 	"github.com/libp2p/go-libp2p"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
@@ -146,6 +153,101 @@ func TestIncompletePastNotForwarded(t *testing.T) {
 	}
 	if err := nd.WaitRecords(ctx, parent.CID, child.CID); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestForwardedBeforeDurable: a gossiped record is forwarded once checked,
+// while its durable write (and every one queued before it) still waits for
+// the disk, up to and including the batch that finds the queue of durable
+// writes full (maxCommitsInFlight batches behind the one being synced); no
+// event announces a record before it is durable; once the disk answers,
+// every record is stored and the one held back is forwarded too.
+func TestForwardedBeforeDurable(t *testing.T) {
+	ctx := testContext(t)
+	// The write-ahead log's syncs wait while hold is set.
+	var hold atomic.Bool
+	release := make(chan struct{})
+	disk := errorfs.Wrap(vfs.NewMem(), errorfs.InjectorFunc(func(op errorfs.Op) error {
+		switch op.Kind {
+		case errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo:
+			if hold.Load() && strings.HasSuffix(op.Path, ".log") {
+				<-release
+			}
+		}
+		return nil
+	}))
+	net := testnet.New(t, 2, testnet.WithTopology(testnet.None), testnet.WithFollow(slug),
+		testnet.WithNodeOptions(func(i int) []node.Option {
+			if i == 0 {
+				return []node.Option{node.WithStoreFS(disk)}
+			}
+			return nil
+		}))
+	var once sync.Once
+	unhold := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(unhold) // before the network closes
+	nd := net.Nodes[0]
+	sender := newGossipPeer(t, ctx, nd, topic)
+	watcher := newGossipPeer(t, ctx, nd, topic)
+	sender.waitPeer(ctx, t, nd.ID())
+	if err := nd.WaitMeshPeers(ctx, topic, 2); err != nil {
+		t.Fatal(err)
+	}
+	events := nd.SubscribeBuffered(64, func(e node.Event) bool { return e.Record.Env.Topic == topic })
+	defer events.Close()
+
+	key := net.SigningKey(1) // a member's key; node 1 itself stays offline
+	t0 := time.Now().Add(-time.Minute)
+	var recs []*protocol.Record
+	prev := cid.Undef
+	// The first batch is being synced, maxCommitsInFlight wait behind it,
+	// and the next one finds them all queued: each is forwarded.
+	forwarded := node.MaxCommitsInFlight + 2
+	for i := range forwarded + 1 {
+		r, err := protocol.Build(key, protocol.Draft{Network: nd.NetworkID(), Kind: protocol.KindStatement, Topic: topic,
+			Seq: uint64(i + 1), Prev: prev, Time: t0.Add(time.Duration(i) * time.Second), Body: statement(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, r)
+		prev = r.CID
+	}
+	hold.Store(true)
+	// One at a time, so that each is a batch of its own.
+	for i, r := range recs[:forwarded] {
+		if err := sender.topic.Publish(ctx, r.Raw); err != nil {
+			t.Fatal(err)
+		}
+		if data := watcher.next(ctx, t); !bytes.Equal(data, r.Raw) {
+			t.Fatalf("record %d: the watcher got %s, want %s", i+1, protocol.RecordCID(data), r.CID)
+		}
+	}
+	select {
+	case e := <-events.C:
+		t.Fatalf("an event announced %s while no write was durable", e.Record.CID)
+	default:
+	}
+	// The last one waits for the queue: it is forwarded once the disk
+	// answers, as the others are stored.
+	if err := sender.topic.Publish(ctx, recs[forwarded].Raw); err != nil {
+		t.Fatal(err)
+	}
+	unhold()
+	if data := watcher.next(ctx, t); !bytes.Equal(data, recs[forwarded].Raw) {
+		t.Fatalf("the watcher got %s, want the last record", protocol.RecordCID(data))
+	}
+	for i, r := range recs {
+		select {
+		case e := <-events.C:
+			if !e.Record.CID.Equals(r.CID) {
+				t.Fatalf("event %d is %s, want %s (in order)", i+1, e.Record.CID, r.CID)
+			}
+		case <-ctx.Done():
+			t.Fatalf("record %d never announced as stored", i+1)
+		}
+	}
+	if got := histogramCount(t, nd, "clearinghouse_gossip_forward_seconds"); got != uint64(len(recs)) {
+		t.Errorf("gossip_forward_seconds counted %d records, want %d", got, len(recs))
 	}
 }
 

@@ -14,6 +14,7 @@ type metrics struct {
 	rejected *prometheus.CounterVec // by reason and topic
 	withheld *prometheus.CounterVec // by source: records of blocked relaying keys (blocks.go)
 	ingest   prometheus.Histogram   // seconds from receipt to durable store
+	forward  prometheus.Histogram   // seconds from gossip receipt to forwarding
 	batch    prometheus.Histogram   // records per signature batch
 	pending  prometheus.GaugeFunc   // records waiting for their causal past
 	// pendingBytes is the bytes of the records waiting; pendingDropped
@@ -60,6 +61,11 @@ func newMetrics(reg *prometheus.Registry, n *Node) *metrics {
 			Namespace: "clearinghouse", Name: "ingest_seconds",
 			Help:    "Time from receipt of a valid record to its durable store.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 12),
+		}),
+		forward: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "clearinghouse", Name: "gossip_forward_seconds",
+			Help:    "Time a gossiped record spends in this node before gossipsub may forward it: from the validator's call to its acceptance (signature and every check passed, durable write queued). This node's share of every hop's latency.",
+			Buckets: prometheus.ExponentialBuckets(0.00005, 2.5, 12),
 		}),
 		batch: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "clearinghouse", Name: "verify_batch_records",
@@ -158,7 +164,7 @@ func countPeers(s NetStatus, direct bool) int {
 // register adds the metrics to the registry; duplicates (a shared
 // registry) are an error.
 func (m *metrics) register(withProcess bool) error {
-	cs := []prometheus.Collector{m.accepted, m.rejected, m.withheld, m.equivocations, m.ingest, m.batch, m.pending, m.pendingBytes, m.pendingDropped, m.penalties, m.stored, m.bytes, m.peers, m.info, m.bootstrapDials}
+	cs := []prometheus.Collector{m.accepted, m.rejected, m.withheld, m.equivocations, m.ingest, m.forward, m.batch, m.pending, m.pendingBytes, m.pendingDropped, m.penalties, m.stored, m.bytes, m.peers, m.info, m.bootstrapDials}
 	cs = append(cs, m.netGauges...)
 	if withProcess {
 		cs = append(cs, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -627,8 +627,10 @@ func (n *Node) validator(topic string) pubsub.ValidatorEx {
 		}
 		// Forwarded once checked, while its durable write is in flight
 		// (forward.go).
+		start := time.Now()
 		rec, err := n.ingestGossip(ctx, msg.Data, topic, msg.ReceivedFrom)
 		if err == nil {
+			n.metrics.forward.Observe(time.Since(start).Seconds())
 			if n.Withheld(rec) {
 				// Stored, but this node does not pass on the records
 				// of a relaying key its operator blocked (blocks.go);

@@ -324,6 +324,22 @@ func counter(t *testing.T, nd *node.Node, name, value string) float64 {
 	return sum
 }
 
+// histogramCount is the number of observations of an unlabelled histogram.
+func histogramCount(t *testing.T, nd *node.Node, name string) uint64 {
+	t.Helper()
+	mfs, err := nd.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetHistogram().GetSampleCount()
+		}
+	}
+	t.Fatalf("no histogram %s", name)
+	return 0
+}
+
 // TestRestart: a node stopped and started on the same data directory still
 // has every acknowledged record and its indexes, and its next record
 // continues its chain.
