@@ -291,6 +291,10 @@ func runNodeBench(ctx context.Context, cfg BenchConfig, log io.Writer) (res Benc
 		return res, err
 	}
 	c0, m0 := processCPU(), startMachineLoad()
+	h0, err := forwardTotals(net.Nodes)
+	if err != nil {
+		return res, err
+	}
 	var failed atomic.Int64
 	publishLoop(ctx, cfg, func(i, n int) {
 		t0 := time.Now()
@@ -305,6 +309,11 @@ func runNodeBench(ctx context.Context, cfg BenchConfig, log io.Writer) (res Benc
 	})
 	finishBench(ctx, cfg, d, &res, c0, rss0, failed.Load(), log)
 	res.Steal, res.OtherCores = m0.end(processCPU() - c0)
+	h1, err := forwardTotals(net.Nodes)
+	if err != nil {
+		return res, err
+	}
+	res.Hop = h1.since(h0)
 	if err := stop(); err != nil {
 		return res, err
 	}
@@ -381,4 +390,39 @@ func (m machineLoad) end(own time.Duration) (steal, other float64) {
 	steal = float64(st-m.steal) / float64(all-m.all)
 	other = (float64(time.Duration(busy-m.busy)*clockTick) - float64(own)) / float64(wall)
 	return steal, max(other, 0)
+}
+
+// histTotals is the sum and count of a histogram's observations.
+type histTotals struct {
+	sum   float64 // seconds
+	count uint64
+}
+
+// since is the mean observation between t0 and t (zero if none).
+func (t histTotals) since(t0 histTotals) time.Duration {
+	if t.count <= t0.count {
+		return 0
+	}
+	return time.Duration((t.sum - t0.sum) / float64(t.count-t0.count) * float64(time.Second))
+}
+
+// forwardTotals adds up clearinghouse_gossip_forward_seconds over nodes.
+func forwardTotals(nodes []*node.Node) (histTotals, error) {
+	var t histTotals
+	for _, nd := range nodes {
+		mfs, err := nd.Registry().Gather()
+		if err != nil {
+			return t, fmt.Errorf("testnet: bench: metrics: %w", err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() != "clearinghouse_gossip_forward_seconds" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				t.sum += m.GetHistogram().GetSampleSum()
+				t.count += m.GetHistogram().GetSampleCount()
+			}
+		}
+	}
+	return t, nil
 }

@@ -56,6 +56,11 @@ func TestRunBench(t *testing.T) {
 			t.Errorf("%s: %d windows holding %d records, want 10 holding %d", r.Name, len(r.Timeline), n, r.Records)
 		}
 	}
+	// The nodes' gossiped deliveries passed their validators, which
+	// timed them; gossipsub has none.
+	if ch.Hop <= 0 || raw.Hop != 0 {
+		t.Errorf("hop in node: gossipsub %v, clearinghouse %v; want 0 and measured", raw.Hop, ch.Hop)
+	}
 	if raw.Name != "gossipsub" || ch.Name != "clearinghouse" {
 		t.Errorf("sides %q and %q", raw.Name, ch.Name)
 	}
