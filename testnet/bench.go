@@ -61,6 +61,13 @@ type BenchConfig struct {
 	// record is delivered or the settle time ends) to CPUProfile plus
 	// "-gossipsub.pprof" and "-clearinghouse.pprof".
 	CPUProfile string
+	// RawCPU, if positive, gives the raw gossipsub side about this much
+	// extra CPU work per delivery: a validator on each host hashes the
+	// message in a loop of a length calibrated when the run starts. With
+	// it near the nodes' extra CPU per delivery, the baseline does the
+	// nodes' amount of work with none of their mechanisms: what it then
+	// measures is the latency that CPU alone costs on this machine.
+	RawCPU time.Duration
 }
 
 func (c *BenchConfig) defaults() error {
@@ -99,6 +106,8 @@ func (c *BenchConfig) defaults() error {
 		return fmt.Errorf("testnet: bench: size %d, want 1 to %d", c.Size, 32<<10)
 	case c.Rate < 0 || c.Rate > 10_000:
 		return fmt.Errorf("testnet: bench: rate %g, want 0 to 10000 records/s", c.Rate)
+	case c.RawCPU < 0 || c.RawCPU > time.Second:
+		return fmt.Errorf("testnet: bench: raw CPU %v per delivery, want 0 to 1s", c.RawCPU)
 	case c.Settle < 0 || c.SyncInterval < 0:
 		return errors.New("testnet: bench: durations must not be negative")
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"runtime/pprof"
 	"sync"
@@ -60,7 +61,7 @@ func rawMessageSize(cfg BenchConfig) (int, error) {
 // startRawHost starts a libp2p host with the options a node's host has
 // (TCP and QUIC, the connection manager, no relay, metrics) and gossipsub
 // with the nodes' gossip options, joined to one topic.
-func startRawHost(ctx context.Context, i int, topic string, tm *trafficMeter) (*rawHost, error) {
+func startRawHost(ctx context.Context, i int, topic string, tm *trafficMeter, burn int) (*rawHost, error) {
 	cm, err := connmgr.NewConnManager(node.DefaultConnLow, node.DefaultConnHigh)
 	if err != nil {
 		return nil, err
@@ -94,6 +95,15 @@ func startRawHost(ctx context.Context, i int, topic string, tm *trafficMeter) (*
 	if err != nil {
 		_ = h.Close()
 		return nil, err
+	}
+	if burn > 0 {
+		if err := ps.RegisterTopicValidator(topic, func(_ context.Context, _ peer.ID, m *pubsub.Message) bool {
+			burnCPU(m.Data, burn)
+			return true
+		}); err != nil {
+			_ = h.Close()
+			return nil, err
+		}
 	}
 	t, err := ps.Join(topic)
 	if err == nil {
@@ -132,8 +142,13 @@ func runRawBench(ctx context.Context, cfg BenchConfig, log io.Writer) (res Bench
 		wg.Wait()
 	}()
 	tm := newTrafficMeter(cfg.Traffic)
+	burn := 0
+	if cfg.RawCPU > 0 {
+		burn = burnRounds(cfg.RawCPU, size)
+		fmt.Fprintf(log, "  extra CPU per delivery: %v (%d hashing rounds)\n", cfg.RawCPU, burn)
+	}
 	for i := range cfg.Nodes {
-		h, err := startRawHost(ctx, i, topic, tm)
+		h, err := startRawHost(ctx, i, topic, tm, burn)
 		if err != nil {
 			return res, fmt.Errorf("testnet: bench: raw host %d: %w", i, err)
 		}
@@ -425,4 +440,34 @@ func forwardTotals(nodes []*node.Node) (histTotals, error) {
 		}
 	}
 	return t, nil
+}
+
+// burnCPU hashes data rounds times: the raw side's stand-in for the
+// nodes' work per delivery (BenchConfig.RawCPU). The result feeds the
+// next round, so none of it can be skipped.
+func burnCPU(data []byte, rounds int) [32]byte {
+	h := sha256.Sum256(data)
+	buf := make([]byte, 0, len(h)+len(data))
+	for range rounds {
+		buf = append(append(buf[:0], h[:]...), data...)
+		h = sha256.Sum256(buf)
+	}
+	return h
+}
+
+// burnRounds is the number of burnCPU rounds over a message of size bytes
+// that takes about d of CPU: the fastest of five timed trials, on the
+// calling goroutine, so that other load when the run starts inflates the
+// per-round cost as little as it can.
+func burnRounds(d time.Duration, size int) int {
+	data := make([]byte, size)
+	const trial = 500
+	best := time.Duration(math.MaxInt64)
+	for range 5 {
+		t0 := time.Now()
+		burnCPU(data, trial)
+		best = min(best, time.Since(t0))
+	}
+	per := max(best/trial, time.Nanosecond)
+	return max(1, int(d/per))
 }

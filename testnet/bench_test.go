@@ -13,7 +13,8 @@ import (
 )
 
 // TestRunBench runs a tiny benchmark: every record reaches every node on
-// both sides, the figures are filled in and printed.
+// both sides, the figures are filled in and printed, and the raw side
+// spends the extra CPU per delivery it was given.
 func TestRunBench(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts 8 hosts and 4 nodes")
@@ -21,7 +22,7 @@ func TestRunBench(t *testing.T) {
 	cfg := testnet.BenchConfig{
 		Nodes: 4, Degree: 2, Size: 200, Rate: 20, Duration: time.Second,
 		Idle: 300 * time.Millisecond, Settle: 30 * time.Second, InMemory: true,
-		Traffic: true,
+		Traffic: true, RawCPU: 5 * time.Millisecond,
 	}
 	raw, ch, err := testnet.RunBench(t.Context(), cfg, nil)
 	if err != nil {
@@ -60,6 +61,11 @@ func TestRunBench(t *testing.T) {
 	// timed them; gossipsub has none.
 	if ch.Hop <= 0 || raw.Hop != 0 {
 		t.Errorf("hop in node: gossipsub %v, clearinghouse %v; want 0 and measured", raw.Hop, ch.Hop)
+	}
+	// The raw side hashed each message for about RawCPU on each host,
+	// publisher included (calibrated; half of it is a wide margin).
+	if raw.CPUPerDelivery < cfg.RawCPU/2 {
+		t.Errorf("raw gossipsub with %v of extra CPU per delivery spent %v per delivery", cfg.RawCPU, raw.CPUPerDelivery)
 	}
 	if raw.Name != "gossipsub" || ch.Name != "clearinghouse" {
 		t.Errorf("sides %q and %q", raw.Name, ch.Name)

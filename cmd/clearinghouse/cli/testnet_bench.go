@@ -53,6 +53,12 @@ published in each tenth of the run (p50 and max of publish -> on all): a
 p50 that grows from window to window is a queue that grows, a spike in one
 window a burst of other work (for example a round of sync sessions).
 
+With --raw-cpu D, each raw gossipsub host also spends about D of CPU on
+every message it receives or publishes (a validator that hashes it, in a
+loop calibrated when the run starts). Set to the nodes' CPU per delivery
+less raw gossipsub's, it shows how much of the nodes' latency the CPU
+alone explains on this machine, where all N hosts share its cores.
+
 With --cpuprofile PREFIX, each side writes a CPU profile of its publishing
 window (go tool pprof reads it); with --runs > 1, of the last run.
 
@@ -65,7 +71,8 @@ protocol (gossipsub, sync, identify, ...).`,
   clearinghouse testnet bench --nodes 100 --rate 10 --duration 60s --runs 3
   clearinghouse testnet bench --nodes 100 --rate 35 --in-memory --idle -1s
   clearinghouse testnet bench --nodes 100 --rate 10 --duration 30s --runs 3 --disk
-  clearinghouse testnet bench --nodes 100 --rate 10 --duration 40s --idle 0 --timeline --cpuprofile /tmp/bench`,
+  clearinghouse testnet bench --nodes 100 --rate 10 --duration 40s --idle 0 --timeline --cpuprofile /tmp/bench
+  clearinghouse testnet bench --nodes 100 --rate 10 --duration 30s --idle 0 --in-memory --raw-cpu 400us`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if runs < 1 || runs > 100 {
@@ -147,6 +154,7 @@ protocol (gossipsub, sync, identify, ...).`,
 	f.BoolVar(&cfg.Traffic, "traffic", false, "also count what each side sends while records flow: gossipsub messages and bytes by topic and kind, stream bytes by protocol (costs both sides some CPU)")
 	f.BoolVar(&timeline, "timeline", false, "also print the propagation of the records published in each tenth of the run, for both sides")
 	f.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile of each side's publishing window to `PREFIX`-gossipsub.pprof and PREFIX-clearinghouse.pprof (go tool pprof reads them)")
+	f.DurationVar(&cfg.RawCPU, "raw-cpu", 0, "give each raw gossipsub host about this much extra CPU per delivery (a validator that hashes the message; for example the nodes' CPU per delivery less raw gossipsub's): how much latency that CPU alone costs on this machine")
 	f.BoolVar(&disk, "disk", false, "also measure N plain pebble databases writing every record with a synced commit at the same rate (the disk's floor)")
 	return cmd
 }
