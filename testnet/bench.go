@@ -140,6 +140,11 @@ type BenchResult struct {
 	// validator. Milliseconds here, where the check itself costs about
 	// 0.1 ms of CPU, mean the process is short of CPU.
 	Hop time.Duration
+	// Stored is the mean time from a node's receipt of a record to its
+	// durable store and announcement (clearinghouse_ingest_seconds), over
+	// the publishing window: the last node's share of "on all" after the
+	// record reached it. Zero for gossipsub.
+	Stored time.Duration
 	// RSSPerNode is the growth of the process's resident memory from
 	// before the nodes started to the end of the run, per node.
 	RSSPerNode uint64
@@ -450,6 +455,7 @@ func FormatBench(w io.Writer, raw, ch BenchResult) {
 		{"deliveries via sync", fmt.Sprint(raw.ViaSync), fmt.Sprint(ch.ViaSync), ""},
 		{"CPU per delivery", fmt.Sprintf("%.1f µs", float64(raw.CPUPerDelivery)/1e3), fmt.Sprintf("%.1f µs", float64(ch.CPUPerDelivery)/1e3), ratio(ch.CPUPerDelivery, raw.CPUPerDelivery)},
 		{"hop: in node, mean", hop(raw.Hop), hop(ch.Hop), ""},
+		{"receipt -> stored, mean", hop(raw.Stored), hop(ch.Stored), ""},
 		{"RSS per node", fmt.Sprintf("%.1f MiB", float64(raw.RSSPerNode)/(1<<20)), fmt.Sprintf("%.1f MiB", float64(ch.RSSPerNode)/(1<<20)), ""},
 		{"idle CPU, all nodes", idle(raw.IdleCores), idle(ch.IdleCores), ""},
 		{"machine: steal", share(raw.Steal), share(ch.Steal), ""},

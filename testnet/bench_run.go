@@ -306,7 +306,7 @@ func runNodeBench(ctx context.Context, cfg BenchConfig, log io.Writer) (res Benc
 		return res, err
 	}
 	c0, m0 := processCPU(), startMachineLoad()
-	h0, err := forwardTotals(net.Nodes)
+	h0, err := histogramTotals(net.Nodes)
 	if err != nil {
 		return res, err
 	}
@@ -324,11 +324,12 @@ func runNodeBench(ctx context.Context, cfg BenchConfig, log io.Writer) (res Benc
 	})
 	finishBench(ctx, cfg, d, &res, c0, rss0, failed.Load(), log)
 	res.Steal, res.OtherCores = m0.end(processCPU() - c0)
-	h1, err := forwardTotals(net.Nodes)
+	h1, err := histogramTotals(net.Nodes)
 	if err != nil {
 		return res, err
 	}
-	res.Hop = h1.since(h0)
+	res.Hop = h1[benchForward].since(h0[benchForward])
+	res.Stored = h1[benchIngest].since(h0[benchIngest])
 	if err := stop(); err != nil {
 		return res, err
 	}
@@ -421,25 +422,34 @@ func (t histTotals) since(t0 histTotals) time.Duration {
 	return time.Duration((t.sum - t0.sum) / float64(t.count-t0.count) * float64(time.Second))
 }
 
-// forwardTotals adds up clearinghouse_gossip_forward_seconds over nodes.
-func forwardTotals(nodes []*node.Node) (histTotals, error) {
-	var t histTotals
+// The node histograms the bench reads.
+const (
+	benchForward = "clearinghouse_gossip_forward_seconds"
+	benchIngest  = "clearinghouse_ingest_seconds"
+)
+
+// histogramTotals adds up the bench's node histograms over nodes, by name.
+func histogramTotals(nodes []*node.Node) (map[string]histTotals, error) {
+	out := map[string]histTotals{}
 	for _, nd := range nodes {
 		mfs, err := nd.Registry().Gather()
 		if err != nil {
-			return t, fmt.Errorf("testnet: bench: metrics: %w", err)
+			return nil, fmt.Errorf("testnet: bench: metrics: %w", err)
 		}
 		for _, mf := range mfs {
-			if mf.GetName() != "clearinghouse_gossip_forward_seconds" {
+			name := mf.GetName()
+			if name != benchForward && name != benchIngest {
 				continue
 			}
+			t := out[name]
 			for _, m := range mf.GetMetric() {
 				t.sum += m.GetHistogram().GetSampleSum()
 				t.count += m.GetHistogram().GetSampleCount()
 			}
+			out[name] = t
 		}
 	}
-	return t, nil
+	return out, nil
 }
 
 // burnCPU hashes data rounds times: the raw side's stand-in for the

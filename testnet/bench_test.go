@@ -59,8 +59,9 @@ func TestRunBench(t *testing.T) {
 	}
 	// The nodes' gossiped deliveries passed their validators, which
 	// timed them; gossipsub has none.
-	if ch.Hop <= 0 || raw.Hop != 0 {
-		t.Errorf("hop in node: gossipsub %v, clearinghouse %v; want 0 and measured", raw.Hop, ch.Hop)
+	if ch.Hop <= 0 || raw.Hop != 0 || ch.Stored <= 0 || raw.Stored != 0 {
+		t.Errorf("hop in node: gossipsub %v, clearinghouse %v; receipt -> stored: %v, %v; want 0 and measured",
+			raw.Hop, ch.Hop, raw.Stored, ch.Stored)
 	}
 	// The raw side hashed each message for about RawCPU on each host,
 	// publisher included (calibrated; half of it is a wide margin).

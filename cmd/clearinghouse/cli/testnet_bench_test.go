@@ -21,7 +21,7 @@ func TestTestnetBench(t *testing.T) {
 			t.Errorf("CPU profile of %s: %v", side, err)
 		}
 	}
-	for _, want := range []string{"gossipsub", "clearinghouse", "publish -> on all, p99", "idle CPU, all nodes", "hop: in node, mean", "clearinghouse p50 / max", "+0s", "machine: steal"} {
+	for _, want := range []string{"gossipsub", "clearinghouse", "publish -> on all, p99", "idle CPU, all nodes", "hop: in node, mean", "receipt -> stored, mean", "clearinghouse p50 / max", "+0s", "machine: steal"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("output lacks %q:\n%s", want, r.stdout)
 		}
