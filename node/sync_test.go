@@ -735,6 +735,16 @@ func TestSyncPullBackFollowedOnly(t *testing.T) {
 		}
 		return append(noPeriodicSync(i), node.WithFollow(follow))
 	}))
+	// The syncs on connection, both ways, are over (a session waits for
+	// the one of the same peer and topic): had node 1's sync on connection
+	// of beta run after the records below were stored, it would have
+	// fetched them itself, and node 0's reconciliation would then find no
+	// difference to pull back.
+	for _, nd := range net.Nodes {
+		if _, err := nd.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// Records that gossip never carries: only sync can move them.
 	unfollowed := ingestChain(t, ctx, net, topic, cid.Undef, 0, 5, claimedNow)
 	followed := ingestChain(t, ctx, net, protocol.IssueTopic(other), cid.Undef, 0, 5, claimedNow)
