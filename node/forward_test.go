@@ -96,6 +96,20 @@ func (r *gossipPeer) next(ctx context.Context, t *testing.T) []byte {
 	}
 }
 
+// newSenderWatcher connects two raw gossipsub peers to nd on the record
+// topic, one to send and one to watch what nd forwards, and waits until
+// both are in nd's mesh.
+func newSenderWatcher(t *testing.T, ctx context.Context, nd *node.Node) (sender, watcher *gossipPeer) {
+	t.Helper()
+	sender = newGossipPeer(t, ctx, nd, topic)
+	watcher = newGossipPeer(t, ctx, nd, topic)
+	sender.waitPeer(ctx, t, nd.ID())
+	if err := nd.WaitMeshPeers(ctx, topic, 2); err != nil {
+		t.Fatal(err)
+	}
+	return sender, watcher
+}
+
 // TestIncompletePastNotForwarded: a record whose parent the node lacks is
 // not forwarded to the node's other peers; once the parent arrives, the
 // node stores both and forwards both. Two raw gossipsub peers: one sends,
@@ -104,12 +118,7 @@ func TestIncompletePastNotForwarded(t *testing.T) {
 	ctx := testContext(t)
 	net := testnet.New(t, 2, testnet.WithTopology(testnet.None), testnet.WithFollow(slug))
 	nd := net.Nodes[0]
-	sender := newGossipPeer(t, ctx, nd, topic)
-	watcher := newGossipPeer(t, ctx, nd, topic)
-	sender.waitPeer(ctx, t, nd.ID())
-	if err := nd.WaitMeshPeers(ctx, topic, 2); err != nil {
-		t.Fatal(err)
-	}
+	sender, watcher := newSenderWatcher(t, ctx, nd)
 	key := net.SigningKey(1) // a member's key; node 1 itself stays offline
 	t0 := time.Now().Add(-time.Minute)
 	parent, err := protocol.Build(key, protocol.Draft{Network: nd.NetworkID(), Kind: protocol.KindStatement, Topic: topic,
@@ -187,12 +196,7 @@ func TestForwardedBeforeDurable(t *testing.T) {
 	unhold := func() { once.Do(func() { close(release) }) }
 	t.Cleanup(unhold) // before the network closes
 	nd := net.Nodes[0]
-	sender := newGossipPeer(t, ctx, nd, topic)
-	watcher := newGossipPeer(t, ctx, nd, topic)
-	sender.waitPeer(ctx, t, nd.ID())
-	if err := nd.WaitMeshPeers(ctx, topic, 2); err != nil {
-		t.Fatal(err)
-	}
+	sender, watcher := newSenderWatcher(t, ctx, nd)
 	events := nd.SubscribeBuffered(64, func(e node.Event) bool { return e.Record.Env.Topic == topic })
 	defer events.Close()
 

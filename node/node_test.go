@@ -327,17 +327,23 @@ func counter(t *testing.T, nd *node.Node, name, value string) float64 {
 // histogramCount is the number of observations of an unlabelled histogram.
 func histogramCount(t *testing.T, nd *node.Node, name string) uint64 {
 	t.Helper()
+	return onlyMetric(t, nd, name).GetHistogram().GetSampleCount()
+}
+
+// onlyMetric returns the one sample of a metric without labels.
+func onlyMetric(t *testing.T, nd *node.Node, name string) *dto.Metric {
+	t.Helper()
 	mfs, err := nd.Registry().Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, mf := range mfs {
 		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
-			return mf.GetMetric()[0].GetHistogram().GetSampleCount()
+			return mf.GetMetric()[0]
 		}
 	}
-	t.Fatalf("no histogram %s", name)
-	return 0
+	t.Fatalf("no metric %s without labels", name)
+	return nil
 }
 
 // TestRestart: a node stopped and started on the same data directory still

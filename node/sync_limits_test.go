@@ -197,17 +197,7 @@ func TestSyncBadRequestPenalised(t *testing.T) {
 // plainGauge returns the value of a gauge without labels.
 func plainGauge(t *testing.T, nd *node.Node, name string) float64 {
 	t.Helper()
-	mfs, err := nd.Registry().Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
-			return mf.GetMetric()[0].GetGauge().GetValue()
-		}
-	}
-	t.Fatalf("no gauge %s", name)
-	return 0
+	return onlyMetric(t, nd, name).GetGauge().GetValue()
 }
 
 // TestSyncMaxNeedContinues: a catch-up larger than MaxNeed completes in
