@@ -65,8 +65,9 @@ type BenchConfig struct {
 	// extra CPU work per delivery: a validator on each host hashes the
 	// message in a loop of a length calibrated when the run starts. With
 	// it near the nodes' extra CPU per delivery, the baseline does the
-	// nodes' amount of work with none of their mechanisms: what it then
-	// measures is the latency that CPU alone costs on this machine.
+	// nodes' amount of work with none of their mechanisms but a gossipsub
+	// validator: what it then measures is the latency that CPU alone
+	// costs on this machine.
 	RawCPU time.Duration
 }
 
