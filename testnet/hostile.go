@@ -37,8 +37,10 @@ const (
 	// FakeIDs claims, in every reconcile answer, ids of records it does
 	// not hold, as many as fit a frame, and serves none of them.
 	FakeIDs
-	// Orphans claims and serves records it was given (WithRecords),
-	// whose parents nobody has, and serves none of those parents.
+	// Orphans claims and serves records it was given (WithRecords), all
+	// of one topic, whose parents nobody has, and serves none of those
+	// parents. On any other topic it holds nothing, so a victim's syncs of
+	// other topics (on connection, say) find nothing wrong with it.
 	Orphans
 )
 
@@ -58,16 +60,18 @@ func (k HostileKind) String() string {
 // HostileSyncPeer is a hostile sync responder. Create it with
 // NewHostileSyncPeer; the caller must call Close.
 type HostileSyncPeer struct {
-	host      host.Host
-	kind      HostileKind
-	delay     time.Duration
-	ids       int
-	fakeFrame []byte             // the encoded reconcile answer of a FakeIDs or Orphans peer
-	records   map[cid.Cid][]byte // what an Orphans peer serves
-	closing   chan struct{}
-	mu        sync.Mutex // guards closed and wg.Add
-	closed    bool
-	wg        sync.WaitGroup
+	host       host.Host
+	kind       HostileKind
+	delay      time.Duration
+	ids        int
+	fakeFrame  []byte             // the encoded reconcile answer of a FakeIDs or Orphans peer
+	records    map[cid.Cid][]byte // what an Orphans peer serves
+	topic      string             // the topic of an Orphans peer's records
+	emptyFrame []byte             // the reconcile answer of a peer holding nothing
+	closing    chan struct{}
+	mu         sync.Mutex // guards closed and wg.Add
+	closed     bool
+	wg         sync.WaitGroup
 
 	requests atomic.Int64 // requests read
 	claimed  atomic.Int64 // ids claimed (FakeIDs)
@@ -134,6 +138,10 @@ func NewHostileSyncPeer(netID cid.Cid, kind HostileKind, delay time.Duration, op
 			if err != nil {
 				return nil, fmt.Errorf("testnet: orphans: %w", err)
 			}
+			if hp.topic != "" && r.Env.Topic != hp.topic {
+				return nil, fmt.Errorf("testnet: orphans: records of topics %q and %q, want one", hp.topic, r.Env.Topic)
+			}
+			hp.topic = r.Env.Topic
 			it, err := protocol.ItemOf(c, r.Env.Time)
 			if err != nil {
 				return nil, err
@@ -158,6 +166,16 @@ func NewHostileSyncPeer(netID cid.Cid, kind HostileKind, delay time.Duration, op
 			return nil, fmt.Errorf("testnet: orphans answer: %w", err)
 		}
 		hp.fakeFrame = frame.Bytes()
+		// Its answer on every other topic: an empty list of ids, as a
+		// peer that holds nothing there gives. (A buffer of its own:
+		// fakeFrame aliases frame's.)
+		var eframe bytes.Buffer
+		empty := protocol.SyncResponse{Type: protocol.SyncReconcile,
+			Ranges: []protocol.Range{{Upper: protocol.Infinity, Mode: protocol.ModeIDList}}}
+		if err := protocol.WriteFrame(&eframe, &empty); err != nil {
+			return nil, fmt.Errorf("testnet: orphans answer: %w", err)
+		}
+		hp.emptyFrame = eframe.Bytes()
 	}
 	if kind == FakeIDs {
 		// One answer, encoded once: the peer is as fast as it can be.
@@ -261,8 +279,12 @@ func (hp *HostileSyncPeer) handle(s network.Stream) {
 			resp.Served = len(req.CIDs)
 		case Orphans:
 			if req.Type == protocol.SyncReconcile {
-				hp.claimed.Add(int64(len(hp.records)))
-				if _, err := s.Write(hp.fakeFrame); err != nil {
+				answer := hp.emptyFrame
+				if req.Topic == hp.topic {
+					hp.claimed.Add(int64(len(hp.records)))
+					answer = hp.fakeFrame
+				}
+				if _, err := s.Write(answer); err != nil {
 					return
 				}
 				continue
