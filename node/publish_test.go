@@ -13,8 +13,6 @@ import (
 
 	"github.com/ipfs/go-cid"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
-	"github.com/libp2p/go-libp2p/core/peer"
-	libp2pprotocol "github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/clearinghouse-net/clearinghouse/node"
 	"github.com/clearinghouse-net/clearinghouse/protocol"
@@ -124,6 +122,7 @@ func TestAbandonedPublishesDoNotFork(t *testing.T) {
 // message the node receives: each record gossip brought, whether or not
 // the node already held it or got to validate it.
 type gossipRecorder struct {
+	testnet.NopGossipTracer
 	mu      sync.Mutex
 	seen    map[cid.Cid]bool
 	changed chan struct{} // closed and replaced on every new CID
@@ -169,23 +168,3 @@ func (g *gossipRecorder) wait(ctx context.Context, cids []cid.Cid) error {
 		}
 	}
 }
-
-// The remaining RawTracer methods record nothing.
-
-func (*gossipRecorder) AddPeer(peer.ID, libp2pprotocol.ID)                   {}
-func (*gossipRecorder) RemovePeer(peer.ID)                                   {}
-func (*gossipRecorder) Join(string)                                          {}
-func (*gossipRecorder) Leave(string)                                         {}
-func (*gossipRecorder) Graft(peer.ID, string)                                {}
-func (*gossipRecorder) Prune(peer.ID, string)                                {}
-func (*gossipRecorder) DeliverMessage(*pubsub.Message)                       {}
-func (*gossipRecorder) RejectMessage(*pubsub.Message, string)                {}
-func (*gossipRecorder) DuplicateMessage(*pubsub.Message)                     {}
-func (*gossipRecorder) ThrottlePeer(peer.ID)                                 {}
-func (*gossipRecorder) ValidateMessage(*pubsub.Message)                      {}
-func (*gossipRecorder) SendRPC(*pubsub.RPC, peer.ID)                         {}
-func (*gossipRecorder) DropRPC(*pubsub.RPC, peer.ID)                         {}
-func (*gossipRecorder) UndeliverableMessage(*pubsub.Message)                 {}
-func (*gossipRecorder) OnNewOutboundStream(peer.ID, libp2pprotocol.ID)       {}
-func (*gossipRecorder) OnClosedOutboundStream(peer.ID)                       {}
-func (*gossipRecorder) SendRPCCompleted(*pubsub.RPC, peer.ID, time.Duration) {}

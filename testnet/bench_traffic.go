@@ -49,8 +49,9 @@ type TrafficCount struct{ Count, Bytes int64 }
 // trafficTracer is a gossipsub raw tracer shared by every host of a side;
 // gossipsub calls it from each host's event loop.
 type trafficTracer struct {
-	mu  sync.Mutex
-	cur Traffic
+	NopGossipTracer // the methods it does not count in
+	mu              sync.Mutex
+	cur             Traffic
 }
 
 var _ pubsub.RawTracer = (*trafficTracer)(nil)
@@ -131,25 +132,6 @@ func (t *trafficTracer) snapshot() Traffic {
 	s.Gossip = maps.Clone(t.cur.Gossip)
 	return s
 }
-
-// The remaining RawTracer methods count nothing.
-
-func (*trafficTracer) AddPeer(peer.ID, protocol.ID)                         {}
-func (*trafficTracer) RemovePeer(peer.ID)                                   {}
-func (*trafficTracer) Join(string)                                          {}
-func (*trafficTracer) Leave(string)                                         {}
-func (*trafficTracer) Graft(peer.ID, string)                                {}
-func (*trafficTracer) Prune(peer.ID, string)                                {}
-func (*trafficTracer) ValidateMessage(*pubsub.Message)                      {}
-func (*trafficTracer) DeliverMessage(*pubsub.Message)                       {}
-func (*trafficTracer) RejectMessage(*pubsub.Message, string)                {}
-func (*trafficTracer) DuplicateMessage(*pubsub.Message)                     {}
-func (*trafficTracer) ThrottlePeer(peer.ID)                                 {}
-func (*trafficTracer) RecvRPC(*pubsub.RPC)                                  {}
-func (*trafficTracer) UndeliverableMessage(*pubsub.Message)                 {}
-func (*trafficTracer) OnNewOutboundStream(peer.ID, protocol.ID)             {}
-func (*trafficTracer) OnClosedOutboundStream(peer.ID)                       {}
-func (*trafficTracer) SendRPCCompleted(*pubsub.RPC, peer.ID, time.Duration) {}
 
 // trafficMeter counts a side's traffic when BenchConfig.Traffic is set;
 // its zero value (nil fields) counts nothing.
