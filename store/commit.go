@@ -178,6 +178,12 @@ func (s *Store) commit(group []*putReq) {
 			}
 		} else {
 			s.totals = p.totals
+			for topic, ts := range p.topics {
+				if _, ok := s.topicStats[topic]; !ok {
+					makeRoom(s.topicStats, maxCachedTopics)
+				}
+				s.topicStats[topic] = ts
+			}
 			s.tops.mu.Lock()
 			for slot := range p.bySlot {
 				n := len(slot) - 8
@@ -190,6 +196,11 @@ func (s *Store) commit(group []*putReq) {
 		r.done <- results[i]
 	}
 }
+
+// maxCachedTopics bounds Store.topicStats: past it, an arbitrary topic's
+// counter is forgotten and read again when next needed. A federation's
+// busy topics are a few dozen at a time.
+const maxCachedTopics = 1024
 
 // op is one write of a group commit.
 type op struct {
@@ -303,6 +314,9 @@ func (s *Store) add(p *pending, r *putReq) (putResult, bool) {
 	}
 
 	ts, ok := p.topics[e.Topic]
+	if !ok {
+		ts, ok = s.topicStats[e.Topic]
+	}
 	if !ok {
 		v, err := s.getCopy(topicStatKey(e.Topic))
 		switch {

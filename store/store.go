@@ -41,6 +41,11 @@ type Store struct {
 	// totals is owned by the committer goroutine (read by Open before it
 	// starts): the persisted totals as of the last successful commit.
 	totals Stats
+	// topicStats is owned by the committer goroutine: the persisted
+	// counters of the topics it committed to most recently (at most
+	// maxCachedTopics), so that a commit to a busy topic need not read its
+	// counter back from pebble first.
+	topicStats map[string]topicStat
 
 	closeOnce sync.Once
 	closeErr  error
@@ -119,6 +124,8 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		maxBatch: o.maxBatch,
 		tops:     newChainTops(),
 		heads:    newTopicHeads(),
+
+		topicStats: map[string]topicStat{},
 	}
 	if err := s.recover(dir); err != nil {
 		return nil, errors.Join(err, db.Close())

@@ -488,6 +488,34 @@ func TestTopicsAndStats(t *testing.T) {
 	}
 }
 
+// TestTopicsPastCache writes to more topics than the committer caches
+// counters for, in turns, so that counters are evicted and read back from
+// pebble between the records of a topic: every count stays exact.
+func TestTopicsPastCache(t *testing.T) {
+	s := openMem(t)
+	topics := make([]string, maxCachedTopics+7)
+	for i := range topics {
+		topics[i] = fmt.Sprintf("t%04d", i)
+	}
+	const rounds = 3
+	fillTopics(t, s, rounds*len(topics), topics)
+	if len(s.topicStats) > maxCachedTopics {
+		t.Fatalf("committer caches %d topic counters, bound %d", len(s.topicStats), maxCachedTopics)
+	}
+	got, err := s.Topics()
+	wantNoErr(t, err)
+	if len(got) != len(topics) {
+		t.Fatalf("Topics gives %d topics, want %d", len(got), len(topics))
+	}
+	for i, ts := range got {
+		// The last round wrote topic i at arrival 2n+i+1.
+		last := uint64((rounds-1)*len(topics) + i + 1)
+		if ts.Topic != topics[i] || ts.Records != rounds || ts.LastArrival != last {
+			t.Fatalf("topic %d = %+v, want %s with %d records, last %d", i, ts, topics[i], rounds, last)
+		}
+	}
+}
+
 func TestPutContext(t *testing.T) {
 	s := openMem(t)
 	ctx, cancel := context.WithCancel(context.Background())
