@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/clearinghouse-net/clearinghouse/protocol"
 )
 
 // DiskResult is what the raw pebble side of a benchmark measured: the
@@ -28,6 +30,13 @@ type DiskResult struct {
 	// P50, P99 and Max are, per record, the time from the start of its
 	// writes until every database holds it durably.
 	P50, P99, Max time.Duration
+	// CPUPerWrite is the process CPU per synced write (one record to one
+	// database), while all the databases write.
+	CPUPerWrite time.Duration
+	// VerifyCPU is the CPU of one ed25519 signature check of a record of
+	// the bench's size, as the nodes check it (protocol.VerifyCost), on one
+	// core with nothing else running in the process.
+	VerifyCPU time.Duration
 }
 
 // RunDiskBench measures the disk under the nodes' write load without the
@@ -90,6 +99,10 @@ func RunDiskBench(ctx context.Context, cfg BenchConfig, log io.Writer) (res Disk
 	)
 	value := make([]byte, size)
 	_, _ = rand.Read(value)
+	if res.VerifyCPU, err = protocol.VerifyCost(size); err != nil {
+		return res, fmt.Errorf("testnet: bench: %w", err)
+	}
+	c0 := processCPU()
 	publishLoop(ctx, cfg, func(_, n int) {
 		key := binary.BigEndian.AppendUint64([]byte("r"), uint64(n))
 		t0 := time.Now()
@@ -123,15 +136,22 @@ func RunDiskBench(ctx context.Context, cfg BenchConfig, log io.Writer) (res Disk
 	if failed != nil {
 		return res, fmt.Errorf("testnet: bench: pebble write: %w", failed)
 	}
+	cpu := processCPU() - c0
 	res.Records = len(onAll)
+	if w := len(commits); w > 0 {
+		res.CPUPerWrite = cpu / time.Duration(w)
+	}
 	res.CommitP50, res.CommitP99, res.CommitMax = percentile(commits, 0.50), percentile(commits, 0.99), percentile(commits, 1)
 	res.P50, res.P99, res.Max = percentile(onAll, 0.50), percentile(onAll, 0.99), percentile(onAll, 1)
 	return res, ctx.Err()
 }
 
 // FormatDisk writes the figures of the raw pebble side next to the nodes'
-// p99 of the same run.
-func FormatDisk(w io.Writer, d DiskResult, ch BenchResult) {
+// p99 of the same run, and the floor of CPU per delivery: raw gossipsub's
+// (gs) plus one signature check plus one synced write, the least any node
+// that checks and durably stores every record it forwards spends, next to
+// the nodes' (ch).
+func FormatDisk(w io.Writer, d DiskResult, gs, ch BenchResult) {
 	ms := func(x time.Duration) string { return fmt.Sprintf("%.1f ms", float64(x)/float64(time.Millisecond)) }
 	fmt.Fprintf(w, "raw pebble, %d DBs, %d records: synced commit p50 %s, p99 %s, max %s\n",
 		d.DBs, d.Records, ms(d.CommitP50), ms(d.CommitP99), ms(d.CommitMax))
@@ -140,7 +160,25 @@ func FormatDisk(w io.Writer, d DiskResult, ch BenchResult) {
 		fmt.Fprintf(w, " (clearinghouse p99 is %.2fx it)", float64(ch.P99)/float64(d.P99))
 	}
 	fmt.Fprintln(w)
+	fmt.Fprintf(w, "CPU floor per delivery: gossipsub %s + ed25519 verify %s + pebble synced write %s = %s",
+		us(gs.CPUPerDelivery), us(d.VerifyCPU), us(d.CPUPerWrite), us(d.Floor(gs)))
+	if gs.CPUPerDelivery > 0 {
+		fmt.Fprintf(w, " (%.2fx gossipsub)", float64(d.Floor(gs))/float64(gs.CPUPerDelivery))
+	}
+	if f := d.Floor(gs); f > 0 && ch.CPUPerDelivery > 0 {
+		fmt.Fprintf(w, "; clearinghouse %s is %.2fx the floor", us(ch.CPUPerDelivery), float64(ch.CPUPerDelivery)/float64(f))
+	}
+	fmt.Fprintln(w)
 }
+
+// Floor is the least CPU per delivery of a node that forwards as raw
+// gossipsub does (gs) and checks and durably writes every record: gs's
+// CPU per delivery, one signature check and one synced write.
+func (d DiskResult) Floor(gs BenchResult) time.Duration {
+	return gs.CPUPerDelivery + d.VerifyCPU + d.CPUPerWrite
+}
+
+func us(x time.Duration) string { return fmt.Sprintf("%.1f µs", float64(x)/float64(time.Microsecond)) }
 
 // MedianDisk returns, figure by figure, the median of ds.
 func MedianDisk(ds []DiskResult) DiskResult {
@@ -159,6 +197,8 @@ func MedianDisk(ds []DiskResult) DiskResult {
 	out.P50 = med(func(d DiskResult) time.Duration { return d.P50 })
 	out.P99 = med(func(d DiskResult) time.Duration { return d.P99 })
 	out.Max = med(func(d DiskResult) time.Duration { return d.Max })
+	out.CPUPerWrite = med(func(d DiskResult) time.Duration { return d.CPUPerWrite })
+	out.VerifyCPU = med(func(d DiskResult) time.Duration { return d.VerifyCPU })
 	return out
 }
 

@@ -135,9 +135,22 @@ func TestRunDiskBench(t *testing.T) {
 		d.P50 <= 0 || d.P50 > d.P99 || d.P99 > d.Max {
 		t.Errorf("commit %v/%v/%v, on all %v/%v/%v: want 0 < p50 <= p99 <= max, commits within on-all", d.CommitP50, d.CommitP99, d.CommitMax, d.P50, d.P99, d.Max)
 	}
+	// Every synced write costs the process some CPU, and a signature
+	// check takes tens of microseconds, not nothing and not a second.
+	if d.CPUPerWrite <= 0 || d.VerifyCPU < time.Microsecond || d.VerifyCPU > 10*time.Millisecond {
+		t.Errorf("CPU per synced write %v, per signature check %v", d.CPUPerWrite, d.VerifyCPU)
+	}
+	gs := testnet.BenchResult{CPUPerDelivery: 400 * time.Microsecond}
+	floor := gs.CPUPerDelivery + d.VerifyCPU + d.CPUPerWrite
+	if d.Floor(gs) != floor {
+		t.Errorf("floor %v, want %v", d.Floor(gs), floor)
+	}
+	ch := testnet.BenchResult{P99: d.P99, CPUPerDelivery: 2 * floor}
 	var out bytes.Buffer
-	testnet.FormatDisk(&out, d, testnet.BenchResult{P99: d.P99})
-	if !strings.Contains(out.String(), "durable on all") || !strings.Contains(out.String(), "1.00x") {
-		t.Errorf("output:\n%s", out.String())
+	testnet.FormatDisk(&out, d, gs, ch)
+	for _, want := range []string{"durable on all", "is 1.00x it", "CPU floor per delivery", "is 2.00x the floor"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
 	}
 }

@@ -117,7 +117,7 @@ protocol (gossipsub, sync, identify, ...).`,
 					if err != nil {
 						return err
 					}
-					testnet.FormatDisk(a.stdout, d, ch)
+					testnet.FormatDisk(a.stdout, d, raw, ch)
 					disks = append(disks, d)
 				}
 				fmt.Fprintln(a.stdout)
@@ -133,7 +133,7 @@ protocol (gossipsub, sync, identify, ...).`,
 				slices.Sort(p99)
 				fmt.Fprintf(a.stdout, "median of the per-run p99 ratios: %.2fx\n", p99[runs/2])
 				if disk {
-					testnet.FormatDisk(a.stdout, testnet.MedianDisk(disks), medianResult(chs))
+					testnet.FormatDisk(a.stdout, testnet.MedianDisk(disks), medianResult(raws), medianResult(chs))
 				}
 			}
 			return nil
