@@ -625,6 +625,9 @@ func (n *Node) validator(topic string) pubsub.ValidatorEx {
 				return pubsub.ValidationAccept
 			}
 		}
+		// gossipsub calls each validator on a new goroutine; grow its
+		// stack once, for the checks, before they grow it step by step.
+		growStack()
 		// Forwarded once checked, while its durable write is in flight
 		// (forward.go).
 		start := time.Now()
