@@ -3,21 +3,31 @@ package node
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // meshTracker follows gossipsub's mesh through its raw tracer: which peers
-// the node exchanges full messages with, per gossipsub topic. Its methods
-// are called by gossipsub's event loop and must not block.
+// the node exchanges full messages with, per gossipsub topic. It also
+// counts what gossipsub drops on its own, which would otherwise go unseen:
+// messages dropped before the node's validator saw them, and RPCs dropped
+// on their way out. Its methods are called by gossipsub's goroutines and
+// must not block.
 type meshTracker struct {
 	mu      sync.Mutex // guards mesh and changed
 	mesh    map[string]map[peer.ID]bool
 	changed chan struct{} // closed and replaced on every change
+
+	// unchecked and rpcsDropped are set before gossipsub starts (nil: not
+	// counted).
+	unchecked   *prometheus.CounterVec
+	rpcsDropped prometheus.Counter
 }
 
 var _ pubsub.RawTracer = (*meshTracker)(nil)
@@ -94,8 +104,19 @@ func (m *meshTracker) ValidateMessage(*pubsub.Message) {}
 // DeliverMessage is a no-op.
 func (m *meshTracker) DeliverMessage(*pubsub.Message) {}
 
-// RejectMessage is a no-op.
-func (m *meshTracker) RejectMessage(*pubsub.Message, string) {}
+// RejectMessage counts a message gossipsub dropped before the node's
+// validator decided on it. The validator's own verdicts (reject, ignore)
+// are counted where they are made, by protocol reason
+// (clearinghouse_records_rejected_total).
+func (m *meshTracker) RejectMessage(_ *pubsub.Message, reason string) {
+	switch reason {
+	case pubsub.RejectValidationFailed, pubsub.RejectValidationIgnored:
+		return
+	}
+	if m.unchecked != nil {
+		m.unchecked.WithLabelValues(strings.ReplaceAll(reason, " ", "-")).Inc()
+	}
+}
 
 // DuplicateMessage is a no-op.
 func (m *meshTracker) DuplicateMessage(*pubsub.Message) {}
@@ -112,8 +133,13 @@ func (m *meshTracker) SendRPC(*pubsub.RPC, peer.ID) {}
 // SendRPCCompleted is a no-op.
 func (m *meshTracker) SendRPCCompleted(*pubsub.RPC, peer.ID, time.Duration) {}
 
-// DropRPC is a no-op.
-func (m *meshTracker) DropRPC(*pubsub.RPC, peer.ID) {}
+// DropRPC counts an RPC gossipsub dropped because the peer's outbound
+// queue was full.
+func (m *meshTracker) DropRPC(*pubsub.RPC, peer.ID) {
+	if m.rpcsDropped != nil {
+		m.rpcsDropped.Inc()
+	}
+}
 
 // UndeliverableMessage is a no-op.
 func (m *meshTracker) UndeliverableMessage(*pubsub.Message) {}

@@ -23,10 +23,15 @@ type metrics struct {
 	pendingDropped *prometheus.CounterVec
 	// penalties counts strikes against gossip peers' scores, by reason.
 	penalties *prometheus.CounterVec
-	stored    prometheus.GaugeFunc // records in the store
-	bytes     prometheus.GaugeFunc // bytes of records in the store
-	peers     prometheus.GaugeFunc // connected peers
-	info      *prometheus.GaugeVec // constant 1 with network and role labels
+	// unchecked counts gossiped messages gossipsub dropped before the
+	// node's validator saw them, by gossipsub's reason; rpcsDropped the
+	// RPCs it dropped on their way to a peer whose queue was full.
+	unchecked   *prometheus.CounterVec
+	rpcsDropped prometheus.Counter
+	stored      prometheus.GaugeFunc // records in the store
+	bytes       prometheus.GaugeFunc // bytes of records in the store
+	peers       prometheus.GaugeFunc // connected peers
+	info        *prometheus.GaugeVec // constant 1 with network and role labels
 	// equivocations counts records kept at a chain slot another record
 	// of their author holds (a fork), by topic.
 	equivocations *prometheus.CounterVec
@@ -80,6 +85,14 @@ func newMetrics(reg *prometheus.Registry, n *Node) *metrics {
 			Namespace: "clearinghouse", Name: "gossip_penalties_total",
 			Help: "Application penalties of gossip peers' scores, by reason (pending-expired, stranger-quota).",
 		}, []string{"reason"}),
+		unchecked: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "clearinghouse", Name: "gossip_unchecked_total",
+			Help: "Gossiped messages gossipsub dropped before this node's checks saw them, by gossipsub's reason (validation-throttled: more validations of the topic in flight than its validator may run, which happens when the node cannot keep up; validation-queue-full; ...). Sync fetches such records again.",
+		}, []string{"reason"}),
+		rpcsDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "clearinghouse", Name: "gossip_rpcs_dropped_total",
+			Help: "Gossipsub RPCs to peers dropped because the peer's outbound queue was full. The peer gets the records by sync instead.",
+		}),
 		bootstrapDials: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "clearinghouse", Name: "bootstrap_dials_total",
 			Help: "Dials of bootstrap peers by the discovery loop, by result (ok, failed).",
@@ -164,7 +177,7 @@ func countPeers(s NetStatus, direct bool) int {
 // register adds the metrics to the registry; duplicates (a shared
 // registry) are an error.
 func (m *metrics) register(withProcess bool) error {
-	cs := []prometheus.Collector{m.accepted, m.rejected, m.withheld, m.equivocations, m.ingest, m.forward, m.batch, m.pending, m.pendingBytes, m.pendingDropped, m.penalties, m.stored, m.bytes, m.peers, m.info, m.bootstrapDials}
+	cs := []prometheus.Collector{m.accepted, m.rejected, m.withheld, m.equivocations, m.ingest, m.forward, m.batch, m.pending, m.pendingBytes, m.pendingDropped, m.penalties, m.unchecked, m.rpcsDropped, m.stored, m.bytes, m.peers, m.info, m.bootstrapDials}
 	cs = append(cs, m.netGauges...)
 	if withProcess {
 		cs = append(cs, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

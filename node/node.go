@@ -261,6 +261,7 @@ func New(ctx context.Context, opts ...Option) (_ *Node, err error) {
 	// 6. Gossipsub: message id = record CID, no gossipsub-level signing
 	// (the record signature is the authority).
 	n.scores.Store(&scoreReport{next: make(chan struct{})})
+	n.mesh.unchecked, n.mesh.rpcsDropped = n.metrics.unchecked, n.metrics.rpcsDropped
 	psOpts := append(gossipOptions(n.penalties.score),
 		pubsub.WithPeerScoreInspect(pubsub.PeerScoreInspectFn(n.inspectScores), time.Second),
 		pubsub.WithMessageIdFn(messageID),
