@@ -47,7 +47,14 @@ With --disk, each run then also writes every record, at the same rate, to N
 plain pebble databases on disk at once, each with a synced commit (no
 network, no validation): the synced commit latency of this disk under the
 nodes' write load, and the time until a record is durable in all N, the
-floor under the nodes' "on all" that the disk alone sets.
+floor under the nodes' "on all" that the disk alone sets. It also prints
+the CPU floor per delivery: raw gossipsub's, plus one ed25519 signature
+check and one synced pebble write (each measured in the same run), the
+least CPU a node that checks and durably stores every record it forwards
+can spend, and the nodes' CPU per delivery as a multiple of it. Where all
+N share a few cores, the latency ratio follows the CPU ratio, so the floor
+over raw gossipsub bounds how close to raw gossipsub any such node can
+come on this machine.
 
 With --timeline, each run also prints the propagation of the records
 published in each tenth of the run (p50 and max of publish -> on all): a
