@@ -52,6 +52,7 @@ race:
 bench:
 	go test -run '^$$' -bench BenchmarkIngest -benchtime 20000x -count 3 ./node/
 	go test -run '^$$' -bench BenchmarkValidate -benchmem ./protocol/
+	go test -run '^$$' -bench BenchmarkValidateOnFreshGoroutine -count 3 ./node/
 	go test -run '^$$' -bench BenchmarkPut -benchtime 2000x ./store/
 	go test -run '^$$' -bench . -benchmem -count 3 ./protocol/gov/
 	go test -run '^$$' -bench 'BenchmarkDeriveMembers|BenchmarkCheckMembership' ./protocol/
