@@ -146,6 +146,9 @@ type BenchResult struct {
 	// the publishing window: the last node's share of "on all" after the
 	// record reached it. Zero for gossipsub.
 	Stored time.Duration
+	// StoredP50 and StoredP99 are its quantiles, estimated from the
+	// histogram's buckets (which grow by 2.5x: a coarse estimate).
+	StoredP50, StoredP99 time.Duration
 	// RSSPerNode is the growth of the process's resident memory from
 	// before the nodes started to the end of the run, per node.
 	RSSPerNode uint64
@@ -457,6 +460,8 @@ func FormatBench(w io.Writer, raw, ch BenchResult) {
 		{"CPU per delivery", fmt.Sprintf("%.1f µs", float64(raw.CPUPerDelivery)/1e3), fmt.Sprintf("%.1f µs", float64(ch.CPUPerDelivery)/1e3), ratio(ch.CPUPerDelivery, raw.CPUPerDelivery)},
 		{"hop: in node, mean", hop(raw.Hop), hop(ch.Hop), ""},
 		{"receipt -> stored, mean", hop(raw.Stored), hop(ch.Stored), ""},
+		{"receipt -> stored, p50", hop(raw.StoredP50), hop(ch.StoredP50), ""},
+		{"receipt -> stored, p99", hop(raw.StoredP99), hop(ch.StoredP99), ""},
 		{"RSS per node", fmt.Sprintf("%.1f MiB", float64(raw.RSSPerNode)/(1<<20)), fmt.Sprintf("%.1f MiB", float64(ch.RSSPerNode)/(1<<20)), ""},
 		{"idle CPU, all nodes", idle(raw.IdleCores), idle(ch.IdleCores), ""},
 		{"machine: steal", share(raw.Steal), share(ch.Steal), ""},

@@ -333,6 +333,8 @@ func runNodeBench(ctx context.Context, cfg BenchConfig, log io.Writer) (res Benc
 	}
 	res.Hop = h1[benchForward].since(h0[benchForward])
 	res.Stored = h1[benchIngest].since(h0[benchIngest])
+	res.StoredP50 = h1[benchIngest].quantile(h0[benchIngest], 0.50)
+	res.StoredP99 = h1[benchIngest].quantile(h0[benchIngest], 0.99)
 	if err := stop(); err != nil {
 		return res, err
 	}
@@ -411,10 +413,40 @@ func (m machineLoad) end(own time.Duration) (steal, other float64) {
 	return steal, max(other, 0)
 }
 
-// histTotals is the sum and count of a histogram's observations.
+// histTotals is the sum and count of a histogram's observations, and its
+// cumulative bucket counts by upper bound (seconds), ascending.
 type histTotals struct {
-	sum   float64 // seconds
-	count uint64
+	sum     float64 // seconds
+	count   uint64
+	uppers  []float64
+	buckets []uint64
+}
+
+// quantile estimates the q-quantile of the observations between t0 and t
+// from the buckets, interpolating linearly within the bucket that holds
+// it, as Prometheus's histogram_quantile does (zero if none; the largest
+// finite bound if it falls in the last, unbounded bucket).
+func (t histTotals) quantile(t0 histTotals, q float64) time.Duration {
+	if t.count <= t0.count || len(t.buckets) == 0 {
+		return 0
+	}
+	n := float64(t.count - t0.count)
+	rank := q * n
+	var below, lower float64
+	for i, upper := range t.uppers {
+		c := float64(t.buckets[i])
+		if i < len(t0.buckets) {
+			c -= float64(t0.buckets[i])
+		}
+		if c >= rank {
+			if c == below {
+				return time.Duration(upper * float64(time.Second))
+			}
+			return time.Duration((lower + (upper-lower)*(rank-below)/(c-below)) * float64(time.Second))
+		}
+		below, lower = c, upper
+	}
+	return time.Duration(lower * float64(time.Second))
 }
 
 // since is the mean observation between t0 and t (zero if none).
@@ -446,8 +478,16 @@ func histogramTotals(nodes []*node.Node) (map[string]histTotals, error) {
 			}
 			t := out[name]
 			for _, m := range mf.GetMetric() {
-				t.sum += m.GetHistogram().GetSampleSum()
-				t.count += m.GetHistogram().GetSampleCount()
+				h := m.GetHistogram()
+				t.sum += h.GetSampleSum()
+				t.count += h.GetSampleCount()
+				for i, b := range h.GetBucket() {
+					if i == len(t.buckets) {
+						t.uppers = append(t.uppers, b.GetUpperBound())
+						t.buckets = append(t.buckets, 0)
+					}
+					t.buckets[i] += b.GetCumulativeCount()
+				}
 			}
 			out[name] = t
 		}

@@ -63,6 +63,10 @@ func TestRunBench(t *testing.T) {
 		t.Errorf("hop in node: gossipsub %v, clearinghouse %v; receipt -> stored: %v, %v; want 0 and measured",
 			raw.Hop, ch.Hop, raw.Stored, ch.Stored)
 	}
+	if ch.StoredP50 <= 0 || ch.StoredP50 > ch.StoredP99 || raw.StoredP99 != 0 {
+		t.Errorf("receipt -> stored p50 / p99: clearinghouse %v / %v, gossipsub p99 %v; want 0 < p50 <= p99, and none for gossipsub",
+			ch.StoredP50, ch.StoredP99, raw.StoredP99)
+	}
 	// The raw side hashed each message for about RawCPU on each host,
 	// publisher included (calibrated; half of it is a wide margin).
 	if raw.CPUPerDelivery < cfg.RawCPU/2 {

@@ -33,8 +33,9 @@ node holds the record (durably stored, for nodes), as p50, p99 and max; the
 share of (record, node) deliveries made; the deliveries made by sync instead
 of gossip; the CPU per delivery; for nodes, the mean time a gossiped
 record spent in a node before it could be forwarded (its share of a
-hop) and the mean time from a node's receipt of a record to its durable
-store; the resident memory per node; the CPU
+hop) and the time from a node's receipt of a record to its durable
+store (mean, and p50 and p99 estimated from the histogram's buckets);
+the resident memory per node; the CPU
 of the N connected, idle nodes; and, while records flowed, the share of the
 machine's CPU the hypervisor gave to other guests (steal) and the cores
 other processes used. With --runs > 1 it also prints the median
@@ -200,6 +201,8 @@ func medianResult(rs []testnet.BenchResult) testnet.BenchResult {
 	out.CPUPerDelivery = dur(func(r testnet.BenchResult) time.Duration { return r.CPUPerDelivery })
 	out.Hop = dur(func(r testnet.BenchResult) time.Duration { return r.Hop })
 	out.Stored = dur(func(r testnet.BenchResult) time.Duration { return r.Stored })
+	out.StoredP50 = dur(func(r testnet.BenchResult) time.Duration { return r.StoredP50 })
+	out.StoredP99 = dur(func(r testnet.BenchResult) time.Duration { return r.StoredP99 })
 	out.RSSPerNode = uint64(med(func(r testnet.BenchResult) float64 { return float64(r.RSSPerNode) }))
 	out.IdleCores = med(func(r testnet.BenchResult) float64 { return r.IdleCores })
 	out.Steal = med(func(r testnet.BenchResult) float64 { return r.Steal })
