@@ -14,8 +14,8 @@ package node
 // 8, session 7). One growth here, when the stack holds only gossipsub's
 // few frames, costs a small copy instead. The checks reach a 32 KiB stack
 // at their deepest either way (with 8 KiB here it still grew during the
-// checks), so this costs no memory the checks would not take. (CockroachDB's growstack package
-// does the same for its storage paths.)
+// checks), so this costs no memory the checks would not take.
+// (CockroachDB's growstack package does the same for its storage paths.)
 //
 //go:noinline
 func growStack() {

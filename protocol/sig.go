@@ -2,8 +2,6 @@ package protocol
 
 import (
 	"crypto/ed25519"
-	"fmt"
-	"math"
 	"sync"
 	"time"
 
@@ -182,33 +180,4 @@ func smallOrder(pub []byte) bool {
 		return false
 	}
 	return p.IsSmallOrder()
-}
-
-// VerifyCost measures the CPU one signature check of a size-byte message
-// takes on this machine, as records are checked (verifySig, with the
-// author's key already expanded): the fastest of five timed rounds on the
-// calling goroutine, so that other load inflates it as little as
-// possible. Benchmarks use it as the raw ed25519 baseline.
-func VerifyCost(size int) (time.Duration, error) {
-	if size < 0 {
-		return 0, fmt.Errorf("protocol: verify cost: size %d", size)
-	}
-	pub, priv, err := ed25519.GenerateKey(nil)
-	if err != nil {
-		return 0, fmt.Errorf("protocol: verify cost: %w", err)
-	}
-	msg := make([]byte, size)
-	sig := ed25519.Sign(priv, msg)
-	const n = 200
-	best := time.Duration(math.MaxInt64)
-	for range 5 {
-		t0 := time.Now()
-		for range n {
-			if !verifySig(pub, msg, sig) {
-				return 0, fmt.Errorf("protocol: verify cost: a valid signature does not verify")
-			}
-		}
-		best = min(best, time.Since(t0)/n)
-	}
-	return best, nil
 }

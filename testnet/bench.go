@@ -443,7 +443,7 @@ func FormatBench(w io.Writer, raw, ch BenchResult) {
 		}
 		return fmt.Sprintf("%.2f cores", x)
 	}
-	hop := func(d time.Duration) string {
+	msOrDash := func(d time.Duration) string {
 		if d <= 0 {
 			return "-"
 		}
@@ -458,10 +458,10 @@ func FormatBench(w io.Writer, raw, ch BenchResult) {
 		{"delivery", fmt.Sprintf("%.2f%%", 100*raw.DeliveryRatio()), fmt.Sprintf("%.2f%%", 100*ch.DeliveryRatio()), ""},
 		{"deliveries via sync", fmt.Sprint(raw.ViaSync), fmt.Sprint(ch.ViaSync), ""},
 		{"CPU per delivery", fmt.Sprintf("%.1f µs", float64(raw.CPUPerDelivery)/1e3), fmt.Sprintf("%.1f µs", float64(ch.CPUPerDelivery)/1e3), ratio(ch.CPUPerDelivery, raw.CPUPerDelivery)},
-		{"hop: in node, mean", hop(raw.Hop), hop(ch.Hop), ""},
-		{"receipt -> stored, mean", hop(raw.Stored), hop(ch.Stored), ""},
-		{"receipt -> stored, p50", hop(raw.StoredP50), hop(ch.StoredP50), ""},
-		{"receipt -> stored, p99", hop(raw.StoredP99), hop(ch.StoredP99), ""},
+		{"hop: in node, mean", msOrDash(raw.Hop), msOrDash(ch.Hop), ""},
+		{"receipt -> stored, mean", msOrDash(raw.Stored), msOrDash(ch.Stored), ""},
+		{"receipt -> stored, p50", msOrDash(raw.StoredP50), msOrDash(ch.StoredP50), ""},
+		{"receipt -> stored, p99", msOrDash(raw.StoredP99), msOrDash(ch.StoredP99), ""},
 		{"RSS per node", fmt.Sprintf("%.1f MiB", float64(raw.RSSPerNode)/(1<<20)), fmt.Sprintf("%.1f MiB", float64(ch.RSSPerNode)/(1<<20)), ""},
 		{"idle CPU, all nodes", idle(raw.IdleCores), idle(ch.IdleCores), ""},
 		{"machine: steal", share(raw.Steal), share(ch.Steal), ""},

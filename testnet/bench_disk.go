@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
-
-	"github.com/clearinghouse-net/clearinghouse/protocol"
 )
 
 // DiskResult is what the raw pebble side of a benchmark measured: the
@@ -33,9 +31,9 @@ type DiskResult struct {
 	// CPUPerWrite is the process CPU per synced write (one record to one
 	// database), while all the databases write.
 	CPUPerWrite time.Duration
-	// VerifyCPU is the CPU of one ed25519 signature check of a record of
-	// the bench's size, as the nodes check it (protocol.VerifyCost), on one
-	// core with nothing else running in the process.
+	// VerifyCPU is the CPU of one ed25519 signature check of a bench
+	// record, as the nodes check it (verifyCost), on one core with nothing
+	// else running in the process.
 	VerifyCPU time.Duration
 }
 
@@ -99,8 +97,8 @@ func RunDiskBench(ctx context.Context, cfg BenchConfig, log io.Writer) (res Disk
 	)
 	value := make([]byte, size)
 	_, _ = rand.Read(value)
-	if res.VerifyCPU, err = protocol.VerifyCost(size); err != nil {
-		return res, fmt.Errorf("testnet: bench: %w", err)
+	if res.VerifyCPU, err = verifyCost(cfg); err != nil {
+		return res, err
 	}
 	c0 := processCPU()
 	publishLoop(ctx, cfg, func(_, n int) {
@@ -160,12 +158,13 @@ func FormatDisk(w io.Writer, d DiskResult, gs, ch BenchResult) {
 		fmt.Fprintf(w, " (clearinghouse p99 is %.2fx it)", float64(ch.P99)/float64(d.P99))
 	}
 	fmt.Fprintln(w)
+	f := d.Floor(gs)
 	fmt.Fprintf(w, "CPU floor per delivery: gossipsub %s + ed25519 verify %s + pebble synced write %s = %s",
-		us(gs.CPUPerDelivery), us(d.VerifyCPU), us(d.CPUPerWrite), us(d.Floor(gs)))
+		us(gs.CPUPerDelivery), us(d.VerifyCPU), us(d.CPUPerWrite), us(f))
 	if gs.CPUPerDelivery > 0 {
-		fmt.Fprintf(w, " (%.2fx gossipsub)", float64(d.Floor(gs))/float64(gs.CPUPerDelivery))
+		fmt.Fprintf(w, " (%.2fx gossipsub)", float64(f)/float64(gs.CPUPerDelivery))
 	}
-	if f := d.Floor(gs); f > 0 && ch.CPUPerDelivery > 0 {
+	if f > 0 && ch.CPUPerDelivery > 0 {
 		fmt.Fprintf(w, "; clearinghouse %s is %.2fx the floor", us(ch.CPUPerDelivery), float64(ch.CPUPerDelivery)/float64(f))
 	}
 	fmt.Fprintln(w)

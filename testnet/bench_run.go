@@ -41,9 +41,19 @@ type rawHost struct {
 // rawMessageSize returns the length of the records the nodes publish with
 // cfg: a statement of cfg.Size bytes of text with a prev and three deps.
 func rawMessageSize(cfg BenchConfig) (int, error) {
-	raw, err := Key(0xb0, 0).Raw()
+	r, err := sampleRecord(cfg)
 	if err != nil {
 		return 0, err
+	}
+	return len(r.Raw), nil
+}
+
+// sampleRecord builds a record like the nodes' bench records: a statement
+// of cfg.Size bytes of text, with a prev and three deps.
+func sampleRecord(cfg BenchConfig) (*protocol.Record, error) {
+	raw, err := Key(0xb0, 0).Raw()
+	if err != nil {
+		return nil, err
 	}
 	k := ed25519.PrivateKey(raw)
 	c := protocol.RecordCID([]byte("bench"))
@@ -53,9 +63,46 @@ func rawMessageSize(cfg BenchConfig) (int, error) {
 		Time: genesisTime, Body: benchBody(1<<20, cfg.Size),
 	})
 	if err != nil {
-		return 0, fmt.Errorf("testnet: bench: sample record: %w", err)
+		return nil, fmt.Errorf("testnet: bench: sample record: %w", err)
 	}
-	return len(r.Raw), nil
+	return r, nil
+}
+
+// verifyCost is the CPU of one signature check of a bench record as the
+// nodes check it (protocol.Record.Verify: the signing input, then the
+// signature, the author's key already expanded): the raw ed25519
+// baseline of the CPU floor (DiskResult.VerifyCPU).
+func verifyCost(cfg BenchConfig) (time.Duration, error) {
+	r, err := sampleRecord(cfg)
+	if err != nil {
+		return 0, err
+	}
+	const n = 200
+	var failed error
+	best := fastest(func() {
+		for range n {
+			if err := r.Verify(); err != nil {
+				failed = err
+			}
+		}
+	})
+	if failed != nil {
+		return 0, fmt.Errorf("testnet: bench: a valid record does not verify: %w", failed)
+	}
+	return best / n, nil
+}
+
+// fastest runs fn five times on the calling goroutine and returns the
+// shortest run: the calibrations of the bench take the fastest, so that
+// other load when a run starts inflates them as little as it can.
+func fastest(fn func()) time.Duration {
+	best := time.Duration(math.MaxInt64)
+	for range 5 {
+		t0 := time.Now()
+		fn()
+		best = min(best, time.Since(t0))
+	}
+	return best
 }
 
 // startRawHost starts a libp2p host with the options a node's host has
@@ -509,18 +556,10 @@ func burnCPU(data []byte, rounds int) [32]byte {
 }
 
 // burnRounds is the number of burnCPU rounds over a message of size bytes
-// that takes about d of CPU: the fastest of five timed trials, on the
-// calling goroutine, so that other load when the run starts inflates the
-// per-round cost as little as it can.
+// that takes about d of CPU, calibrated on the calling goroutine.
 func burnRounds(d time.Duration, size int) int {
 	data := make([]byte, size)
 	const trial = 500
-	best := time.Duration(math.MaxInt64)
-	for range 5 {
-		t0 := time.Now()
-		burnCPU(data, trial)
-		best = min(best, time.Since(t0))
-	}
-	per := max(best/trial, time.Nanosecond)
+	per := max(fastest(func() { burnCPU(data, trial) })/trial, time.Nanosecond)
 	return max(1, int(d/per))
 }
